@@ -1,0 +1,3 @@
+from wirestack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""ping, in the style of iputils ping: the same lines, the same statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+from ..iface.icmp import EchoReply
+
+
+@dataclass
+class PingResult:
+    dst: str
+    transmitted: int = 0
+    received: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    rtts_ms: list[float] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+    @property
+    def loss_percent(self) -> float:
+        if not self.transmitted:
+            return 0.0
+        return 100.0 * (self.transmitted - self.received) / self.transmitted
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"--- {self.dst} ping statistics ---"]
+        parts = [f"{self.transmitted} packets transmitted", f"{self.received} received"]
+        if self.duplicates:
+            parts.append(f"+{self.duplicates} duplicates")
+        if self.errors:
+            parts.append(f"+{self.errors} errors")
+        parts.append(f"{self.loss_percent:.4g}% packet loss")
+        parts.append(f"time {self.elapsed_ms:.0f}ms")
+        lines.append(", ".join(parts))
+        if self.rtts_ms:
+            n = len(self.rtts_ms)
+            avg = sum(self.rtts_ms) / n
+            # iputils' mdev: the standard deviation sqrt(E[x^2] - E[x]^2).
+            mdev = math.sqrt(max(0.0, sum(r * r for r in self.rtts_ms) / n - avg * avg))
+            lines.append(f"rtt min/avg/max/mdev = {min(self.rtts_ms):.3f}/{avg:.3f}/"
+                         f"{max(self.rtts_ms):.3f}/{mdev:.3f} ms")
+        return lines
+
+
+def _payload(size: int) -> bytes:
+    # iputils fills the data with a rising byte pattern; we do the same (no real time inside).
+    return bytes(i & 0xFF for i in range(size))
+
+
+async def ping(runtime, dst: str, count: int = 4, interval: float = 1.0, size: int = 56,
+               timeout: float = 2.0, on_line=None, ttl: int | None = None) -> PingResult:
+    """Send ``count`` echo requests ``interval`` seconds apart; wait up to ``timeout`` after
+    the last for stragglers. ``on_line(str)`` receives each line as iputils would print it."""
+    loop = runtime.loop
+    emit = on_line or (lambda line: None)
+    sock = runtime.ping_socket()
+    result = PingResult(dst)
+    payload = _payload(size)
+    sent_at: dict[int, int] = {}   # seq -> send time, ns on the host's clock
+    seen: set[int] = set()
+    emit(f"PING {dst} ({dst}) {size}({size + 28}) bytes of data.")
+    start = runtime.now_ns()
+    last_reply = [start]
+    done_sending = asyncio.Event()
+
+    async def receiver():
+        while True:
+            if done_sending.is_set():
+                remaining = last_deadline - loop.time()
+                if remaining <= 0 or result.received + result.errors >= result.transmitted and not _outstanding():
+                    return
+            else:
+                remaining = None
+            item = await sock.receive(timeout=remaining if remaining is not None else 0.05)
+            if item is None:
+                continue
+            if isinstance(item, EchoReply):
+                t0 = sent_at.get(item.seq)
+                if t0 is None:
+                    continue
+                rtt_ms = (item.time - t0) / 1e6  # arrival stamped by the host, same clock
+                last_reply[0] = max(last_reply[0], item.time)
+                dup = item.seq in seen
+                if dup:
+                    result.duplicates += 1
+                else:
+                    seen.add(item.seq)
+                    result.received += 1
+                    result.rtts_ms.append(rtt_ms)
+                emit(f"{item.size} bytes from {dst}: icmp_seq={item.seq} ttl={item.ttl} "
+                     f"time={_fmt_ms(rtt_ms)} ms{' (DUP!)' if dup else ''}")
+            else:
+                result.errors += 1
+                emit(item.describe())
+
+    def _outstanding() -> bool:
+        return len(seen) < result.transmitted
+
+    last_deadline = math.inf
+    task = loop.create_task(receiver())
+    for seq in range(1, count + 1):
+        sent_at[seq] = runtime.now_ns()
+        try:
+            sock.send(dst, seq, payload, ttl)
+        except OSError as err:
+            emit(f"ping: sendmsg: {err.strerror or err}")
+            result.errors += 1
+        result.transmitted += 1
+        if seq < count:
+            await asyncio.sleep(interval)
+    last_deadline = loop.time() + timeout
+    done_sending.set()
+    await task
+    sock.close()
+    # Like iputils: from the first request to the last request or reply, whichever is later.
+    last = max([sent_at.get(count, start)] + [start])
+    result.elapsed_ms = (max(last, last_reply[0]) - start) / 1e6
+    emit("")
+    for line in result.summary_lines():
+        emit(line)
+    return result
+
+
+def _fmt_ms(ms: float) -> str:
+    """iputils' precision: 3 decimals below 1 ms, 2 below 10 ms, 1 below 100 ms, else none."""
+    us = round(ms * 1000)
+    if us >= 100_000 - 50:
+        return f"{(us + 500) // 1000}"
+    if us >= 10_000 - 5:
+        return f"{(us + 50) // 1000}.{((us + 50) % 1000) // 100}"
+    if us >= 1_000:
+        return f"{(us + 5) // 1000}.{((us + 5) % 1000) // 10:02d}"
+    return f"{us // 1000}.{us % 1000:03d}"

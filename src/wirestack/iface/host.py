@@ -1,0 +1,449 @@
+"""The host: a sans-I/O IPv4 node.
+
+    host.receive(frame, now, ifindex)   a frame arrived on an interface
+    host.transmit(now) -> [(ifindex, frame)]   fire due timers, flush sockets, collect output
+    host.poll_at() -> ns | None          when it next wants transmit() called
+
+The host never reads a clock nor touches a device: the runtime (simulation or TAP) brings
+frames and time in and carries frames out, so the same object runs in both.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from dataclasses import dataclass, field
+
+from ..trace.counters import Counters
+from ..trace.events import EventLog
+from ..udp import UdpLayer, UdpSocket
+from ..units import SEC
+from ..wire import arp as arp_codec
+from ..wire import icmp as icmp_codec
+from ..wire import ipv4 as ip_codec
+from ..wire.addr import BROADCAST_IP, BROADCAST_MAC, ZERO_MAC, ip_aton, ip_ntoa, mac_aton, parse_cidr, prefix_mask
+from ..wire.errors import MalformedPacket
+from .arp import ArpCache, PendingResolution
+from .fragment import Reassembler, fragment_sizes
+from .icmp import IcmpLayer, PingSocket
+from .routing import RoutingTable
+
+_ETH_IPV4 = b"\x08\x00"
+_ETH_ARP = b"\x08\x06"
+_PAD = bytes(60)
+
+
+@dataclass
+class HostConfig:
+    """Host-wide knobs. TCP's own switches live in ``tcp`` (a TcpConfig)."""
+
+    ttl: int = 64
+    arp_timeout: int = 60 * SEC           # how long a learned entry is trusted
+    arp_retry_interval: int = 1 * SEC     # RFC 1122 §2.3.2.1: at most one request a second
+    arp_retries: int = 3
+    arp_queue_limit: int = 8              # packets held per unresolved address
+    gratuitous_arp: bool = True           # announce our address when an interface comes up
+    reassembly_timeout: int = 30 * SEC
+    reassembly_max_bytes: int = 256 * 1024
+    reassembly_max_datagrams: int = 64
+    answer_ping: bool = True
+    icmp_errors_per_second: int = 1000    # token bucket for the errors we send (RFC 1812 §4.3.2.8)
+    tcp: object = None                    # wirestack.tcp.TcpConfig; None = defaults
+    log_events: bool = True
+
+
+class Interface:
+    __slots__ = ("index", "name", "mac", "address", "prefix", "mtu", "network", "mask",
+                 "broadcast")
+
+    def __init__(self, index: int, name: str, mac: bytes, address: bytes, prefix: int, mtu: int):
+        self.index = index
+        self.name = name
+        self.mac = mac
+        self.address = address
+        self.prefix = prefix
+        self.mtu = mtu
+        self.mask = prefix_mask(prefix)
+        a = int.from_bytes(address, "big")
+        self.network = a & self.mask
+        self.broadcast = ((a & self.mask) | (~self.mask & 0xFFFFFFFF)).to_bytes(4, "big")
+
+    def __repr__(self) -> str:
+        return f"{self.name}: {ip_ntoa(self.address)}/{self.prefix} mtu {self.mtu}"
+
+
+class Host:
+    def __init__(self, name: str = "host", rng: random.Random | None = None,
+                 config: HostConfig | None = None):
+        self.name = name
+        self.rng = rng if rng is not None else random.Random(0)
+        self.config = config or HostConfig()
+        self.counters = Counters()
+        self.log = EventLog(host=name, enabled=self.config.log_events)
+        self.interfaces: list[Interface] = []
+        self.routes = RoutingTable()
+        self.arp = ArpCache(self.config.arp_timeout, self.config.arp_retry_interval,
+                            self.config.arp_retries, self.config.arp_queue_limit)
+        self.reassembler = Reassembler(self.config.reassembly_timeout,
+                                       self.config.reassembly_max_bytes,
+                                       self.config.reassembly_max_datagrams, self.counters)
+        self._local: dict[bytes, Interface] = {}       # our unicast addresses
+        self._broadcasts: set[bytes] = {BROADCAST_IP}
+        self._out: list[tuple[int, bytes]] = []
+        self._loopback: list[bytes] = []                # datagrams we sent to ourselves
+        self._ident = self.rng.randrange(65536)
+        self._icmp_tokens = float(self.config.icmp_errors_per_second)
+        self._icmp_tokens_at = 0
+        self._now = 0
+        self.udp = UdpLayer(self.counters, self.rng, self.ip_output, self.source_for,
+                            self._send_port_unreachable)
+        self.icmp = IcmpLayer(self.counters, self.rng, self.ip_output, self.source_for,
+                              self._icmp_error_received)
+        self.icmp.answer_echo = self.config.answer_ping
+        from ..tcp import TcpConfig, TcpLayer  # the transport sits below the host
+        self.tcp = TcpLayer(name=name, counters=self.counters, log=self.log, rng=self.rng,
+                            config=self.config.tcp or TcpConfig(), ip_output=self.ip_output,
+                            route_source=self.source_for, mtu_for=self.mtu_for)
+
+    # ------------------------------------------------------------------ configuration
+    def add_interface(self, mac, address: str, mtu: int = 1500, name: str | None = None) -> int:
+        """Attach an interface with ``address`` like '198.18.0.1/24'; adds the connected route."""
+        ip, prefix = parse_cidr(address)
+        if mtu < 68:
+            raise ValueError("an IPv4 link MTU is at least 68 bytes (RFC 791)")
+        index = len(self.interfaces)
+        iface = Interface(index, name or f"eth{index}", mac_aton(mac), ip, prefix, mtu)
+        self.interfaces.append(iface)
+        self._local[ip] = iface
+        self._broadcasts.add(iface.broadcast)
+        net = ip_ntoa(iface.network.to_bytes(4, "big"))
+        self.routes.add(f"{net}/{prefix}", index)
+        if self.config.gratuitous_arp:
+            self._out.append((index, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC, ip,
+                                                     ZERO_MAC)))
+            self.counters.incr("arp.out_gratuitous")
+        return index
+
+    @property
+    def addresses(self) -> list[str]:
+        return [ip_ntoa(i.address) for i in self.interfaces]
+
+    def source_for(self, dst: bytes) -> bytes | None:
+        """The local address to send from towards dst (the outgoing interface's)."""
+        if dst in self._local:
+            return dst
+        hop = self.routes.lookup(dst)
+        return None if hop is None else self.interfaces[hop[0]].address
+
+    def mtu_for(self, dst: bytes) -> int:
+        hop = self.routes.lookup(dst)
+        return self.interfaces[hop[0]].mtu if hop is not None else 576
+
+    # ------------------------------------------------------------------ sockets
+    def udp_socket(self, **options) -> UdpSocket:
+        return self.udp.socket(**options)
+
+    def tcp_socket(self, **options):
+        return self.tcp.socket(**options)
+
+    def ping_socket(self) -> PingSocket:
+        return self.icmp.ping_socket()
+
+    # ------------------------------------------------------------------ the sans-I/O surface
+    def receive(self, frame, now: int, ifindex: int = 0) -> None:
+        """A frame (no FCS) arrived on interface ``ifindex``."""
+        self._now = now
+        n = len(frame)
+        if n < 14:
+            self.counters.incr("eth.rx_runts")
+            return
+        try:
+            iface = self.interfaces[ifindex]
+        except IndexError:
+            self.counters.incr("eth.rx_no_interface")
+            return
+        dst = frame[:6]
+        if dst != iface.mac and dst != BROADCAST_MAC and not dst[0] & 1:
+            self.counters.incr("eth.rx_not_for_us")
+            return
+        ethertype = frame[12:14]
+        if ethertype == _ETH_IPV4:
+            self._ip_input(memoryview(frame)[14:], now, iface)
+        elif ethertype == _ETH_ARP:
+            self._arp_input(memoryview(frame)[14:], now, iface)
+        else:
+            self.counters.incr("eth.rx_unknown_type")
+
+    def transmit(self, now: int) -> list[tuple[int, bytes]]:
+        self._now = now
+        if self.arp.pending:
+            self._arp_timers(now)
+        if self.reassembler.pending:
+            self._reassembly_timers(now)
+        if self.udp.outbox:
+            self.udp.flush(now)
+        if self.icmp.outbox:
+            self.icmp.flush(now)
+        self.tcp.poll(now)
+        while self._loopback:
+            batch, self._loopback = self._loopback, []
+            for datagram in batch:
+                self._ip_input(memoryview(datagram), now, None)
+            self.tcp.poll(now)
+        out, self._out = self._out, []
+        return out
+
+    def poll_at(self) -> int | None:
+        if self._out or self._loopback or self.udp.outbox or self.icmp.outbox:
+            return self._now
+        deadlines = [d for d in (self.arp.next_deadline(), self.reassembler.next_deadline(),
+                                 self.tcp.poll_at()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def has_state(self) -> bool:
+        """True while any connection, fragment or pending resolution is held."""
+        return bool(self.tcp.connection_count() or self.reassembler.pending or self.arp.pending)
+
+    # ------------------------------------------------------------------ ARP
+    def _arp_frame(self, iface: Interface, op: int, dst_mac: bytes, target_ip: bytes,
+                   target_mac: bytes) -> bytes:
+        body = arp_codec.build(op, iface.mac, iface.address, target_mac, target_ip)
+        return b"".join((dst_mac, iface.mac, _ETH_ARP, body, _PAD[:18]))
+
+    def _arp_input(self, data, now: int, iface: Interface) -> None:
+        try:
+            pkt = arp_codec.parse(data)
+        except MalformedPacket as exc:
+            self.counters.incr(exc.counter)
+            return
+        if pkt.spa in self._local and pkt.sha != iface.mac and pkt.spa == iface.address:
+            self.counters.incr("arp.in_address_conflict")
+            self.log.record(now, "arp_conflict", ip=ip_ntoa(pkt.spa), mac=pkt.sha.hex(":"))
+            return
+        # RFC 826 packet reception: merge first, then add if the packet is for us.
+        for_us = pkt.tpa == iface.address
+        known = self.arp.update(pkt.spa, pkt.sha, now, create=for_us) if pkt.spa != b"\0\0\0\0" else False
+        if pkt.op == arp_codec.REQUEST:
+            self.counters.incr("arp.in_requests")
+            if for_us:
+                self._out.append((iface.index, self._arp_frame(iface, arp_codec.REPLY, pkt.sha,
+                                                               pkt.spa, pkt.sha)))
+                self.counters.incr("arp.out_replies")
+        elif pkt.op == arp_codec.REPLY:
+            self.counters.incr("arp.in_replies")
+        if known:
+            self._arp_resolved(pkt.spa, pkt.sha, now)
+
+    def _arp_resolved(self, ip: bytes, mac: bytes, now: int) -> None:
+        pending = self.arp.pending.pop(ip, None)
+        if pending is None:
+            return
+        iface = self.interfaces[pending.ifindex]
+        self.log.record(now, "arp_resolved", ip=ip_ntoa(ip), mac=mac.hex(":"),
+                        released=len(pending.packets))
+        for datagram in pending.packets:
+            self._out.append((iface.index, b"".join((mac, iface.mac, _ETH_IPV4, datagram))))
+
+    def _arp_timers(self, now: int) -> None:
+        for ip, p in list(self.arp.pending.items()):
+            if p.next_try > now:
+                continue
+            if p.tries >= self.arp.retries:
+                del self.arp.pending[ip]
+                self.counters.incr("arp.resolution_failed")
+                self.counters.incr("ip.out_discards", len(p.packets))
+                self.log.record(now, "arp_failed", ip=ip_ntoa(ip), dropped=len(p.packets))
+                self._unreachable_locally(p.packets, now)
+                continue
+            p.tries += 1
+            p.next_try = now + self.arp.retry_interval
+            self._send_arp_request(self.interfaces[p.ifindex], ip)
+
+    def _unreachable_locally(self, datagrams, now: int) -> None:
+        """Resolution failed: tell our own sockets, as Linux reports EHOSTUNREACH."""
+        for datagram in datagrams:
+            try:
+                hdr, body = ip_codec.parse(datagram, verify_checksum=False)
+            except MalformedPacket:
+                continue
+            self._icmp_error_received(icmp_codec.DEST_UNREACHABLE, icmp_codec.HOST_UNREACHABLE,
+                                      0, hdr, body[:8], now)
+
+    def _send_arp_request(self, iface: Interface, ip: bytes) -> None:
+        self.counters.incr("arp.out_requests")
+        self._out.append((iface.index, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC,
+                                                       ip, ZERO_MAC)))
+
+    # ------------------------------------------------------------------ IPv4 output
+    def ip_output(self, src: bytes, dst: bytes, proto: int, payload, now: int,
+                  ttl: int | None = None, df: bool = False) -> bool:
+        """Send a datagram: route, fragment if needed (RFC 791), resolve, frame.
+        Returns False when it could not be sent (no route, too big with DF)."""
+        self.counters.incr("ip.out_requests")
+        if dst in self._local:
+            # To ourselves: loop it back through input on the next transmit.
+            self._ident = (self._ident + 1) & 0xFFFF
+            self._loopback.append(ip_codec.build(src, dst, proto, payload, ttl=ttl or self.config.ttl,
+                                                 ident=self._ident))
+            return True
+        if dst == BROADCAST_IP:
+            if not self.interfaces:
+                return False
+            ifindex, next_hop = 0, dst
+        else:
+            hop = self.routes.lookup(dst)
+            if hop is None:
+                self.counters.incr("ip.out_no_routes")
+                return False
+            ifindex, next_hop = hop
+        iface = self.interfaces[ifindex]
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        ttl = ttl or self.config.ttl
+        n = len(payload)
+        if 20 + n <= iface.mtu:
+            datagram = ip_codec.build_header(src, dst, proto, n, ttl=ttl, ident=ident, df=df) + payload
+            self._link_output(iface, next_hop, datagram, now)
+            return True
+        if df:
+            self.counters.incr("ip.frag_fails")
+            return False
+        # RFC 791 §3.2: cut the payload in multiples of 8 bytes; MF on all but the last.
+        pieces = fragment_sizes(n, iface.mtu)
+        view = memoryview(payload) if not isinstance(payload, memoryview) else payload
+        for off, length in pieces:
+            more = off + length < n
+            datagram = ip_codec.build_header(src, dst, proto, length, ttl=ttl, ident=ident,
+                                             mf=more, frag_offset=off) + bytes(view[off:off + length])
+            self._link_output(iface, next_hop, datagram, now)
+            self.counters.incr("ip.frag_creates")
+        self.counters.incr("ip.frag_oks")
+        return True
+
+    def _link_output(self, iface: Interface, next_hop: bytes, datagram: bytes, now: int) -> None:
+        if next_hop == BROADCAST_IP or next_hop == iface.broadcast:
+            mac = BROADCAST_MAC
+        else:
+            mac = self.arp.lookup(next_hop, now)
+        if mac is not None:
+            frame = b"".join((mac, iface.mac, _ETH_IPV4, datagram))
+            if len(frame) < 60:
+                frame += _PAD[:60 - len(frame)]
+            self._out.append((iface.index, frame))
+            return
+        pending = self.arp.pending.get(next_hop)
+        if pending is None:
+            pending = self.arp.pending[next_hop] = PendingResolution(
+                iface.index, now + self.arp.retry_interval)
+            self._send_arp_request(iface, next_hop)
+        if len(pending.packets) >= self.arp.queue_per_address:
+            # Bounded queue (RFC 1122 §2.3.2.2 says keep at least one): drop the oldest.
+            pending.packets.popleft()
+            self.counters.incr("arp.queue_overflow")
+        pending.packets.append(datagram)
+
+    # ------------------------------------------------------------------ IPv4 input
+    def _ip_input(self, data, now: int, iface: Interface | None) -> None:
+        try:
+            ip, body = ip_codec.parse(data)
+        except MalformedPacket as exc:
+            self.counters.incr(exc.counter)
+            return
+        self.counters.incr("ip.in_receives")
+        dst = ip.dst
+        broadcast = False
+        if dst not in self._local:
+            if dst in self._broadcasts:
+                broadcast = True
+            else:
+                # We are a host, not a router (RFC 1122 §3.3.1.1): not for us -> drop.
+                self.counters.incr("ip.in_addr_errors")
+                return
+        if ip.ttl == 0:
+            self.counters.incr("ip.in_ttl_zero")
+            return
+        if ip.mf or ip.frag_offset:
+            whole = self.reassembler.add((ip.src, ip.dst, ip.proto, ip.ident), ip.frag_offset, body,
+                                         ip.mf, bytes(data[:ip.header_length + 8]), now)
+            if whole is None:
+                return
+            body = memoryview(whole)
+            data = ip_codec.build(ip.src, ip.dst, ip.proto, whole[:8], ttl=ip.ttl, ident=ip.ident)
+        proto = ip.proto
+        if proto == 6:
+            self.counters.incr("ip.in_delivers")
+            if not broadcast:
+                self.tcp.input(ip.src, dst, body, now)
+        elif proto == 17:
+            self.counters.incr("ip.in_delivers")
+            self.udp.input(ip.src, dst, body, data, now, broadcast)
+        elif proto == 1:
+            self.counters.incr("ip.in_delivers")
+            self.icmp.input(ip, body, now, broadcast)
+        else:
+            self.counters.incr("ip.in_unknown_protos")
+            if not broadcast:
+                self._send_icmp_error(data, icmp_codec.DEST_UNREACHABLE,
+                                      icmp_codec.PROTO_UNREACHABLE, now)
+
+    def _reassembly_timers(self, now: int) -> None:
+        for (src, dst, proto, ident), first_header in self.reassembler.expire(now):
+            self.log.record(now, "reassembly_timeout", src=ip_ntoa(src), ident=ident)
+            if first_header is not None:
+                # RFC 792: time exceeded, code 1, only if fragment zero was received.
+                self._send_icmp_error(first_header, icmp_codec.TIME_EXCEEDED,
+                                      icmp_codec.REASSEMBLY_TIME_EXCEEDED, now)
+
+    # ------------------------------------------------------------------ ICMP errors
+    def _send_port_unreachable(self, ip_datagram, now: int) -> None:
+        self._send_icmp_error(ip_datagram, icmp_codec.DEST_UNREACHABLE,
+                              icmp_codec.PORT_UNREACHABLE, now)
+
+    def _send_icmp_error(self, offending, type_: int, code: int, now: int) -> None:
+        """RFC 1122 §3.2.2: never about an ICMP error, a broadcast, or a non-first fragment;
+        rate limited by a token bucket."""
+        data = bytes(offending)
+        try:
+            hdr, body = ip_codec.parse(data, verify_checksum=False) if len(data) >= 20 else (None, None)
+        except MalformedPacket:
+            hdr = None
+        if hdr is None or hdr.frag_offset or hdr.dst in self._broadcasts or hdr.src == b"\0\0\0\0":
+            return
+        if hdr.proto == 1 and len(body) >= 1 and body[0] in icmp_codec.ERROR_TYPES:
+            return
+        rate = self.config.icmp_errors_per_second
+        self._icmp_tokens = min(float(rate), self._icmp_tokens + (now - self._icmp_tokens_at) * rate / SEC)
+        self._icmp_tokens_at = now
+        if self._icmp_tokens < 1:
+            self.counters.incr("icmp.out_rate_limited")
+            return
+        self._icmp_tokens -= 1
+        src = hdr.dst if hdr.dst in self._local else self.source_for(hdr.src)
+        if src is None:
+            return
+        self.counters.incr("icmp.out_dest_unreachs" if type_ == icmp_codec.DEST_UNREACHABLE
+                           else "icmp.out_errors")
+        self.ip_output(src, hdr.src, 1, icmp_codec.build_error(type_, code, data), now)
+
+    def _icmp_error_received(self, type_: int, code: int, mtu: int, qhdr, qdata, now: int) -> None:
+        """An ICMP error quoting one of our datagrams: hand it to the transport it concerns."""
+        if len(qdata) < 4:
+            return
+        sport = int.from_bytes(qdata[0:2], "big")
+        dport = int.from_bytes(qdata[2:4], "big")
+        if type_ == icmp_codec.DEST_UNREACHABLE:
+            if code == icmp_codec.PORT_UNREACHABLE or code == icmp_codec.PROTO_UNREACHABLE:
+                err = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            elif code == icmp_codec.FRAG_NEEDED:
+                err = OSError(errno.EMSGSIZE, "Message too long")
+            elif code == icmp_codec.NET_UNREACHABLE:
+                err = OSError(errno.ENETUNREACH, "Network is unreachable")
+            else:
+                err = OSError(errno.EHOSTUNREACH, "No route to host")
+        else:
+            err = OSError(errno.EHOSTUNREACH, "No route to host")
+        self.log.record(now, "icmp_error", type=type_, code=code, src=ip_ntoa(qhdr.src),
+                        dst=ip_ntoa(qhdr.dst), proto=qhdr.proto, sport=sport, dport=dport)
+        if qhdr.proto == 17:
+            self.udp.icmp_error(err, qhdr.src, sport, qhdr.dst, dport)
+        elif qhdr.proto == 6:
+            self.tcp.icmp_error((type_, code, mtu), qhdr.src, qhdr.dst, bytes(qdata), now)

@@ -1,0 +1,277 @@
+"""A Linux TAP device: the edge where wirestack meets a real kernel.
+
+A TAP interface is a virtual Ethernet NIC whose "wire" is a file descriptor: every
+frame the kernel transmits on the interface can be read from the fd, and every frame
+written to the fd is received by the kernel as if it came off the wire.  wirestack's
+host plays the remote end of that wire; the kernel (and its ping, curl, iperf3) is
+the peer.
+
+Safety: the device is always created *inside* a network namespace (setns(2) around
+the TUNSETIFF ioctl), so it is born there and never appears in the root namespace.
+
+Frame format: we ask for IFF_TAP | IFF_NO_PI and do not ask for IFF_VNET_HDR, so each
+read()/write() is exactly one Ethernet frame (dst MAC, src MAC, ethertype, payload),
+without the 4-byte packet-information prefix, without a virtio-net header and without
+the FCS.  That matches the host API (`host.receive(frame, now)`) byte for byte.
+
+Offloads: with no virtio-net header the kernel has no way to tell us "checksum still
+to be done" or "this is a 64 KB super-segment to cut up", so it must hand us finished
+frames.  We make that explicit with TUNSETOFFLOAD(0) ("this reader handles no
+offloads"), which keeps TSO/UFO/checksum offload off on the kernel side: every TCP
+segment we read is at most MTU bytes and carries a full, valid checksum, and the
+kernel verifies the checksums of frames we write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import struct
+import subprocess
+from typing import Optional
+
+from . import netns as _netns
+
+TUN_PATH = "/dev/net/tun"
+
+# <linux/if_tun.h>: _IOW('T', 202, int) and _IOW('T', 208, unsigned int)
+TUNSETIFF = 0x400454CA
+TUNSETOFFLOAD = 0x400454D0
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+
+IFNAMSIZ = 16  # <linux/if.h>, including the terminating NUL
+
+# struct ifreq is 40 bytes on 64-bit Linux: a 16-byte name and a 24-byte union of
+# which TUNSETIFF uses the leading short (ifr_flags).
+_IFREQ = struct.Struct("16sH22x")
+
+# Big enough for any frame the kernel can hand us with offloads off: MTU can be
+# raised up to 65535 on a TAP, plus a 14-byte Ethernet and a 4-byte VLAN header.
+DEFAULT_BUFSIZE = 65536 + 18
+
+
+class TapError(OSError):
+    """The TAP device could not be opened or configured; str() is one printable sentence."""
+
+
+class TapDevice:
+    """One TAP interface, seen from the "wire" side.
+
+        tap = TapDevice("ws0", netns="ws-lab")
+        tap.configure_peer("198.18.0.1/24")   # the kernel's address on that wire
+        loop.add_reader(tap.fileno(), on_readable)
+        ...
+        for frame in tap.read_frames(64):     # drain what is queued, in one go
+            host.receive(frame, now)
+        tap.write(frame)
+
+    The fd is non-blocking.  The interface disappears when the device is closed
+    (we never set TUNSETPERSIST), so a crashed process leaves nothing behind.
+    """
+
+    def __init__(self, name: str = "ws0", netns: Optional[str] = None,
+                 bufsize: int = DEFAULT_BUFSIZE):
+        if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
+            raise TapError(f"invalid interface name {name!r} (1-15 characters, no '/' or spaces)")
+        self.netns = netns
+        self.bufsize = bufsize
+        self.fd = -1
+        self.rx_frames = 0
+        self.tx_frames = 0
+        self.tx_dropped = 0  # writes refused by the kernel (queue full): like a NIC drop
+        if netns is None:
+            # Allowed for a user who set up their own namespace (e.g. running the
+            # whole process under `ip netns exec`); tests and the CLI always pass one.
+            self.name = self._open(name)
+        else:
+            try:
+                with _netns.enter(netns):
+                    self.name = self._open(name)
+            except _netns.NetnsError as e:
+                raise TapError(str(e)) from None
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _open(self, name: str) -> str:
+        try:
+            fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise TapError(f"{TUN_PATH} does not exist: load the 'tun' kernel module "
+                           "(modprobe tun) or run where TUN/TAP is available") from None
+        except PermissionError:
+            raise TapError(f"no permission to open {TUN_PATH}: run as root "
+                           "(or with CAP_NET_ADMIN)") from None
+        try:
+            ifr = _IFREQ.pack(name.encode(), IFF_TAP | IFF_NO_PI)
+            try:
+                res = fcntl.ioctl(fd, TUNSETIFF, ifr)
+            except PermissionError:
+                raise TapError(f"not allowed to create TAP device {name!r}: "
+                               "needs CAP_NET_ADMIN (run as root)") from None
+            except OSError as e:
+                if e.errno == errno.EBUSY:
+                    raise TapError(f"interface {name!r} already exists and is busy; "
+                                   "choose another name") from None
+                if e.errno == errno.EINVAL:
+                    raise TapError(f"interface {name!r} exists and is not a TAP device") from None
+                raise TapError(f"could not create TAP device {name!r}: {e.strerror}") from None
+            # The kernel may have filled in a name (e.g. for "tap%d").
+            real = _IFREQ.unpack(res)[0].rstrip(b"\0").decode()
+            try:
+                # We speak no virtio-net header, so we can take no offloads: the
+                # kernel must segment and checksum everything before handing it over.
+                fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+            except OSError:
+                pass  # the default for a fresh TAP is already "no offloads"
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return real
+
+    # -- the frame path ----------------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read_frame(self) -> Optional[bytes]:
+        """One frame, or None when nothing is queued."""
+        try:
+            frame = os.read(self.fd, self.bufsize)
+        except BlockingIOError:
+            return None
+        self.rx_frames += 1
+        return frame
+
+    def read_frames(self, max_frames: int = 64) -> list[bytes]:
+        """Every queued frame up to max_frames, stopping at EAGAIN.
+
+        Batching matters: one wake-up of the event loop per frame costs more than
+        the read itself, so a readable fd is drained in one go, and the caller can
+        process the batch before flushing the stack's output once.
+        """
+        frames = []
+        read = os.read
+        fd, size = self.fd, self.bufsize
+        try:
+            for _ in range(max_frames):
+                frames.append(read(fd, size))
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            # EBADFD/EIO when the interface went away under us (deleted namespace).
+            if not frames:
+                raise TapError(f"reading from TAP {self.name!r} failed: {e.strerror}") from None
+        self.rx_frames += len(frames)
+        return frames
+
+    def write(self, frame) -> bool:
+        """Hand one frame to the kernel.  False (and counted) if the kernel dropped it.
+
+        A TAP write never blocks for long: the kernel queues the frame on its input
+        backlog or drops it, exactly like a NIC whose receive ring is full.
+        """
+        try:
+            os.write(self.fd, frame)
+        except (BlockingIOError, OSError) as e:
+            if isinstance(e, BlockingIOError) or e.errno in (errno.ENOBUFS, errno.ENOMEM):
+                self.tx_dropped += 1
+                return False
+            if e.errno == errno.EINVAL:  # malformed/too-short frame: a local bug, count it
+                self.tx_dropped += 1
+                return False
+            raise TapError(f"writing to TAP {self.name!r} failed: {e.strerror}") from None
+        self.tx_frames += 1
+        return True
+
+    def close(self) -> None:
+        """Close the fd; the kernel deletes the (non-persistent) interface."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def __enter__(self) -> "TapDevice":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        where = f" netns={self.netns}" if self.netns else ""
+        return f"<TapDevice {self.name}{where} fd={self.fd}>"
+
+    # -- the kernel's side of the wire ---------------------------------------------------
+
+    def _ip(self, *args: str) -> None:
+        argv = ["ip"] + (["-n", self.netns] if self.netns else []) + list(args)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise TapError("the 'ip' command (iproute2) is not installed") from None
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            raise TapError(f"'{' '.join(argv)}' failed: {lines[-1] if lines else proc.returncode}")
+
+    def _disable_ipv6(self) -> None:
+        # IPv6 would fill the trace with router/neighbour solicitations and MLD
+        # reports the learner did not ask for; wirestack speaks IPv4 only.
+        key = f"net.ipv6.conf.{self.name}.disable_ipv6"
+        argv = ["sysctl", "-q", "-w", f"{key}=1"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            ok = proc.returncode == 0
+        except FileNotFoundError:
+            ok = False
+        if not ok:
+            # No sysctl binary (procps missing), or IPv6 compiled out: write the
+            # proc file directly from inside the namespace, if it exists at all.
+            fn = f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6"
+            try:
+                if self.netns:
+                    with _netns.enter(self.netns):
+                        _write_if_exists(fn, "1")
+                else:
+                    _write_if_exists(fn, "1")
+            except OSError:
+                pass
+
+    def configure_peer(self, ip_cidr: Optional[str] = None, up: bool = True,
+                       mtu: Optional[int] = None) -> None:
+        """Configure the kernel's end: `ip addr add IP_CIDR dev NAME`, IPv6 off, link up."""
+        self._disable_ipv6()
+        if mtu is not None:
+            self._ip("link", "set", "dev", self.name, "mtu", str(mtu))
+        if ip_cidr:
+            self._ip("addr", "add", ip_cidr, "dev", self.name)
+        if up:
+            self._ip("link", "set", "dev", self.name, "up")
+
+    def kernel_mac(self) -> bytes:
+        """The MAC address the kernel uses on this interface (6 bytes)."""
+        argv = ["ip"] + (["-n", self.netns] if self.netns else []) + ["-j", "link", "show", "dev", self.name]
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise TapError(f"cannot read the MAC address of {self.name!r}: {proc.stderr.strip()}")
+        info = json.loads(proc.stdout)[0]
+        return bytes(int(x, 16) for x in info["address"].split(":"))
+
+
+def _write_if_exists(fn: str, value: str) -> None:
+    if os.path.exists(fn):
+        with open(fn, "w") as f:
+            f.write(value)

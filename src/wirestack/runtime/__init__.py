@@ -1,0 +1,1 @@
+"""Runtimes that drive the sans-I/O host: virtual time (simulation) and real time (TAP)."""

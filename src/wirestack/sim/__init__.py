@@ -1,0 +1,11 @@
+"""The simulated wire: a discrete-event scheduler on a virtual clock, NICs, media (link, hub,
+switch), impairment models, scripted faults and the decision log."""
+
+from .decisions import DecisionLog, fmt_time
+from .impair import Fault, LinkParams
+from .media import Hub, Link, LinkDirection, Switch
+from .nic import Nic, fcs, fcs_ok
+from .scheduler import Handle, Scheduler
+
+__all__ = ["DecisionLog", "Fault", "Handle", "Hub", "Link", "LinkDirection", "LinkParams", "Nic",
+           "Scheduler", "Switch", "fcs", "fcs_ok", "fmt_time"]

@@ -1,0 +1,155 @@
+"""The simulated network adapter: the edge between a host (frames without FCS) and a medium
+(frames with FCS, as they travel on a real wire).
+
+Like adapter hardware it pads short frames to the Ethernet minimum, appends the FCS on
+transmit, and on receive drops runts and frames whose FCS does not check, filters by
+destination MAC, and strips the FCS before handing the frame up.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Callable
+
+from wirestack.trace.counters import Counters
+
+# IEEE 802.3 §3.2.9: the FCS is the CRC-32 of the frame (dst MAC through payload). The CRC
+# is computed bit-reflected (LSB first, the order bits go onto the wire), so the 32-bit value
+# zlib returns is sent least-significant byte first: ``crc.to_bytes(4, "little")``.
+# A property of this CRC: the CRC-32 of a frame *including* a correct FCS is always this
+# constant (the "residue"), so the receiver checks the FCS with one crc32 call and no slicing.
+FCS_RESIDUE = 0x2144DF1C
+FCS_LEN = 4
+ETH_HLEN = 14
+MIN_FRAME = 60          # minimum frame without FCS (64 with it); shorter frames are padded
+_PAD = bytes(MIN_FRAME)
+
+
+def fcs(frame: bytes) -> bytes:
+    """The 4 FCS bytes, in wire order, for ``frame`` (no FCS)."""
+    return zlib.crc32(frame).to_bytes(4, "little")
+
+
+def fcs_ok(data: bytes) -> bool:
+    """True when ``data`` (frame + FCS) carries a correct FCS."""
+    return zlib.crc32(data) == FCS_RESIDUE
+
+
+class Nic:
+    """A simulated Ethernet adapter.
+
+    ``on_receive(frame)`` gets each accepted frame without its FCS. ``counters`` (a
+    :class:`Counters`, typically the host's) receives the error counts ``eth.rx_runts``,
+    ``eth.rx_fcs_errors``, ``eth.rx_not_for_us``, ``eth.rx_dropped_down``,
+    ``eth.tx_dropped_down``, ``eth.tx_no_carrier`` and (on a CSMA/CD hub)
+    ``eth.tx_aborted_collisions``. Plain frame/byte totals are attributes (``tx_frames`` ...),
+    not counters, to keep the per-frame cost down.
+
+    ``check_fcs=False`` strips the FCS without checking it, so a corrupted frame travels on
+    to the IP/UDP/TCP checksums (to show what those catch). ``promiscuous=True`` accepts
+    every frame regardless of destination MAC (what a capture tool asks for).
+    """
+
+    def __init__(self, sched, name: str, mac: bytes, on_receive: Callable[[bytes], object] | None = None,
+                 counters: Counters | None = None, check_fcs: bool = True,
+                 promiscuous: bool = False, pad: bool = True):
+        if len(mac) != 6:
+            raise ValueError(f"MAC must be 6 bytes, got {len(mac)}")
+        self.sched = sched
+        self.name = name
+        self.mac = bytes(mac)
+        self.on_receive = on_receive
+        self.counters = counters if counters is not None else Counters()
+        self.check_fcs = check_fcs
+        self.promiscuous = promiscuous
+        self.pad = pad
+        self.up = True
+        self.medium = None
+        self._tx: Callable[[bytes], object] | None = None
+        self._taps: list[Callable[[int, str, bytes], object]] = []
+        self.tx_frames = self.tx_bytes = self.rx_frames = self.rx_bytes = 0
+
+    def __repr__(self) -> str:
+        return f"<Nic {self.name} {self.mac.hex(':')}>"
+
+    # -- wiring (called by the media) ------------------------------------------------------
+
+    def _attach(self, medium, tx: Callable[[bytes], object]) -> None:
+        if self._tx is not None:
+            raise RuntimeError(f"NIC {self.name} is already attached to {self.medium!r}")
+        self.medium = medium
+        self._tx = tx
+
+    def add_tap(self, fn: Callable[[int, str, bytes], object]) -> None:
+        """``fn(now, "tx"|"rx", frame_without_fcs)`` for every frame this NIC sends or accepts
+        (tx before padding, as a capture on the host would see it)."""
+        self._taps.append(fn)
+
+    def remove_tap(self, fn) -> None:
+        self._taps.remove(fn)
+
+    # -- transmit --------------------------------------------------------------------------
+
+    def send(self, frame: bytes) -> bool:
+        """Put ``frame`` (Ethernet header + payload, no FCS) on the medium. Returns False if
+        it could not be sent (NIC down or not attached; counted)."""
+        if not self.up:
+            self.counters.incr("eth.tx_dropped_down")
+            return False
+        tx = self._tx
+        if tx is None:
+            self.counters.incr("eth.tx_no_carrier")
+            return False
+        if type(frame) is not bytes:
+            frame = bytes(frame)
+        if self._taps:
+            now = self.sched.now
+            for fn in self._taps:
+                fn(now, "tx", frame)
+        if len(frame) < MIN_FRAME and self.pad:
+            # Adapters pad runt payloads (e.g. a 42-byte ARP) to the 64-byte minimum that
+            # CSMA/CD needs to detect collisions (IEEE 802.3 §4.2.3.3).
+            frame = frame + _PAD[len(frame):]
+        self.tx_frames += 1
+        self.tx_bytes += len(frame)
+        tx(frame + zlib.crc32(frame).to_bytes(4, "little"))
+        return True
+
+    # -- receive (called by the medium) ----------------------------------------------------
+
+    def _deliver(self, data: bytes, fid: int, medium) -> None:
+        if not self.up:
+            self.counters.incr("eth.rx_dropped_down")
+            self._drop(medium, fid, "nic_down")
+            return
+        n = len(data)
+        if n < ETH_HLEN + FCS_LEN:
+            self.counters.incr("eth.rx_runts")
+            self._drop(medium, fid, "runt", size=n)
+            return
+        if self.check_fcs and zlib.crc32(data) != FCS_RESIDUE:
+            self.counters.incr("eth.rx_fcs_errors")
+            self._drop(medium, fid, "fcs_drop")
+            return
+        # The address filter comes after the FCS check, so a frame whose destination MAC was
+        # damaged in transit is counted as an FCS error, not silently ignored.
+        if not self.promiscuous and not (data[0] & 1) and data[:6] != self.mac:
+            self.counters.incr("eth.rx_not_for_us")
+            log = medium.log
+            if log.full:
+                log.record(self.sched.now, fid, medium.name, "not_for_us", by=self.name)
+            return
+        frame = data[:-4]
+        self.rx_frames += 1
+        self.rx_bytes += n - 4
+        if self._taps:
+            now = self.sched.now
+            for fn in self._taps:
+                fn(now, "rx", frame)
+        if self.on_receive is not None:
+            self.on_receive(frame)
+
+    def _drop(self, medium, fid: int, event: str, **fields) -> None:
+        log = medium.log
+        if log.enabled:
+            log.record(self.sched.now, fid, medium.name, event, by=self.name, **fields)

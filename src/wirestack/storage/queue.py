@@ -1,0 +1,51 @@
+"""A FIFO with a fixed maximum length that refuses (rather than evicts) when full:
+the listen backlog's accept queue."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class BoundedQueue:
+    __slots__ = ("_items", "maxlen")
+
+    def __init__(self, maxlen: int):
+        if maxlen < 0:
+            raise ValueError("maxlen must be >= 0")
+        self._items: deque = deque()
+        self.maxlen = maxlen
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.maxlen
+
+    def put(self, item) -> bool:
+        """Append ``item``; False (and nothing stored) when the queue is full."""
+        if len(self._items) >= self.maxlen:
+            return False
+        self._items.append(item)
+        return True
+
+    def get(self):
+        """Remove and return the oldest item, or None when empty."""
+        return self._items.popleft() if self._items else None
+
+    def remove(self, item) -> None:
+        try:
+            self._items.remove(item)
+        except ValueError:
+            pass
+
+    def clear(self) -> list:
+        items = list(self._items)
+        self._items.clear()
+        return items

@@ -1,0 +1,60 @@
+"""TCP knobs: host-wide defaults in :class:`TcpConfig`; every field can be overridden per
+socket (``tcp.socket(nodelay=True, congestion_control="none")``).
+
+The boolean "learning switches" turn one mechanism off so a lab can show the problem it
+solves. Times are integer nanoseconds (``wirestack.units``) except ``delack_ms``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..units import MS, SEC
+
+
+@dataclass(frozen=True)
+class TcpConfig:
+    # ---- learning switches -------------------------------------------------------------
+    retransmission: bool = True      # off: lost segments are never sent again (no RTO)
+    congestion_control: object = "newreno"   # 'newreno' | 'none' | a CongestionControl class
+    fast_retransmit: bool = True     # off: only the RTO recovers a loss (RFC 5681 §3.2)
+    nodelay: bool = False            # True switches Nagle off (RFC 9293 §3.7.4)
+    delayed_ack: bool = True         # off: every segment is acknowledged at once (RFC 1122 4.2.3.2)
+    karn: bool = True                # off: RTT samples also from retransmitted segments
+    time_wait: bool = True           # off: skip the 2·MSL wait (RFC 9293 §3.6.1)
+    ooo_buffering: bool = True       # off: out-of-order segments are dropped
+    window_scaling: bool = True      # offer RFC 7323 §2 window scaling
+    timestamps: bool = True          # offer RFC 7323 §3 timestamps (PAWS, echo)
+    rst_challenge: bool = False      # RFC 5961 §3: in-window but inexact RST -> challenge ACK
+
+    # ---- timers and limits -------------------------------------------------------------
+    msl: int = 30 * SEC              # maximum segment lifetime; TIME_WAIT lasts 2·MSL
+    rto_initial: int = 1 * SEC       # RFC 6298 §2.1
+    rto_min: int = 1 * SEC           # RFC 6298 §2.4
+    rto_max: int = 60 * SEC          # RFC 6298 §2.5
+    max_retries: int = 15            # data retransmissions before TimeoutError (RFC 1122 R2)
+    syn_retries: int = 6             # SYN (or SYN-ACK) retransmissions before giving up
+    delack_ms: int = 200             # delayed-ACK timer (RFC 1122 4.2.3.2: < 0.5 s)
+    fin_wait2_timeout: int = 60 * SEC  # an orphaned FIN_WAIT_2 is not kept forever
+    rcvbuf: int = 256 * 1024         # receive buffer (bounds the advertised window)
+    sndbuf: int = 256 * 1024         # send buffer
+    mss: int | None = None           # override the MSS we announce (None: mtu - 40)
+    initial_window: int | None = None  # IW in segments; None: RFC 5681 §3.1 rule (2-4)
+    ooo_max_ranges: int = 64         # islands the out-of-order assembler may hold
+    backlog_max: int = 4096          # listen(backlog) is clamped to this (somaxconn)
+    ephemeral_ports: tuple = (49152, 65535)  # RFC 6335 §6 dynamic range
+    isn_secret: bytes | None = None  # RFC 6528 key; None: drawn from the host's rng
+    verify_checksum: bool = True
+
+    def replace(self, **changes) -> "TcpConfig":
+        """A copy with some fields changed; unknown names raise TypeError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise TypeError(f"unknown TCP option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def delack(self) -> int:
+        return self.delack_ms * MS

@@ -1,0 +1,79 @@
+"""The interface between the TCP engine and a congestion controller.
+
+The engine owns loss *detection* (RTO, three duplicate ACKs) and the NewReno recovery
+bookkeeping (RFC 6582: ``recover``, partial/full ACKs); the controller owns the window
+arithmetic: how ``cwnd`` grows on ACKs and what ``ssthresh``/``cwnd`` become on a loss.
+All quantities are bytes; ``now`` and ``rtt`` are nanoseconds (``rtt`` may be None).
+
+Hooks:
+  ``on_ack(acked, now, rtt, flight)``   new data cumulatively acknowledged, outside recovery
+  ``on_loss_fast(flight, now)``         third duplicate ACK: enter fast recovery
+  ``on_recovery_dupack()``              another duplicate ACK during fast recovery
+  ``on_partial_ack(acked)``             RFC 6582 partial ACK during fast recovery
+  ``on_recovery_exit(flight, now)``     full ACK: leave fast recovery
+  ``on_rto(flight, now)``               retransmission timeout
+"""
+
+from __future__ import annotations
+
+
+def initial_window(mss: int, segments: int | None = None) -> int:
+    """RFC 5681 §3.1 (IW of 2-4 segments depending on SMSS), or a fixed number of
+    segments (RFC 6928 allows 10)."""
+    if segments is not None:
+        return segments * mss
+    if mss > 2190:
+        return 2 * mss
+    if mss > 1095:
+        return 3 * mss
+    return 4 * mss
+
+
+class CongestionControl:
+    name = "base"
+
+    __slots__ = ("mss", "cwnd", "ssthresh", "_ca_acc", "iw_segments")
+
+    def __init__(self, mss: int, iw_segments: int | None = None):
+        self.mss = mss
+        self.iw_segments = iw_segments
+        self.cwnd = initial_window(mss, iw_segments)
+        # RFC 5681 §3.1: ssthresh SHOULD be set arbitrarily high initially.
+        self.ssthresh = 1 << 62
+        self._ca_acc = 0
+
+    def set_mss(self, mss: int) -> None:
+        """The effective MSS became known (after the handshake) or changed (PMTU)."""
+        if mss != self.mss:
+            segs = max(1, self.cwnd // self.mss)
+            self.mss = mss
+            self.cwnd = segs * mss
+
+    def on_ack(self, acked: int, now: int, rtt: int | None, flight: int) -> None:
+        raise NotImplementedError
+
+    def on_loss_fast(self, flight: int, now: int) -> None:
+        raise NotImplementedError
+
+    def on_recovery_dupack(self) -> None:
+        # RFC 5681 §3.2 step 4: inflate by one segment for each further duplicate ACK,
+        # which stands for a segment that has left the network.
+        self.cwnd += self.mss
+
+    def on_partial_ack(self, acked: int) -> None:
+        # RFC 6582 §3.2 step 5: deflate by the amount acknowledged, add back one SMSS.
+        self.cwnd -= acked
+        if self.cwnd < self.mss:
+            self.cwnd = self.mss
+        self.cwnd += self.mss
+
+    def on_recovery_exit(self, flight: int, now: int) -> None:
+        # RFC 6582 §3.2 step 6, option (1): cwnd <- min(ssthresh, max(FlightSize, SMSS) + SMSS)
+        self.cwnd = min(self.ssthresh, max(flight, self.mss) + self.mss)
+        self._ca_acc = 0
+
+    def on_rto(self, flight: int, now: int) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        return {"cwnd": self.cwnd, "ssthresh": self.ssthresh}

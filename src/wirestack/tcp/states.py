@@ -1,0 +1,47 @@
+"""The TCP states and the edges between them (RFC 9293 §3.3.2, Figure 5).
+
+``TRANSITIONS`` is the state diagram as data. The engine changes state in exactly one
+place (``Connection._set_state``), which checks the edge against this table and logs it.
+Edges to CLOSED that the figure leaves implicit (reset, abort, timeout) are included.
+"""
+
+CLOSED = "CLOSED"
+LISTEN = "LISTEN"
+SYN_SENT = "SYN_SENT"
+SYN_RECEIVED = "SYN_RECEIVED"
+ESTABLISHED = "ESTABLISHED"
+FIN_WAIT_1 = "FIN_WAIT_1"
+FIN_WAIT_2 = "FIN_WAIT_2"
+CLOSE_WAIT = "CLOSE_WAIT"
+CLOSING = "CLOSING"
+LAST_ACK = "LAST_ACK"
+TIME_WAIT = "TIME_WAIT"
+
+ALL = (CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
+       CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT)
+
+TRANSITIONS = {
+    CLOSED: {LISTEN: "passive OPEN", SYN_SENT: "active OPEN / snd SYN"},
+    LISTEN: {SYN_RECEIVED: "rcv SYN / snd SYN,ACK", CLOSED: "CLOSE"},
+    SYN_SENT: {SYN_RECEIVED: "rcv SYN / snd SYN,ACK (simultaneous open)",
+               ESTABLISHED: "rcv SYN,ACK / snd ACK", CLOSED: "CLOSE, RST or timeout"},
+    SYN_RECEIVED: {ESTABLISHED: "rcv ACK of SYN", FIN_WAIT_1: "CLOSE / snd FIN",
+                   LISTEN: "rcv RST (passive open)", CLOSED: "RST, abort or timeout"},
+    ESTABLISHED: {FIN_WAIT_1: "CLOSE / snd FIN", CLOSE_WAIT: "rcv FIN / snd ACK",
+                  CLOSED: "RST, abort or timeout"},
+    FIN_WAIT_1: {FIN_WAIT_2: "rcv ACK of FIN", CLOSING: "rcv FIN / snd ACK",
+                 TIME_WAIT: "rcv FIN,ACK of FIN / snd ACK", CLOSED: "RST, abort or timeout"},
+    FIN_WAIT_2: {TIME_WAIT: "rcv FIN / snd ACK", CLOSED: "RST, abort or timeout"},
+    CLOSE_WAIT: {LAST_ACK: "CLOSE / snd FIN", CLOSED: "RST, abort or timeout"},
+    CLOSING: {TIME_WAIT: "rcv ACK of FIN", CLOSED: "RST, abort or timeout"},
+    LAST_ACK: {CLOSED: "rcv ACK of FIN (or RST, timeout)"},
+    TIME_WAIT: {CLOSED: "timeout 2·MSL (or RST)"},
+}
+
+# States in which the connection is synchronized (RFC 9293 §3.10.7.4).
+SYNCHRONIZED = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING,
+                          LAST_ACK, TIME_WAIT})
+# States in which arriving text is accepted (RFC 9293 §3.10.7.4, seventh).
+RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
+# States in which our queued data / FIN may still be (re)transmitted.
+SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})

@@ -1,0 +1,61 @@
+"""The Internet checksum (RFC 1071) and the CRC-32 frame check sequence (IEEE 802.3).
+
+The Internet checksum is the 16-bit ones'-complement of the ones'-complement sum of the
+data taken as 16-bit big-endian words. Because 2**16 == 1 (mod 0xFFFF), a big integer made
+of those words is congruent to the sum of its words modulo 0xFFFF. So one
+``int.from_bytes(data, "big") % 0xFFFF`` (done in C) replaces a Python loop over the words:
+about 4 µs for 1500 bytes instead of ~20 µs. The only care needed is the ones'-complement
+"negative zero": a non-zero sum that is a multiple of 0xFFFF is 0xFFFF, not 0 (RFC 1071 §1).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+_from_bytes = int.from_bytes
+
+
+def word_sum(data) -> int:
+    """The data as one big integer whose 16-bit 'digits' are the words (odd length is padded
+    with a zero byte at the end, RFC 1071 §4.1). Sums of these can be reduced later."""
+    v = _from_bytes(data, "big")
+    if len(data) & 1:
+        v <<= 8
+    return v
+
+
+def fold(v: int) -> int:
+    """Reduce a word sum to the 16-bit ones'-complement sum."""
+    if v == 0:
+        return 0
+    s = v % 0xFFFF
+    return s or 0xFFFF
+
+
+def internet_checksum(data, initial: int = 0) -> int:
+    """The value to put in a checksum field that was zero while summing."""
+    return 0xFFFF - fold(word_sum(data) + initial)
+
+
+def verify(data, initial: int = 0) -> bool:
+    """True when data (checksum field included) sums to 0xFFFF, i.e. the checksum is good."""
+    return fold(word_sum(data) + initial) == 0xFFFF
+
+
+def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """Word sum of the IPv4 pseudo-header used by UDP and TCP (RFC 768, RFC 9293 §3.1)."""
+    return _from_bytes(src, "big") + _from_bytes(dst, "big") + proto + length
+
+
+def fcs(frame) -> bytes:
+    """IEEE 802.3 frame check sequence: the CRC-32 of the frame, sent least significant byte
+    first. zlib's crc32 is exactly that polynomial (0x04C11DB7, reflected, init and final
+    XOR 0xFFFFFFFF)."""
+    return zlib.crc32(frame).to_bytes(4, "little")
+
+
+def check_fcs(frame_with_fcs) -> bool:
+    if len(frame_with_fcs) < 4:
+        return False
+    body = frame_with_fcs[:-4]
+    return zlib.crc32(body).to_bytes(4, "little") == bytes(frame_with_fcs[-4:])

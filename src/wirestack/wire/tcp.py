@@ -1,0 +1,242 @@
+"""TCP header and options (RFC 9293 §3.1, §3.2; MSS RFC 9293 §3.7.1; window scale and
+timestamps RFC 7323; SACK RFC 2018)."""
+
+from __future__ import annotations
+
+import struct
+
+from .checksum import fold, pseudo_header_sum, word_sum
+from .errors import MalformedPacket
+
+PROTO = 6
+MIN_HEADER = 20
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "W"))
+
+OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERMITTED, OPT_SACK, OPT_TIMESTAMP = 0, 1, 2, 3, 4, 5, 8
+
+_HDR = struct.Struct("!HHIIHHHH")
+_TS = struct.Struct("!II")
+_TS_ALIGNED = b"\x01\x01\x08\x0a"  # NOP NOP TS len 10: what every stack sends on data segments
+_MSS = struct.Struct("!BBH")
+
+
+class TcpOptions:
+    """Decoded options. Absent ones are None / False / empty. Unknown options are kept as
+    (kind, data) pairs so they can be shown and re-encoded."""
+
+    __slots__ = ("mss", "wscale", "sack_permitted", "sack_blocks", "ts_val", "ts_ecr", "unknown")
+
+    def __init__(self, mss=None, wscale=None, sack_permitted=False, sack_blocks=(),
+                 ts_val=None, ts_ecr=None, unknown=()):
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.sack_blocks = sack_blocks  # tuple of (left, right) sequence numbers
+        self.ts_val = ts_val            # None when no timestamp option
+        self.ts_ecr = ts_ecr
+        self.unknown = unknown
+
+    @property
+    def has_ts(self) -> bool:
+        return self.ts_val is not None
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TcpOptions) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "<" + ",".join(describe_options(self)) + ">"
+
+    def encode(self) -> bytes:
+        out = encode_options(mss=self.mss, wscale=self.wscale, sack_permitted=self.sack_permitted,
+                             ts=(self.ts_val, self.ts_ecr) if self.ts_val is not None else None,
+                             sack_blocks=self.sack_blocks)
+        for kind, data in self.unknown:
+            out += bytes([kind, len(data) + 2]) + data
+        out = _pad4(out)
+        if len(out) > 40:
+            raise ValueError(f"TCP options of {len(out)} bytes exceed the 40-byte limit")
+        return out
+
+
+NO_OPTIONS = TcpOptions()
+
+
+def describe_options(o: TcpOptions) -> list[str]:
+    """Options in tcpdump's words: mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7."""
+    parts = []
+    if o.mss is not None:
+        parts.append(f"mss {o.mss}")
+    if o.sack_permitted:
+        parts.append("sackOK")
+    if o.ts_val is not None:
+        parts.append(f"TS val {o.ts_val} ecr {o.ts_ecr}")
+    if o.wscale is not None:
+        parts.append(f"wscale {o.wscale}")
+    if o.sack_blocks:
+        parts.append("sack %d %s" % (len(o.sack_blocks), " ".join(f"{{{l}:{r}}}" for l, r in o.sack_blocks)))
+    for kind, data in o.unknown:
+        parts.append(f"opt-{kind}:{bytes(data).hex()}")
+    return parts
+
+
+class TcpHeader:
+    __slots__ = ("sport", "dport", "seq", "ack", "header_length", "flags", "window", "checksum",
+                 "urgent", "options")
+
+    def __init__(self, sport, dport, seq, ack, header_length, flags, window, checksum, urgent,
+                 options=NO_OPTIONS):
+        self.sport = sport
+        self.dport = dport
+        self.seq = seq
+        self.ack = ack
+        self.header_length = header_length
+        self.flags = flags
+        self.window = window
+        self.checksum = checksum
+        self.urgent = urgent
+        self.options = options
+
+    syn = property(lambda self: bool(self.flags & SYN))
+    fin = property(lambda self: bool(self.flags & FIN))
+    rst = property(lambda self: bool(self.flags & RST))
+    psh = property(lambda self: bool(self.flags & PSH))
+    urg = property(lambda self: bool(self.flags & URG))
+    ece = property(lambda self: bool(self.flags & ECE))
+    cwr = property(lambda self: bool(self.flags & CWR))
+
+    @property
+    def ack_flag(self) -> bool:
+        return bool(self.flags & ACK)
+
+    @property
+    def flag_string(self) -> str:
+        return flag_string(self.flags)
+
+    def __repr__(self) -> str:
+        return (f"TCP({self.sport} > {self.dport} [{self.flag_string}] seq {self.seq} ack {self.ack} "
+                f"win {self.window} {self.options!r})")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TcpHeader) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+
+def flag_string(flags: int) -> str:
+    """tcpdump's flag letters: S F R P U E W, and '.' for ACK."""
+    s = "".join(letter for bit, letter in FLAG_LETTERS if flags & bit)
+    if flags & ACK:
+        s += "."
+    return s or "none"
+
+
+def parse_options(data) -> TcpOptions:
+    """Decode the option bytes (RFC 9293 §3.2). A length field that is < 2 or runs past the
+    header is malformed (the segment is dropped); a known option with the wrong length is
+    kept as unknown and so ignored, as Linux does."""
+    n = len(data)
+    if n == 12 and data[:4] == _TS_ALIGNED:  # fast path: the usual data segment
+        val, ecr = _TS.unpack_from(data, 4)
+        return TcpOptions(ts_val=val, ts_ecr=ecr)
+    mss = wscale = ts_val = ts_ecr = None
+    sack_ok = False
+    blocks = ()
+    unknown = []
+    i = 0
+    while i < n:
+        kind = data[i]
+        if kind == OPT_EOL:
+            break
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise MalformedPacket(f"TCP option {kind} has no length byte", "tcp.in_bad_options")
+        length = data[i + 1]
+        if length < 2 or i + length > n:
+            raise MalformedPacket(f"TCP option {kind} has bad length {length}", "tcp.in_bad_options")
+        body = data[i + 2:i + length]
+        if kind == OPT_MSS and length == 4:
+            mss = int.from_bytes(body, "big")
+        elif kind == OPT_WSCALE and length == 3:
+            wscale = body[0]
+        elif kind == OPT_SACK_PERMITTED and length == 2:
+            sack_ok = True
+        elif kind == OPT_TIMESTAMP and length == 10:
+            ts_val, ts_ecr = _TS.unpack_from(body, 0)
+        elif kind == OPT_SACK and length >= 10 and (length - 2) % 8 == 0:
+            blocks = tuple(struct.unpack_from("!II", body, j) for j in range(0, length - 2, 8))
+        else:
+            unknown.append((kind, bytes(body)))
+        i += length
+    return TcpOptions(mss, wscale, sack_ok, blocks, ts_val, ts_ecr, tuple(unknown))
+
+
+def parse(buf, src: bytes | None = None, dst: bytes | None = None,
+          verify_checksum: bool = True) -> tuple[TcpHeader, memoryview]:
+    """Decode a TCP segment; with src/dst verify the pseudo-header checksum."""
+    n = len(buf)
+    if n < MIN_HEADER:
+        raise MalformedPacket(f"TCP header truncated: {n} < 20 bytes", "tcp.in_hdr_errors")
+    mv = memoryview(buf)
+    sport, dport, seq, ack, off_flags, window, csum, urgent = _HDR.unpack_from(mv, 0)
+    hl = (off_flags >> 12) * 4
+    if hl < MIN_HEADER or hl > n:
+        raise MalformedPacket(f"TCP data offset {hl} bytes does not fit the {n}-byte segment",
+                              "tcp.in_hdr_errors")
+    if verify_checksum and src is not None:
+        if fold(word_sum(mv) + pseudo_header_sum(src, dst, PROTO, n)) != 0xFFFF:
+            raise MalformedPacket("TCP checksum mismatch", "tcp.in_csum_errors")
+    options = parse_options(mv[MIN_HEADER:hl]) if hl > MIN_HEADER else NO_OPTIONS
+    return (TcpHeader(sport, dport, seq, ack, hl, off_flags & 0xFF, window, csum, urgent, options),
+            mv[hl:])
+
+
+def _pad4(options: bytes) -> bytes:
+    if len(options) % 4:
+        options += b"\x00" * (4 - len(options) % 4)  # EOL padding
+    return options
+
+
+def encode_options(mss=None, wscale=None, sack_permitted=False, ts=None, sack_blocks=()) -> bytes:
+    """Encode options in the 32-bit aligned layout Linux uses, so they read well in a trace:
+    MSS; SACK-permitted+TS (or NOP NOP TS); NOP + window scale; NOP NOP + SACK blocks."""
+    out = []
+    if mss is not None:
+        out.append(_MSS.pack(OPT_MSS, 4, mss))
+    if ts is not None:
+        if sack_permitted:
+            out.append(b"\x04\x02\x08\x0a")
+        else:
+            out.append(_TS_ALIGNED)
+        out.append(_TS.pack(ts[0] & 0xFFFFFFFF, ts[1] & 0xFFFFFFFF))
+    elif sack_permitted:
+        out.append(b"\x01\x01\x04\x02")
+    if wscale is not None:
+        out.append(bytes((OPT_NOP, OPT_WSCALE, 3, wscale)))
+    if sack_blocks:
+        out.append(bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(sack_blocks))))
+        for left, right in sack_blocks:
+            out.append(_TS.pack(left & 0xFFFFFFFF, right & 0xFFFFFFFF))
+    opts = b"".join(out)
+    if len(opts) > 40:
+        raise ValueError(f"TCP options of {len(opts)} bytes exceed the 40-byte limit")
+    return _pad4(opts)
+
+
+def build(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
+          window: int, payload=b"", options: bytes = b"", urgent: int = 0) -> bytes:
+    """A complete segment with its checksum. ``options`` must be 32-bit aligned
+    (use :func:`encode_options`)."""
+    if len(options) % 4 or len(options) > 40:
+        raise ValueError(f"TCP options must be 32-bit aligned and at most 40 bytes, not {len(options)}")
+    hl = MIN_HEADER + len(options)
+    off_flags = (hl << 10) | flags  # (hl // 4) << 12
+    head = _HDR.pack(sport, dport, seq, ack, off_flags, window, 0, urgent) + options
+    total = hl + len(payload)
+    s = word_sum(head) + pseudo_header_sum(src, dst, PROTO, total)
+    if payload:
+        s += word_sum(payload)
+    csum = 0xFFFF - fold(s)
+    return b"".join((head[:16], csum.to_bytes(2, "big"), head[18:], payload))
