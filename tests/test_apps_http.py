@@ -215,3 +215,16 @@ def test_curl(www, tmp_path):
     assert "Re-using existing connection" in err or "Reusing existing connection" in err, err
     assert head.startswith("HTTP/1.1 200") and "application/json" in head
     assert code404 == "404"
+
+
+def test_idle_keep_alive_connection_is_closed(www):
+    async def main():
+        server, port = await start(www, idle_timeout=0.2)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            status, _, _ = await http_get(reader, writer, "x", "/a.txt")
+            eof = await asyncio.wait_for(reader.read(), 5)  # we send nothing more
+            writer.close()
+            return status, eof
+
+    assert run(main()) == (200, b"")

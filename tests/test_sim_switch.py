@@ -66,7 +66,7 @@ def test_entries_age_out_and_flooding_resumes():
     s.run()
     assert "02:00:00:00:00:01" in sw.mac_table()
     s.run_until(2 * SEC)
-    assert sw.mac_table() == {"02:00:00:00:00:00": 0} or "02:00:00:00:00:01" not in sw.mac_table()
+    assert sw.mac_table() == {}     # h1 has been silent longer than the aging time
     before = nics[2].counters["eth.rx_not_for_us"]
     s.call_at(s.now, nics[0].send, uframe(1, 0))
     s.run()

@@ -104,3 +104,57 @@ def test_tap_errors_are_one_sentence(netns):
         TapDevice("ws0", netns="ws-no-such-namespace-xyz")
     with pytest.raises(TapError, match="invalid interface name"):
         TapDevice("x" * 20, netns=None)
+
+
+def test_frame_written_to_tap_reaches_kernel(netns):
+    """write(): an ARP request we inject is answered by the kernel (RFC 826)."""
+    from wirestack.phy.tap import TapDevice
+
+    ns = netns("test")
+    with TapDevice("ws0", netns=ns.name) as tap:
+        tap.configure_peer("198.18.0.1/24")
+        kernel_mac = tap.kernel_mac()
+        our_mac = bytes.fromhex("020000000002")
+        our_ip, kernel_ip = bytes([198, 18, 0, 2]), bytes([198, 18, 0, 1])
+        arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + our_mac + our_ip + b"\0" * 6 + kernel_ip
+        frame = b"\xff" * 6 + our_mac + struct.pack("!H", 0x0806) + arp
+        tap.read_frames(64)
+        assert tap.write(frame)
+        reply = None
+        deadline = time.monotonic() + 3.0
+        while reply is None and time.monotonic() < deadline:
+            select.select([tap.fileno()], [], [], 0.2)
+            for f in tap.read_frames(32):
+                a = _arp_target(f)
+                if a and a[0] == 2 and a[3] == our_ip:
+                    reply = f
+        assert reply is not None, "the kernel did not answer our ARP request"
+        assert reply[0:6] == our_mac and reply[6:12] == kernel_mac
+        assert reply[14 + 8:14 + 14] == kernel_mac          # sender hardware address
+        assert tap.tx_frames == 1 and tap.tx_dropped == 0
+
+
+def test_jumbo_frame_read_whole_after_mtu_change(netns):
+    """configure_peer(mtu=...) grows the read buffer: a 9000-byte frame is not cut short,
+    and with offloads off the kernel sends it as one frame with a full IPv4 header."""
+    require_tools("ping")
+    from wirestack.phy.tap import TapDevice
+
+    ns = netns("test")
+    with TapDevice("ws0", netns=ns.name) as tap:
+        tap.configure_peer("198.18.0.1/24", mtu=9000)
+        # A static neighbour entry: the kernel sends the echo request without ARP.
+        ns.ip("neigh", "add", "198.18.0.2", "lladdr", "02:00:00:00:00:02", "dev", "ws0")
+        tap.read_frames(64)
+        ns.run(["ping", "-c", "1", "-W", "1", "-s", "8000", "-M", "do", "198.18.0.2"])
+        frames = []
+        deadline = time.monotonic() + 3.0
+        while not frames and time.monotonic() < deadline:
+            select.select([tap.fileno()], [], [], 0.2)
+            frames = [f for f in tap.read_frames(32) if f[12:14] == b"\x08\x00"]
+        assert frames, "no IPv4 frame arrived"
+        f = frames[0]
+        total_len = struct.unpack_from("!H", f, 14 + 2)[0]
+        assert total_len == 8000 + 8 + 20            # ICMP payload + ICMP header + IPv4 header
+        assert len(f) == 14 + total_len             # the whole frame, nothing truncated
+        assert f[14 + 9] == 1                        # protocol ICMP

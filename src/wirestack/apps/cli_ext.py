@@ -1,6 +1,18 @@
-"""CLI commands that run on a real network (TAP device): serve, get, ping --tap."""
+"""CLI commands that run on a real network (TAP device): serve, get, ping --tap.
+
+The TAP device is always created inside a network namespace given with --netns (created if
+missing and then deleted on exit), so nothing is ever added to the root namespace.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+from urllib.parse import urlsplit
 
 
 def add_commands(sub, add_tap_options) -> None:
@@ -16,14 +28,191 @@ def add_commands(sub, add_tap_options) -> None:
     g = sub.add_parser("get", help="HTTP/1.1 GET over a TAP device")
     add_tap_options(g)
     g.add_argument("url")
-    g.add_argument("-o", dest="output", metavar="FILE")
+    g.add_argument("-o", dest="output", metavar="FILE", help="write the body to FILE (default: stdout)")
+    g.add_argument("--pcap", metavar="FILE")
+    g.add_argument("--trace", action="store_true")
 
 
 def run(args, parser) -> int:
-    parser.error(f"'{args.command}' needs the real-time runtime, which is not built yet")
+    if args.command == "serve":
+        return _guard(parser, lambda: asyncio.run(_serve(args, parser)))
+    if args.command == "get":
+        return _guard(parser, lambda: asyncio.run(_get(args, parser)))
+    parser.error(f"unknown command {args.command}")
     return 2
 
 
 def ping_tap(args, parser) -> int:
-    parser.error("ping --tap needs the real-time runtime, which is not built yet")
-    return 2
+    if not args.destination:
+        parser.error("ping --tap needs a destination address")
+    return _guard(parser, lambda: asyncio.run(_ping(args, parser)))
+
+
+def _guard(parser, fn) -> int:
+    """Environment problems (no root, no /dev/net/tun, bad namespace) -> one line, exit 1."""
+    from ..phy.netns import NetnsError
+    from ..phy.tap import TapError
+    try:
+        return fn()
+    except (TapError, NetnsError, PermissionError) as exc:
+        print(f"wirestack {parser.prog.split()[-1] if ' ' in parser.prog else ''}error: {exc}".replace("  ", " "),
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+class _Setup:
+    """Namespace + TAP + host + real-time runtime, torn down in reverse order."""
+
+    def __init__(self, args, parser):
+        from ..iface import Host, HostConfig
+        from ..phy import netns
+        from ..phy.tap import TapDevice, TapError
+        from ..runtime.realtime import RealtimeHost
+        from ..wire.addr import mac_aton
+        if not args.tap or not args.ip:
+            parser.error("--tap NAME and --ip ADDR/PREFIX are required on a real network")
+        if os.geteuid() != 0:
+            raise TapError("a TAP device needs root (CAP_NET_ADMIN): run with sudo")
+        if not os.path.exists("/dev/net/tun"):
+            raise TapError("/dev/net/tun is missing: load the tun module (modprobe tun)")
+        self.netns = args.netns
+        self.created_ns = False
+        self.tap = None
+        self.pcap = None
+        try:
+            if args.netns and not netns.exists(args.netns):
+                netns.create(args.netns)
+                self.created_ns = True
+                netns.run_in(args.netns, ["ip", "link", "set", "lo", "up"])
+            self.tap = TapDevice(args.tap, netns=args.netns)
+            if args.peer_ip:
+                self.tap.configure_peer(args.peer_ip)
+            else:
+                self.tap.configure_peer(None)
+            rng = random.Random()
+            mac = mac_aton(args.mac) if args.mac else bytes([0x02, 0x57, 0x53] + [rng.randrange(256) for _ in range(3)])
+            self.host = Host("wirestack", rng=rng, config=HostConfig(log_events=False))
+            self.host.add_interface(mac, args.ip)
+            if args.gateway:
+                self.host.routes.add_default(args.gateway)
+            taps = []
+            if getattr(args, "pcap", None):
+                from ..trace.pcap import PcapWriter
+                self.pcap = PcapWriter(args.pcap)
+                offset = time.time_ns() - time.monotonic_ns()  # pcap wants wall-clock stamps
+                taps.append(lambda now, d, frame: self.pcap.write(now + offset, frame))
+            if getattr(args, "trace", False):
+                from ..trace.text import TextTrace
+                tracer = TextTrace()
+                taps.append(lambda now, d, frame: print(tracer.format(frame, tag=d), flush=True))
+            self.runtime = RealtimeHost(self.host, self.tap, asyncio.get_running_loop(), taps)
+            self.runtime.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        from ..phy import netns
+        if getattr(self, "runtime", None) is not None:
+            self.runtime.stop()
+        if self.tap is not None:
+            self.tap.close()
+            self.tap = None
+        if self.pcap is not None:
+            self.pcap.close()
+            self.pcap = None
+        if self.created_ns:
+            netns.delete(self.netns)
+            self.created_ns = False
+
+
+async def _serve(args, parser) -> int:
+    from . import services
+    from .http import http_handler
+    from .iperf3 import Iperf3Server
+    setup = _Setup(args, parser)
+    rt = setup.runtime
+    servers = []
+    try:
+        if args.echo:
+            servers.append(await rt.start_server(services.echo, args.echo))
+        if args.discard:
+            servers.append(await rt.start_server(services.discard, args.discard))
+        if args.chargen:
+            servers.append(await rt.start_server(services.make_chargen(), args.chargen))
+        if args.http:
+            port, _, root = args.http.partition(":")
+            servers.append(await rt.start_server(http_handler(root or "."), int(port)))
+        if args.iperf3:
+            servers.append(await rt.start_server(Iperf3Server().handler, args.iperf3))
+        udp = []
+        if args.udp_echo:
+            tr, _ = await rt.create_datagram_endpoint(services.UdpEcho, local_addr=("0.0.0.0", args.udp_echo))
+            udp.append(tr)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print("ready", flush=True)
+        await stop.wait()
+        # Shut down politely: stop listening, close every connection (FIN), give the FINs
+        # a moment to leave, then remove the device (and the namespace if we made it).
+        for s in servers:
+            s.close()
+        for tr in udp:
+            tr.close()
+        for task in [t for s in servers for t in s.tasks]:
+            task.cancel()
+        setup.host.tcp.close_all()
+        rt.kick()
+        deadline = loop.time() + 1.0
+        while setup.host.tcp.connection_count() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return 0
+    finally:
+        setup.close()
+
+
+async def _get(args, parser) -> int:
+    from .http import http_get_to_file, http_request
+    url = urlsplit(args.url)
+    if url.scheme != "http" or not url.hostname:
+        parser.error(f"only http://HOST[:PORT]/PATH URLs are supported, not {args.url!r}")
+    setup = _Setup(args, parser)
+    try:
+        reader, writer = await asyncio.wait_for(
+            setup.runtime.open_connection(url.hostname, url.port or 80), 10)
+        path = url.path or "/"
+        if url.query:
+            path += "?" + url.query
+        host_header = url.netloc
+        if args.output:
+            status, headers, n = await http_get_to_file(reader, writer, host_header, path, args.output,
+                                                        keep_alive=False)
+        else:
+            out = sys.stdout.buffer
+            status, headers, _ = await http_request(reader, writer, "GET", host_header, path,
+                                                    keep_alive=False, sink=out.write)
+            out.flush()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)  # let the FIN leave
+        if status >= 400:
+            print(f"wirestack get: HTTP {status}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        setup.close()
+
+
+async def _ping(args, parser) -> int:
+    setup = _Setup(args, parser)
+    try:
+        result = await setup.runtime.ping(args.destination, count=args.count, interval=args.interval,
+                                          size=args.size, timeout=args.timeout,
+                                          on_line=lambda line: print(line, flush=True))
+        return 0 if result.received else 1
+    finally:
+        setup.close()

@@ -41,7 +41,7 @@ class HostConfig:
     arp_timeout: int = 60 * SEC           # how long a learned entry is trusted
     arp_retry_interval: int = 1 * SEC     # RFC 1122 §2.3.2.1: at most one request a second
     arp_retries: int = 3
-    arp_queue_limit: int = 8              # packets held per unresolved address
+    arp_queue_limit: int = 64             # packets held per unresolved address (fragments count)
     gratuitous_arp: bool = True           # announce our address when an interface comes up
     reassembly_timeout: int = 30 * SEC
     reassembly_max_bytes: int = 256 * 1024
@@ -263,9 +263,10 @@ class Host:
         """Resolution failed: tell our own sockets, as Linux reports EHOSTUNREACH."""
         for datagram in datagrams:
             try:
-                hdr, body = ip_codec.parse(datagram, verify_checksum=False)
+                hdr = ip_codec.parse_header(datagram)
             except MalformedPacket:
                 continue
+            body = memoryview(datagram)[hdr.header_length:]
             self._icmp_error_received(icmp_codec.DEST_UNREACHABLE, icmp_codec.HOST_UNREACHABLE,
                                       0, hdr, body[:8], now)
 
@@ -403,10 +404,11 @@ class Host:
         rate limited by a token bucket."""
         data = bytes(offending)
         try:
-            hdr, body = ip_codec.parse(data, verify_checksum=False) if len(data) >= 20 else (None, None)
+            hdr = ip_codec.parse_header(data)
         except MalformedPacket:
-            hdr = None
-        if hdr is None or hdr.frag_offset or hdr.dst in self._broadcasts or hdr.src == b"\0\0\0\0":
+            return
+        body = data[hdr.header_length:]
+        if hdr.frag_offset or hdr.dst in self._broadcasts or hdr.src == b"\0\0\0\0":
             return
         if hdr.proto == 1 and len(body) >= 1 and body[0] in icmp_codec.ERROR_TYPES:
             return

@@ -45,11 +45,12 @@ def fmt_time(t: int) -> str:
 
 
 def _fmt_dur(ns: int) -> str:
-    if ns >= SEC:
+    a = abs(ns)  # jitter can be negative
+    if a >= SEC:
         return f"{ns / SEC:.6g} s"
-    if ns >= 1_000_000:
+    if a >= 1_000_000:
         return f"{ns / 1_000_000:.6g} ms"
-    if ns >= 1_000:
+    if a >= 1_000:
         return f"{ns / 1_000:.6g} µs"
     return f"{ns} ns"
 
@@ -192,7 +193,8 @@ class DecisionLog:
             return f"truncated from {e['old']} to {e['new']} bytes"
         if ev == "delayed":
             return (f"in flight {_fmt_dur(e['total'])} (serialization {_fmt_dur(e['serialization'])},"
-                    f" propagation {_fmt_dur(e['propagation'])}, jitter {_fmt_dur(e['jitter'])})")
+                    f" propagation {_fmt_dur(e['propagation'])}, jitter {_fmt_dur(e['jitter'])}"
+                    + (f", held back {_fmt_dur(e['hold'])}" if e.get("hold") else "") + ")")
         if ev == "collision":
             return f"collided with frame(s) {e.get('with', [])} at {at}: garbled"
         if ev == "backoff":

@@ -253,7 +253,7 @@ class LinkDirection:
         arrival += extra
         if log.full:
             log.record(now, fid, m, "delayed", total=arrival - now, serialization=ser,
-                       propagation=self.delay, jitter=jitter + extra)
+                       propagation=self.delay, jitter=jitter, hold=extra)
         sched = self.sched
         sched.call_at(arrival, self._arrive_cb, data, fid)
         for _ in range(copies):

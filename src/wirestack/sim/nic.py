@@ -41,8 +41,8 @@ class Nic:
     ``on_receive(frame)`` gets each accepted frame without its FCS. ``counters`` (a
     :class:`Counters`, typically the host's) receives the error counts ``eth.rx_runts``,
     ``eth.rx_fcs_errors``, ``eth.rx_not_for_us``, ``eth.rx_dropped_down``,
-    ``eth.tx_dropped_down``, ``eth.tx_no_carrier`` and (on a CSMA/CD hub)
-    ``eth.tx_aborted_collisions``. Plain frame/byte totals are attributes (``tx_frames`` ...),
+    ``eth.tx_dropped_down``, ``eth.tx_no_carrier`` and, on a hub, ``eth.tx_collisions`` and
+    (CSMA/CD) ``eth.tx_aborted_collisions``. Plain frame/byte totals are attributes (``tx_frames`` ...),
     not counters, to keep the per-frame cost down.
 
     ``check_fcs=False`` strips the FCS without checking it, so a corrupted frame travels on

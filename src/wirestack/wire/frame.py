@@ -42,6 +42,8 @@ def parse_frame(data, fcs: bool = False, verify_checksums: bool = True) -> Frame
 def _parse(data, fcs, verify):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedPacket(f"frame must be bytes, not {type(data).__name__}")
+    if isinstance(data, memoryview) and (data.format != "B" or data.ndim != 1 or not data.c_contiguous):
+        data = data.tobytes()  # the decoders index and slice bytes: unsigned, flat, contiguous
     if fcs:
         data = ethernet.strip_fcs(data, verify=True)
     eth, rest = ethernet.parse(data)

@@ -70,15 +70,12 @@ class IcmpMessage:
         follow). Returns (IPv4Header, transport_bytes) or raises MalformedPacket."""
         if not self.is_error:
             raise MalformedPacket("not an ICMP error message", "icmp.in_malformed")
-        data = self.payload
-        if len(data) < 20:
-            raise MalformedPacket("quoted datagram shorter than an IP header", "icmp.in_malformed")
-        hl = (data[0] & 0x0F) * 4
-        if data[0] >> 4 != 4 or hl < 20 or len(data) < hl:
-            raise MalformedPacket("quoted datagram is not IPv4", "icmp.in_malformed")
-        # The quoted datagram is cut short: decode the header alone, not its total length.
-        hdr = _parse_quoted_header(data, hl)
-        return hdr, memoryview(data)[hl:]
+        from .ipv4 import parse_header
+        try:
+            hdr = parse_header(self.payload)
+        except MalformedPacket as exc:
+            raise MalformedPacket(f"quoted datagram: {exc.reason}", "icmp.in_malformed") from None
+        return hdr, memoryview(self.payload)[hdr.header_length:]
 
     def __repr__(self) -> str:
         name = NAMES.get(self.type, f"type {self.type}")
@@ -87,14 +84,6 @@ class IcmpMessage:
         if self.type == DEST_UNREACHABLE:
             return f"ICMP {UNREACH_NAMES.get(self.code, f'unreachable code {self.code}')}"
         return f"ICMP {name} code {self.code}"
-
-
-def _parse_quoted_header(data, hl):
-    from .ipv4 import IPv4Header, FLAG_DF, FLAG_MF
-    vihl, tos, total, ident, frag, ttl, proto, csum = struct.unpack_from("!BBHHHBBH", data, 0)
-    return IPv4Header(hl // 4, tos, total, ident, bool(frag & FLAG_DF), bool(frag & FLAG_MF),
-                      (frag & 0x1FFF) * 8, ttl, proto, csum, bytes(data[12:16]),
-                      bytes(data[16:20]), bytes(data[20:hl]))
 
 
 def parse(buf, verify_checksum: bool = True) -> IcmpMessage:

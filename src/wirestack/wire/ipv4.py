@@ -85,6 +85,21 @@ def parse(buf, verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
     return hdr, mv[hl:total]
 
 
+def parse_header(buf) -> IPv4Header:
+    """Decode just the header, without checking the checksum or that the whole datagram is
+    present: for the quoted datagram of an ICMP error (RFC 792), which is cut short and
+    may have been changed by routers on the way."""
+    n = len(buf)
+    if n < MIN_HEADER:
+        raise MalformedPacket(f"IPv4 header truncated: {n} < 20 bytes", "ip.in_truncated")
+    vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _HDR.unpack_from(buf, 0)
+    hl = (vihl & 0x0F) * 4
+    if vihl >> 4 != 4 or hl < MIN_HEADER or hl > n:
+        raise MalformedPacket("not an IPv4 header", "ip.in_hdr_errors")
+    return IPv4Header(hl // 4, tos, total, ident, bool(frag & FLAG_DF), bool(frag & FLAG_MF),
+                      (frag & 0x1FFF) * 8, ttl, proto, csum, src, dst, bytes(buf[MIN_HEADER:hl]))
+
+
 def build_header(src: bytes, dst: bytes, proto: int, payload_len: int, ttl: int = 64,
                  ident: int = 0, df: bool = False, mf: bool = False, frag_offset: int = 0,
                  tos: int = 0, options: bytes = b"") -> bytes:

@@ -1,0 +1,43 @@
+# wirestack — developer entry points.  Every target is idempotent: the virtualenv
+# is (re)built only when pyproject.toml changes (stamp file), so re-running is quick.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.wirestack-installed
+
+.PHONY: all venv demo test test-fast bench clean distclean
+
+all: test
+
+# The stamp depends on pyproject.toml: new dependencies trigger a reinstall.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(VENV)/bin/wirestack demo
+
+test: venv
+	$(PY) -m pytest -q
+
+# Everything except the tests that need root and /dev/net/tun.
+test-fast: venv
+	$(PY) -m pytest -q -m "not interop and not slow"
+
+# Each bench/*.py is a self-contained measurement script that prints its figures.
+bench: venv
+	@set -e; found=0; for f in bench/*.py; do \
+	  [ -e "$$f" ] || continue; found=1; echo "== $$f"; $(PY) "$$f"; done; \
+	  [ $$found = 1 ] || echo "no benchmarks in bench/ yet"
+
+clean:
+	rm -rf build .pytest_cache .hypothesis demo.json src/*.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	find . -maxdepth 1 \( -name '*.pcap' -o -name '*.png' \) -type f -exec rm -f {} +
+
+distclean: clean
+	rm -rf $(VENV)
