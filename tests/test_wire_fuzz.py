@@ -251,3 +251,39 @@ def test_memoryview_of_any_shape_decodes_like_bytes():
         got = parse_frame(v)
         assert got.tcp == want.tcp and got.tcp.options.wscale == 200, v
         assert (got.eth, got.ip) == (want.eth, want.ip) and bytes(got.payload) == b"xy"
+
+
+def test_fuzz_icmp_quoted_datagram():
+    """IcmpMessage.quoted() decodes whatever an ICMP error quotes: only MalformedPacket."""
+    rng = random.Random(SEED + 1)
+    a, b = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+    good = ipv4.build(a, b, 6, tcp.build(a, b, 1, 2, 3, 4, tcp.ACK, 5, b"x" * 50), options=b"\x01" * 8)
+    returned = 0
+    for i in range(20_000):
+        if i % 2:
+            q = bytearray(good[:rng.randint(0, len(good))])
+            for _ in range(rng.randint(0, 3)):
+                if q:
+                    q[rng.randrange(len(q))] = rng.randrange(256)
+        else:
+            q = bytearray(rng.randbytes(rng.randint(0, 80)))
+            if q:
+                q[0] = 0x40 | rng.randrange(16)
+        msg = icmp.parse(icmp.build(rng.choice((3, 11, 12)), rng.randrange(16), rng.randbytes(4), q))
+        try:
+            hdr, data = msg.quoted()
+        except MalformedPacket as e:
+            assert e.counter == "icmp.in_malformed"
+            continue
+        returned += 1
+        assert hdr.header_length >= 20 and len(q) >= hdr.header_length
+        assert bytes(data) == bytes(q[hdr.header_length:])
+        assert (hdr.src, hdr.dst) == (bytes(q[12:16]), bytes(q[16:20]))
+    assert returned > 1000
+    with_echo = icmp.parse(icmp.build_echo(True, 1, 2, good))
+    try:
+        with_echo.quoted()
+    except MalformedPacket as e:
+        assert e.counter == "icmp.in_malformed"
+    else:
+        raise AssertionError("quoted() of an echo request must be refused")

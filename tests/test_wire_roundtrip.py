@@ -141,6 +141,10 @@ def test_ipv4_build_rejects_bad_arguments():
         ipv4.build_header(a, a, 6, 0, options=bytes(44))
     with pytest.raises(ValueError):
         ipv4.build_header(a, a, 6, 0, frag_offset=5)
+    with pytest.raises(ValueError):  # 65536 >> 3 would land on the MF bit
+        ipv4.build_header(a, a, 6, 0, frag_offset=65536)
+    hdr, _ = ipv4.parse(ipv4.build_header(a, a, 6, 0, frag_offset=0xFFF8))
+    assert hdr.frag_offset == 0xFFF8 and not hdr.mf and not hdr.df
     with pytest.raises(ValueError):
         ipv4.build_header(a, a, 6, 65536 - 20)
 

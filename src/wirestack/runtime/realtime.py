@@ -64,6 +64,8 @@ class RealtimeHost(RuntimeHost):
 
     def _service(self) -> None:
         self._service_scheduled = False
+        if not self._started:
+            return  # a kick() queued before stop(): the device (and pcap) may be closed
         now = time.monotonic_ns()
         write = self.device.write
         taps = self.taps

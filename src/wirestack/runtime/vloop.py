@@ -47,7 +47,7 @@ class _VirtualSelector(selectors.BaseSelector):
         if timeout is not None and timeout <= 0:
             sched.run_until(sched.now)  # only what is due right now
             return []
-        deadline = None if timeout is None else sched.now + max(1, math.ceil(timeout * 1e9))
+        deadline = None if timeout is None else sched.now + max(1, round(timeout * 1e9))
         while True:
             t = sched.next_time()
             if t is None or (deadline is not None and t > deadline):

@@ -12,27 +12,16 @@ import zlib
 from typing import Callable
 
 from wirestack.trace.counters import Counters
+from wirestack.wire.checksum import FCS_RESIDUE, fcs
+from wirestack.wire.checksum import check_fcs as fcs_ok
 
-# IEEE 802.3 §3.2.9: the FCS is the CRC-32 of the frame (dst MAC through payload). The CRC
-# is computed bit-reflected (LSB first, the order bits go onto the wire), so the 32-bit value
-# zlib returns is sent least-significant byte first: ``crc.to_bytes(4, "little")``.
-# A property of this CRC: the CRC-32 of a frame *including* a correct FCS is always this
-# constant (the "residue"), so the receiver checks the FCS with one crc32 call and no slicing.
-FCS_RESIDUE = 0x2144DF1C
+# IEEE 802.3 §3.2.9: the FCS is the CRC-32 of the frame; see wirestack.wire.checksum.
 FCS_LEN = 4
 ETH_HLEN = 14
 MIN_FRAME = 60          # minimum frame without FCS (64 with it); shorter frames are padded
 _PAD = bytes(MIN_FRAME)
 
 
-def fcs(frame: bytes) -> bytes:
-    """The 4 FCS bytes, in wire order, for ``frame`` (no FCS)."""
-    return zlib.crc32(frame).to_bytes(4, "little")
-
-
-def fcs_ok(data: bytes) -> bool:
-    """True when ``data`` (frame + FCS) carries a correct FCS."""
-    return zlib.crc32(data) == FCS_RESIDUE
 
 
 class Nic:

@@ -108,8 +108,8 @@ def build_header(src: bytes, dst: bytes, proto: int, payload_len: int, ttl: int 
     hl = MIN_HEADER + len(options)
     if hl > 60:
         raise ValueError("IPv4 options longer than 40 bytes")
-    if frag_offset % 8:
-        raise ValueError("fragment offset must be a multiple of 8 bytes")
+    if frag_offset % 8 or not 0 <= frag_offset <= 0xFFF8:
+        raise ValueError("fragment offset must be a multiple of 8 bytes in 0..65528")
     total = hl + payload_len
     if total > 0xFFFF:
         raise ValueError(f"IPv4 datagram of {total} bytes exceeds 65535")

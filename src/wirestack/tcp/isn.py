@@ -1,0 +1,15 @@
+"""Initial sequence numbers, RFC 6528 §3: ISN = M + F(localip, localport, remoteip,
+remoteport, secretkey), where M is a clock ticking every 4 microseconds (RFC 9293 §3.4.1)
+and F a keyed hash, here BLAKE2s keyed with a per-host secret."""
+
+from __future__ import annotations
+
+import hashlib
+
+_TICK_NS = 4_000  # RFC 9293 §3.4.1: the ISN clock is bound to a (roughly) 4 µs timer
+
+
+def isn(secret: bytes, lip: bytes, lport: int, rip: bytes, rport: int, now: int) -> int:
+    h = hashlib.blake2s(lip + lport.to_bytes(2, "big") + rip + rport.to_bytes(2, "big"),
+                        key=secret, digest_size=4).digest()
+    return (now // _TICK_NS + int.from_bytes(h, "big")) & 0xFFFFFFFF

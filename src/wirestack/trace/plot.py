@@ -1,0 +1,131 @@
+"""Plots of one TCP connection from a simulation run (needs matplotlib, an optional extra).
+
+* the time-sequence graph (as in tcptrace/Wireshark's Stevens graph): each data segment a
+  vertical bar from its first to its last sequence number, retransmissions in red, the
+  receiver's cumulative ACK and advertised window edge as step lines, SACK blocks as
+  short bars;
+* cwnd and ssthresh over time, from the sender's event log;
+* RTT samples, SRTT and RTO over time, from the sender's event log.
+"""
+
+from __future__ import annotations
+
+from ..wire import MalformedPacket, parse_frame
+
+
+class ConnectionRecorder:
+    """Watches a link for the first TCP connection from ``a`` to ``b`` and keeps what the
+    plots need. Sequence numbers are relative to the sender's ISN."""
+
+    def __init__(self, net, link, a, b):
+        self.net = net
+        self.a = a
+        self.b = b
+        self.key = None
+        self.isn = None
+        self.peer_isn = None
+        self.wscale = 0
+        self.max_end = 0
+        self.segments: list[tuple[float, int, int, bool]] = []   # t, start, end, retransmitted
+        self.acks: list[tuple[float, int, int]] = []             # t, ack, right window edge
+        self.sacks: list[tuple[float, int, int]] = []            # t, left, right
+        link.add_tap(self._on_frame)
+
+    def _on_frame(self, now: int, frame: bytes) -> None:
+        try:
+            f = parse_frame(frame, verify_checksums=False)
+        except MalformedPacket:
+            return
+        t = f.tcp
+        if t is None:
+            return
+        a_ip = self.a.host.interfaces[0].address
+        fwd = f.ip.src == a_ip
+        if self.key is None:
+            if not (fwd and t.syn and not t.ack_flag):
+                return
+            self.key = (t.sport, t.dport)
+            self.isn = t.seq
+            return
+        if fwd and (t.sport, t.dport) == self.key:
+            n = len(f.payload)
+            if n:
+                start = (t.seq - self.isn) & 0xFFFFFFFF
+                end = start + n
+                retrans = end <= self.max_end
+                self.max_end = max(self.max_end, end)
+                self.segments.append((now / 1e9, start, end, retrans))
+        elif not fwd and (t.dport, t.sport) == self.key:
+            if t.syn:
+                self.peer_isn = t.seq
+                if t.options.wscale is not None:
+                    self.wscale = t.options.wscale
+                return
+            if t.ack_flag:
+                ack = (t.ack - self.isn) & 0xFFFFFFFF
+                self.acks.append((now / 1e9, ack, ack + (t.window << self.wscale)))
+                for left, right in t.options.sack_blocks:
+                    self.sacks.append((now / 1e9, (left - self.isn) & 0xFFFFFFFF,
+                                       (right - self.isn) & 0xFFFFFFFF))
+
+    def _conn_events(self, field: str):
+        out = []
+        for e in self.a.host.log.entries:
+            if field in e and e.get("conn", "").endswith(f">{self.b.ip}:{self.key[1]}" if self.key else ""):
+                out.append((e["t"] / 1e9, e[field]))
+        return out
+
+    def plot(self, path: str) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 12), sharex=True,
+                                            gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
+        ok = [(t, s, e) for t, s, e, r in self.segments if not r]
+        re = [(t, s, e) for t, s, e, r in self.segments if r]
+        if ok:
+            ax1.vlines([x[0] for x in ok], [x[1] for x in ok], [x[2] for x in ok], colors="tab:blue",
+                       linewidth=1.2, label="data segment")
+        if re:
+            ax1.vlines([x[0] for x in re], [x[1] for x in re], [x[2] for x in re], colors="tab:red",
+                       linewidth=2.0, label="retransmission")
+        if self.acks:
+            ts = [x[0] for x in self.acks]
+            ax1.step(ts, [x[1] for x in self.acks], where="post", color="tab:green", linewidth=0.9,
+                     label="cumulative ACK")
+            ax1.step(ts, [x[2] for x in self.acks], where="post", color="tab:olive", linewidth=0.7,
+                     linestyle="--", label="receive window edge")
+        if self.sacks:
+            ax1.vlines([x[0] for x in self.sacks], [x[1] for x in self.sacks], [x[2] for x in self.sacks],
+                       colors="tab:purple", linewidth=3, alpha=0.5, label="SACK block")
+        ax1.set_ylabel("relative sequence number (bytes)")
+        ax1.set_title(f"time-sequence graph: {self.a.ip} -> {self.b.ip}")
+        ax1.legend(loc="upper left", fontsize=8)
+        ax1.grid(alpha=0.3)
+
+        for field, style in (("cwnd", "-"), ("ssthresh", "--")):
+            pts = [(t, v) for t, v in self._conn_events(field) if isinstance(v, (int, float)) and v < 1 << 30]
+            if pts:
+                ax2.step([p[0] for p in pts], [p[1] for p in pts], where="post", linestyle=style, label=field)
+        ax2.set_ylabel("bytes")
+        ax2.set_title("congestion window and slow-start threshold (sender)")
+        ax2.legend(loc="upper left", fontsize=8)
+        ax2.grid(alpha=0.3)
+
+        for field, style in (("rtt_ms", "."), ("srtt_ms", "-"), ("rto_ms", "--")):
+            pts = [(t, v) for t, v in self._conn_events(field) if isinstance(v, (int, float))]
+            if pts:
+                if style == ".":
+                    ax3.plot([p[0] for p in pts], [p[1] for p in pts], ".", markersize=3, label="RTT sample")
+                else:
+                    ax3.step([p[0] for p in pts], [p[1] for p in pts], where="post", linestyle=style,
+                             label=field.replace("_ms", "").upper())
+        ax3.set_ylabel("ms")
+        ax3.set_xlabel("virtual time (s)")
+        ax3.set_title("round-trip time (sender)")
+        ax3.legend(loc="upper left", fontsize=8)
+        ax3.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
