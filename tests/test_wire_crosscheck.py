@@ -275,15 +275,6 @@ def test_wirestack_frames_decoded_by_dpkt(fs):
 
 # --------------------------------------------------------------------------- B: scapy, dpkt -> wirestack
 
-def ws_fields(f):
-    """What wirestack decoded, in a plain dict."""
-    d = {"eth": (f.eth.dst, f.eth.src, f.eth.ethertype)}
-    ip = f.ip
-    d["ip"] = (ip.ihl, ip.tos, ip.total_length, ip.ident, ip.df, ip.mf, ip.frag_offset, ip.ttl,
-               ip.proto, ip.checksum, ip.src, ip.dst, ip.options)
-    return d
-
-
 @st.composite
 def scapy_frame(draw):
     """A random frame built by scapy, and the fields it was built from."""

@@ -18,7 +18,6 @@ parse_frame(fcs=True) (with a correct FCS half the time so the CRC check is pass
 from __future__ import annotations
 
 import random
-import struct
 import time
 
 from wirestack.wire import MalformedPacket, Frame, arp, checksum, ethernet, icmp, ipv4, parse_frame, tcp, udp

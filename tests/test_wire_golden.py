@@ -154,8 +154,11 @@ def test_fcs_of_a_known_frame():
     frame = ethernet.build(BCAST, MAC_A, ethernet.ETH_P_ARP,
                            arp.build(arp.REQUEST, MAC_A, IP_A, bytes(6), IP_B))
     assert len(frame) == 60
+    assert frame == ARP_REQUEST_FRAME
     f = checksum.fcs(frame)
-    assert f == crc32_8023_bitwise(frame)
+    # CRC-32 c9ad1551, on the wire least significant byte first
+    assert f == bytes.fromhex("51 15 ad c9") == crc32_8023_bitwise(frame)
+    assert checksum.fcs(UDP_FRAME) == bytes.fromhex("7e 8f 35 e4") == crc32_8023_bitwise(UDP_FRAME)
     # The receiver's CRC over frame + FCS leaves the magic residue (reflected c704dd7b).
     assert zlib.crc32(frame + f) == 0x2144DF1C
     assert checksum.check_fcs(frame + f)

@@ -335,6 +335,19 @@ def test_tcp_options_malformed(raw, counter):
     assert ei.value.counter == counter
 
 
+@pytest.mark.parametrize("kind, length", [(2, 4), (3, 3), (4, 2), (5, 10), (5, 34), (8, 10),
+                                          (30, 2), (30, 3), (254, 40)])
+@pytest.mark.parametrize("lead", [b"", b"\x01", b"\x01\x01\x01", b"\x02\x04\x05\xb4"])
+def test_tcp_option_one_byte_past_the_end(kind, length, lead):
+    """An option whose length runs exactly one byte past the option space is malformed
+    (and one that ends exactly at the end is fine)."""
+    full = bytes([kind, length]) + bytes(range(1, length - 1))
+    with pytest.raises(MalformedPacket) as ei:
+        tcp.parse_options(lead + full[:-1])  # one byte short
+    assert ei.value.counter == "tcp.in_bad_options"
+    tcp.parse_options(lead + full)
+
+
 def test_tcp_options_wrong_length_known_kind_kept_as_unknown():
     o = tcp.parse_options(b"\x02\x03\x05\x01\x03\x02\x00\x00")  # MSS len 3, WS len 2
     assert o.mss is None and o.wscale is None

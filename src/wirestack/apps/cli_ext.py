@@ -155,6 +155,9 @@ async def _serve(args, parser) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # SIGUSR1: report live TCP connection state (incl. TIME_WAIT) and the host's counters
+        # on stdout: "conn A:p>B:q STATE" lines, then "connections N", then "counters {json}".
+        loop.add_signal_handler(signal.SIGUSR1, _report, setup.host)
         print("ready", flush=True)
         await stop.wait()
         # Shut down politely: stop listening, close every connection (FIN), give the FINs
@@ -165,7 +168,9 @@ async def _serve(args, parser) -> int:
             tr.close()
         for task in [t for s in servers for t in s.tasks]:
             task.cancel()
-        setup.host.tcp.close_all()
+        close_all = getattr(setup.host.tcp, "close_all", None)  # not in the TcpLayer contract
+        if close_all is not None:
+            close_all()
         rt.kick()
         deadline = loop.time() + 1.0
         while setup.host.tcp.connection_count() and loop.time() < deadline:
@@ -173,6 +178,14 @@ async def _serve(args, parser) -> int:
         return 0
     finally:
         setup.close()
+
+
+def _report(host) -> None:
+    import json
+    for conn in getattr(host.tcp, "connections", list)():   # one line per connection, if listed
+        print(f"conn {getattr(conn, 'name', conn)} {getattr(conn, 'state', '?')}", flush=False)
+    print(f"connections {host.tcp.connection_count()}", flush=False)
+    print("counters " + json.dumps(dict(host.counters), sort_keys=True, default=str), flush=True)
 
 
 async def _get(args, parser) -> int:

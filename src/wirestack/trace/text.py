@@ -110,7 +110,7 @@ class TextTrace:
             sack_base = self._isn.get(back)
         else:
             rseq, rack, sack_base = seq, ack, None
-        if n or t.syn or t.fin:
+        if n or t.syn or t.fin or t.rst:
             parts.append(f"seq {rseq}:{(rseq + n) & 0xFFFFFFFF}" if n else f"seq {rseq}")
         if t.ack_flag:
             parts.append(f"ack {rack}")

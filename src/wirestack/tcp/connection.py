@@ -1,0 +1,1148 @@
+"""One TCP connection: the transmission control block (TCB) and everything that happens
+to it, organised like RFC 9293 §3.10 — segment arrival (input), sending (output), and the
+timers (RTO, persist, delayed ACK, TIME_WAIT).
+
+Sequence numbers inside the TCB are *unwrapped* Python ints: every 32-bit number that
+arrives is mapped to the int nearest to a reference (RCV.NXT for SEG.SEQ, SND.UNA for
+SEG.ACK), so comparisons are plain ``<`` instead of modular arithmetic, and only the wire
+sees ``& 0xFFFFFFFF``. Valid segments are always within 2**31 of the reference, so the
+mapping is exact for them (RFC 9293 §3.4 sequence number comparisons).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+from ..storage import Assembler, ByteFifo
+from ..units import MS
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, encode_options
+from . import congestion
+from .rtt import RttEstimator
+from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
+                     LISTEN, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, TRANSITIONS)
+
+M32 = 0xFFFFFFFF
+HALF = 0x80000000
+WRAP = 0x100000000
+DEFAULT_MSS = 536          # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
+_HDR = struct.Struct("!HHIIHHHH")
+_TSOPT = struct.Struct("!III")   # NOP NOP kind=8 len=10, TSval, TSecr (RFC 7323 Appendix A)
+_TSOPT_HEAD = 0x0101080A
+_TSOPT_WORDS = 0x0101 + 0x080A   # that first word's contribution to the checksum
+_from_bytes = int.from_bytes
+_SYN_FIN = SYN | FIN
+
+
+def _wscale_for(buf: int) -> int:
+    """The smallest shift that lets a 16-bit field describe ``buf`` (RFC 7323 §2.3, max 14)."""
+    s = 0
+    while (buf >> s) > 0xFFFF and s < 14:
+        s += 1
+    return s
+
+
+class Connection:
+    __slots__ = (
+        "layer", "cfg", "log", "counters", "lip", "lport", "rip", "rport", "key", "_name",
+        "state", "sock", "listener", "passive", "detached", "error", "soft_error",
+        # send sequence space (RFC 9293 §3.3.1)
+        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
+        "snd_wscale", "snd_mss", "peer_mss", "our_mss", "sndq", "_sbase", "fin_queued", "fin_seq",
+        "nodelay",
+        # receive sequence space
+        "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "rcv_cap", "rcvq", "asm", "fin_rcvd",
+        "ooo_fin", "_sws", "ack_now", "delack_segs", "last_ack_sent",
+        # timers (absolute ns deadlines or None) and their bookkeeping
+        "t_rtx", "t_persist", "t_delack", "t_tw", "_sched", "_dirty", "rtt", "rtt_seq",
+        "rtt_time", "retries", "syn_rexmits", "persist_backoff", "probes",
+        # congestion control and loss recovery
+        "cc", "dupacks", "in_recovery", "recover", "_rtx_reason", "_limited",
+        # RFC 7323
+        "ws_ok", "ts_ok", "ts_recent", "ts_offset",
+        # statistics
+        "segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "dupacks_rcvd",
+        "_csum_base",
+    )
+
+    def __init__(self, layer, cfg, lip: bytes, lport: int, rip: bytes, rport: int, now: int):
+        self.layer = layer
+        self.cfg = cfg
+        self.log = layer.log
+        self.counters = layer.counters
+        self.lip, self.lport, self.rip, self.rport = lip, lport, rip, rport
+        self.key = (lip, lport, rip, rport)
+        self._name = None
+        self.state = CLOSED
+        self.sock = None
+        self.listener = None
+        self.passive = False
+        self.detached = False
+        self.error = None
+        self.soft_error = None
+
+        iss = layer._isn(lip, lport, rip, rport, now)
+        self.iss = iss
+        self.snd_una = self.snd_nxt = self.snd_max = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.snd_wscale = 0
+        mtu_mss = layer.mtu_for(rip) - 40
+        self.our_mss = min(cfg.mss, mtu_mss) if cfg.mss else mtu_mss
+        self.peer_mss = DEFAULT_MSS
+        self.snd_mss = min(DEFAULT_MSS, self.our_mss)
+        self.sndq = ByteFifo(cfg.sndbuf)
+        self._sbase = iss + 1          # sequence number of sndq's first byte (after the SYN)
+        self.fin_queued = False
+        self.fin_seq = None
+        self.nodelay = cfg.nodelay
+
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0               # right edge of the window we advertised (never shrinks)
+        self.rcv_wscale = _wscale_for(cfg.rcvbuf) if cfg.window_scaling else 0
+        self.rcv_cap = cfg.rcvbuf
+        # Rounding the scaled window up may promise up to 2**wscale bytes more than the
+        # buffer size, so the byte store has that much slack (RFC 7323 §2.4).
+        self.rcvq = ByteFifo(cfg.rcvbuf + (1 << self.rcv_wscale))
+        self.asm = None                # out-of-order assembler, made on first need
+        self.fin_rcvd = False
+        self.ooo_fin = None            # sequence number of a FIN that arrived out of order
+        self._sws = min(cfg.rcvbuf // 2, self.our_mss)   # RFC 9293 §3.8.6.2.2 threshold
+        self.ack_now = False
+        self.delack_segs = 0
+        self.last_ack_sent = 0
+
+        self.t_rtx = self.t_persist = self.t_delack = self.t_tw = None
+        self._sched = None
+        self._dirty = False
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self.rtt_seq = None            # RTT timing: the ACK that ends the measurement...
+        self.rtt_time = 0              # ...of the segment sent at this time
+        self.retries = 0
+        self.syn_rexmits = 0
+        self.persist_backoff = 0
+        self.probes = 0
+
+        self.cc = congestion.get(cfg.congestion_control)(self.snd_mss, cfg.initial_window)
+        self.dupacks = 0
+        self.in_recovery = False
+        self.recover = iss
+        self._limited = 0              # RFC 3042 limited transmit allowance (bytes)
+        self._rtx_reason = "rto"
+
+        self.ws_ok = False
+        self.ts_ok = False
+        self.ts_recent = 0
+        self.ts_offset = layer.rng.getrandbits(32)   # RFC 7323 §5.4: random TSval offset
+
+        self.segs_in = self.segs_out = self.bytes_in = self.bytes_out = 0
+        self.retransmits = self.dupacks_rcvd = 0
+        # Checksum words that never change for this connection: the pseudo-header
+        # addresses and protocol, and the ports. Since 2**16 ≡ 1 (mod 0xFFFF) a 32-bit
+        # value contributes the same as its two 16-bit words (see wire/checksum.py).
+        self._csum_base = _from_bytes(lip, "big") + _from_bytes(rip, "big") + 6 + lport + rport
+
+    # ------------------------------------------------------------------ naming, logging
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._name = "%d.%d.%d.%d:%d>%d.%d.%d.%d:%d" % (*self.lip, self.lport, *self.rip, self.rport)
+        return self._name
+
+    def _record(self, now: int, kind: str, **fields) -> None:
+        self.log.record(now, kind, conn=self.name, **fields)
+
+    def _set_state(self, new: str, now: int) -> None:
+        """The one place where the state changes (RFC 9293 §3.3.2 Figure 5)."""
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise AssertionError(f"TCP transition {old} -> {new} is not in the state diagram")
+        self.state = new
+        if self.log.enabled:
+            self._record(now, "state", old=old, new=new, seq=self.snd_nxt & M32,
+                         ack=self.rcv_nxt & M32)
+        self._notify()
+
+    def _notify(self) -> None:
+        sock = self.sock
+        if sock is not None and not sock._ev:
+            sock._ev = True
+            self.layer._notify.append(sock)
+
+    def _want_output(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            self.layer._dirty.append(self)
+
+    # ------------------------------------------------------------------ opening
+    def open_active(self, now: int) -> None:
+        """connect(): CLOSED -> SYN_SENT; the SYN leaves at the next poll."""
+        self._set_state(SYN_SENT, now)
+        self._want_output()
+
+    def open_passive(self, seq: int, wnd: int, opts, now: int) -> None:
+        """A SYN reached a listener (RFC 9293 §3.10.7.2): this child starts in LISTEN and
+        moves to SYN_RECEIVED, answering SYN,ACK."""
+        self.state = LISTEN
+        self.passive = True
+        self.irs = seq
+        self.rcv_nxt = seq + 1
+        self.last_ack_sent = self.rcv_nxt
+        self.snd_wnd = wnd              # the window in a SYN is never scaled (RFC 7323 §2.2)
+        self.snd_wl1 = seq
+        self.max_snd_wnd = wnd
+        self._take_syn_options(opts)
+        self._set_state(SYN_RECEIVED, now)
+        self._send_syn(now)
+
+    def set_iss(self, iss: int) -> None:
+        self.iss = iss
+        self.snd_una = self.snd_nxt = self.snd_max = self.recover = iss
+        self._sbase = iss + 1
+
+    def _take_syn_options(self, opts) -> None:
+        cfg = self.cfg
+        mss = opts.mss
+        self.peer_mss = mss if mss else DEFAULT_MSS
+        # RFC 7323 §2.2: scaling is used only when both SYNs carried the option.
+        if cfg.window_scaling and opts.wscale is not None:
+            self.ws_ok = True
+            self.snd_wscale = min(opts.wscale, 14)   # §2.3: larger values are treated as 14
+        else:
+            self.ws_ok = False
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        if cfg.timestamps and opts.ts_val is not None:
+            self.ts_ok = True
+            self.ts_recent = opts.ts_val
+        self._update_snd_mss()
+
+    def _update_snd_mss(self, path_mss: int | None = None) -> None:
+        # RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS, MMS_S - IP header) - TCP options
+        mss = min(self.peer_mss, self.our_mss if path_mss is None else path_mss)
+        if self.ts_ok:
+            mss -= 12
+        self.snd_mss = max(mss, 8)
+
+    def _established(self, now: int) -> None:
+        self._set_state(ESTABLISHED, now)
+        self.retries = 0
+        self.cc = congestion.get(self.cfg.congestion_control)(self.snd_mss, self.cfg.initial_window)
+        if self.syn_rexmits and self.cc.cwnd < (1 << 60):
+            # RFC 5681 §3.1: after a lost SYN or SYN/ACK the initial window is one segment.
+            self.cc.cwnd = self.snd_mss
+        if self.passive and self.listener is not None:
+            self.listener._child_established(self)
+        if self.fin_queued:
+            self._set_state(FIN_WAIT_1, now)
+
+    # ------------------------------------------------------------------ user calls
+    def shutdown_write(self) -> None:
+        """Queue our FIN after the data (RFC 9293 §3.10.4 CLOSE, as a half-close)."""
+        if self.fin_queued:
+            return
+        self.fin_queued = True
+        self.fin_seq = self._sbase + len(self.sndq)
+        now = self.layer._now
+        st = self.state
+        if st is ESTABLISHED or st is SYN_RECEIVED:
+            self._set_state(FIN_WAIT_1, now)
+        elif st is CLOSE_WAIT:
+            self._set_state(LAST_ACK, now)
+        # SYN_SENT: the FIN waits for ESTABLISHED (see _established)
+        self._want_output()
+
+    def close(self) -> None:
+        """The application let go of the connection (socket close())."""
+        self.sock = None
+        self.detached = True
+        st = self.state
+        now = self.layer._now
+        if st is CLOSED:
+            return
+        if st is SYN_SENT:
+            self._set_state(CLOSED, now)   # RFC 9293 §3.10.4: delete the TCB
+            self._teardown()
+            return
+        if self.rcvq or (self.asm is not None and self.asm):
+            # RFC 9293 §3.10.4 / RFC 1122 4.2.2.13: closing with unread data resets.
+            self.counters.incr("tcp.close_unread_rst")
+            self.abort(now)
+            return
+        self.shutdown_write()
+        if self.state is FIN_WAIT_2 and self.t_tw is None:
+            self.t_tw = now + self.cfg.fin_wait2_timeout
+            self.layer._schedule(self)
+
+    def abort(self, now: int, send_rst: bool = True) -> None:
+        """RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> in synchronized states."""
+        st = self.state
+        if st is CLOSED:
+            return
+        if send_rst and st is not SYN_SENT and st is not TIME_WAIT:
+            self._emit(self.snd_nxt, RST, b"", now)
+            self.counters.incr("tcp.out_rsts")
+        self._set_state(CLOSED, now)
+        self._teardown()
+
+    def _fail(self, err: OSError, now: int) -> None:
+        """The connection ends with an error the application will see."""
+        self.error = err
+        if self.log.enabled:
+            self._record(now, "error", error=type(err).__name__, seq=self.snd_una & M32,
+                         ack=self.rcv_nxt & M32)
+        if self.state is not CLOSED:
+            self._set_state(CLOSED, now)
+        self._teardown()
+
+    def _teardown(self) -> None:
+        self.t_rtx = self.t_persist = self.t_delack = self.t_tw = None
+        self._sched = None
+        self.sndq.clear()
+        self.asm = None
+        self.layer._remove(self)
+        self._notify()
+
+    # ------------------------------------------------------------------ output
+    def after_read(self) -> None:
+        """The application consumed received data: if the window would open by enough to
+        matter (RFC 9293 §3.8.6.2.2) and the peer may be held back by the old one, send a
+        window update now rather than with the next ACK."""
+        if self.state not in RECEIVING:
+            return
+        cur = self.rcv_adv - self.rcv_nxt
+        space = self.rcv_cap - len(self.rcvq)
+        if space - cur >= self._sws and space >= 2 * cur:
+            self.ack_now = True
+            self._want_output()
+
+    def _rcv_window(self) -> int:
+        """The window field for an outgoing segment; records the right edge promised."""
+        rn = self.rcv_nxt
+        cur = self.rcv_adv - rn
+        if cur < 0:
+            cur = 0
+        space = self.rcv_cap - len(self.rcvq)
+        # Receiver SWS avoidance (RFC 9293 §3.8.6.2.2, RFC 1122 4.2.3.3): move the right
+        # edge only when it can advance by min(RCV.BUFF / 2, Eff.snd.MSS) or more.
+        if space - cur >= self._sws:
+            cur = space
+        ws = self.rcv_wscale
+        w = (cur + (1 << ws) - 1) >> ws        # round up: never shrink the edge (RFC 7323 §2.4)
+        if w > 0xFFFF:
+            w = 0xFFFF
+        edge = rn + (w << ws)
+        if edge > self.rcv_adv:
+            self.rcv_adv = edge
+        return w
+
+    def _emit(self, seq: int, flags: int, payload, now: int, opts: bytes | None = None) -> None:
+        """Build one segment (RFC 9293 §3.1) with its checksum and hand it to IP."""
+        if flags & ACK:
+            ack = self.rcv_nxt
+            self.last_ack_sent = ack
+            if flags & SYN:
+                # RFC 7323 §2.2: the window of a SYN segment is never scaled.
+                w = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+                if self.rcv_nxt + w > self.rcv_adv:
+                    self.rcv_adv = self.rcv_nxt + w
+                win = w
+            else:
+                win = self._rcv_window()
+            # Any ACK we send meets the delayed-ACK obligation (RFC 1122 4.2.3.2).
+            self.ack_now = False
+            self.delack_segs = 0
+            self.t_delack = None
+            ack &= M32
+        else:
+            ack = 0
+            if flags & SYN:
+                win = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+            elif flags & RST:
+                win = 0
+            else:
+                win = self._rcv_window()
+        seq &= M32
+        n = len(payload)
+        if opts is None:
+            if self.ts_ok and not flags & RST:
+                tsval = (now // MS + self.ts_offset) & M32
+                tsecr = self.ts_recent
+                hl = 32
+                offflags = (32 << 10) | flags
+                s = (self._csum_base + 32 + n + seq + ack + offflags + win
+                     + _TSOPT_WORDS + tsval + tsecr)
+                if n:
+                    s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+                r = s % 0xFFFF
+                seg = (_HDR.pack(self.lport, self.rport, seq, ack, offflags, win,
+                                 0xFFFF - (r or 0xFFFF), 0)
+                       + _TSOPT.pack(_TSOPT_HEAD, tsval, tsecr))
+                if n:
+                    seg += payload
+                self.segs_out += 1
+                self.layer.ip_output(self.lip, self.rip, 6, seg, now)
+                return
+            opts = b""
+        hl = 20 + len(opts)
+        offflags = (hl << 10) | flags
+        s = self._csum_base + hl + n + seq + ack + offflags + win
+        if opts:
+            s += _from_bytes(opts, "big")
+        if n:
+            s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+        r = s % 0xFFFF
+        seg = _HDR.pack(self.lport, self.rport, seq, ack, offflags, win, 0xFFFF - (r or 0xFFFF), 0)
+        if opts:
+            seg += opts
+        if n:
+            seg += payload
+        self.segs_out += 1
+        self.layer.ip_output(self.lip, self.rip, 6, seg, now)
+
+    def _send_syn(self, now: int) -> None:
+        """SYN (SYN_SENT) or SYN,ACK (SYN_RECEIVED), first or again (same ISS)."""
+        cfg = self.cfg
+        st = self.state
+        if st is SYN_SENT:
+            flags = SYN
+            wscale = self.rcv_wscale if cfg.window_scaling else None
+            ts = ((now // MS + self.ts_offset) & M32, 0) if cfg.timestamps else None
+        else:
+            flags = SYN | ACK
+            # A SYN,ACK carries an option only if the peer's SYN offered it (RFC 7323 §2.2, §3.2).
+            wscale = self.rcv_wscale if self.ws_ok else None
+            ts = ((now // MS + self.ts_offset) & M32, self.ts_recent) if self.ts_ok else None
+        opts = encode_options(mss=self.our_mss, wscale=wscale, ts=ts)
+        self._emit(self.iss, flags, b"", now, opts)
+        if self.snd_max == self.iss:
+            self.snd_nxt = self.snd_max = self.iss + 1
+            self.rtt_seq = self.iss + 1
+            self.rtt_time = now
+        else:
+            self.syn_rexmits += 1
+            self.retransmits += 1
+            self.counters.incr("tcp.retrans_segs")
+            if self.cfg.karn:
+                self.rtt_seq = None   # Karn: no sample from a retransmitted SYN
+            if self.log.enabled:
+                self._record(now, "retransmit", seq=self.iss & M32, ack=self.rcv_nxt & M32,
+                             len=0, reason="rto", flags="S" if st is SYN_SENT else "S.")
+        if self.t_rtx is None and cfg.retransmission:
+            self.t_rtx = now + self.rtt.rto
+
+    def output(self, now: int) -> None:
+        """Send what is allowed now: the SYN, new data, our FIN, a pending ACK."""
+        st = self.state
+        if st is SYN_SENT:
+            if self.snd_max == self.iss:
+                self._send_syn(now)
+            return
+        sent = False
+        if st in SENDING and (self._sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
+            sent = self._send_data(now, False)
+        if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
+            self._emit(self.snd_nxt, ACK, b"", now)
+
+    def _send_data(self, now: int, force: bool) -> bool:
+        """Segmentize queued data within min(peer window, cwnd) (RFC 9293 §3.8.6, RFC 5681
+        §3.1), applying Nagle (§3.7.4) and sender SWS avoidance (§3.8.6.2.1). ``force``
+        lets one segment through those two rules (the persist/override timer, (d))."""
+        mss = self.snd_mss
+        sndq = self.sndq
+        sent = False
+        cc = self.cc
+        while True:
+            nxt = self.snd_nxt
+            data_end = self._sbase + len(sndq)
+            avail = data_end - nxt
+            wnd = self.snd_wnd
+            cwnd = cc.cwnd + self._limited
+            if cwnd < wnd:
+                wnd = cwnd
+            usable = self.snd_una + wnd - nxt
+            if avail > 0:
+                n = avail if avail < mss else mss
+                if n > usable:
+                    n = usable
+                    if n <= 0:
+                        self._arm_persist(now)
+                        break
+                    if n < mss and n < (self.max_snd_wnd >> 1) and not force:
+                        # Sender SWS avoidance: wait for a worthwhile window (or for the
+                        # override timer when nothing is in flight to bring an ACK).
+                        self._arm_persist(now)
+                        break
+                elif n < mss and not force and not self.nodelay and nxt > self.snd_una \
+                        and not (self.fin_queued and self.state is not SYN_RECEIVED):
+                    # Nagle (RFC 896, RFC 9293 §3.7.4): one small segment in flight at a
+                    # time. A queued FIN flushes it, as there is nothing left to coalesce.
+                    break
+                end = nxt + n
+                flags = ACK | PSH if n == avail else ACK
+                if end == data_end and self.fin_queued and self.state is not SYN_RECEIVED:
+                    flags |= FIN
+                    end += 1
+                b = nxt - self._sbase
+                self._emit(nxt, flags, sndq.peek(b, n), now)
+            elif avail == 0 and self.fin_queued and self.state is not SYN_RECEIVED:
+                # A FIN on its own (it needs no window: RFC 9293 §3.10.4 queues it after data).
+                n = 0
+                end = nxt + 1
+                flags = ACK | FIN
+                self._emit(nxt, flags, b"", now)
+            else:
+                break
+            sent = True
+            force = False
+            if nxt < self.snd_max:
+                self._note_retransmit(nxt, n, flags, now)
+            elif self.rtt_seq is None:
+                self.rtt_seq = end if end > nxt else nxt + 1
+                self.rtt_time = now
+            self.bytes_out += n
+            self.snd_nxt = end
+            if end > self.snd_max:
+                self.snd_max = end
+            if self.t_rtx is None and self.cfg.retransmission:
+                self.t_rtx = now + self.rtt.rto
+                self.t_persist = None
+            if flags & FIN:
+                break
+        return sent
+
+    def _note_retransmit(self, seq: int, n: int, flags: int, now: int) -> None:
+        self.retransmits += 1
+        self.counters.incr("tcp.retrans_segs")
+        if self.cfg.karn and self.rtt_seq is not None and seq < self.rtt_seq:
+            self.rtt_seq = None   # Karn's algorithm: the timed segment was sent twice
+        if self.log.enabled:
+            self._record(now, "retransmit", seq=seq & M32, ack=self.rcv_nxt & M32, len=n,
+                         reason=self._rtx_reason, fin=bool(flags & FIN))
+
+    def _retransmit_first(self, now: int) -> None:
+        """Send the segment at SND.UNA again, whatever the window (RFC 5681 §3.2 step 2
+        fast retransmit; RFC 6298 §5.4 on timeout; RFC 6582 partial ACK)."""
+        una = self.snd_una
+        data_end = self._sbase + len(self.sndq)
+        n = data_end - una
+        if n > self.snd_mss:
+            n = self.snd_mss
+        if n < 0:
+            n = 0
+        end = una + n
+        flags = ACK
+        if self.fin_seq is not None and end == self.fin_seq and self.snd_max > self.fin_seq:
+            flags |= FIN
+            end += 1
+        if end == una:
+            return
+        payload = self.sndq.peek(una - self._sbase, n) if n else b""
+        self._emit(una, flags, payload, now)
+        self._note_retransmit(una, n, flags, now)
+        if self.snd_nxt < end:
+            self.snd_nxt = end
+        if end > self.snd_max:
+            self.snd_max = end
+
+    def _arm_persist(self, now: int) -> None:
+        # Only when nothing is in flight: then no ACK will come to reopen the window, so
+        # we must probe (RFC 9293 §3.8.6.1, RFC 1122 4.2.2.17).
+        if self.t_persist is None and self.t_rtx is None and self.snd_nxt == self.snd_una:
+            iv = self.rtt.rto << self.persist_backoff
+            self.t_persist = now + (iv if iv < self.cfg.rto_max else self.cfg.rto_max)
+
+    # ------------------------------------------------------------------ timers
+    def deadline(self) -> int | None:
+        d = self.t_rtx
+        for t in (self.t_persist, self.t_delack, self.t_tw):
+            if t is not None and (d is None or t < d):
+                d = t
+        return d
+
+    def on_timer(self, now: int) -> None:
+        t = self.t_rtx
+        if t is not None and t <= now:
+            self._on_rto(now)
+            if self.state is CLOSED:
+                return
+        t = self.t_persist
+        if t is not None and t <= now:
+            self._on_persist(now)
+        t = self.t_delack
+        if t is not None and t <= now:
+            self.t_delack = None
+            if self.delack_segs or self.ack_now:
+                self.counters.incr("tcp.delayed_acks")
+                self._emit(self.snd_nxt, ACK, b"", now)
+        t = self.t_tw
+        if t is not None and t <= now:
+            self.t_tw = None
+            st = self.state
+            if st is TIME_WAIT or st is FIN_WAIT_2:
+                self._set_state(CLOSED, now)
+                self._teardown()
+
+    def _on_rto(self, now: int) -> None:
+        """RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back off the
+        timer, restart it. RFC 5681 §3.1: ssthresh from FlightSize, cwnd = 1 SMSS."""
+        self.t_rtx = None
+        st = self.state
+        syn = st is SYN_SENT or st is SYN_RECEIVED
+        if not syn and self.snd_una >= self.snd_max:
+            return
+        limit = self.cfg.syn_retries if syn else self.cfg.max_retries
+        if self.retries >= limit:
+            if st is SYN_RECEIVED and self.passive:
+                # A half-open child that never completed: drop it quietly.
+                self.counters.incr("tcp.attempt_fails")
+                self._set_state(CLOSED, now)
+                self._teardown()
+                return
+            self.counters.incr("tcp.timeouts")
+            msg = "Connection timed out"
+            if self.soft_error is not None:
+                msg += f" (last ICMP error: {self.soft_error.strerror})"
+            self._fail(TimeoutError(errno.ETIMEDOUT, msg), now)
+            return
+        self.retries += 1
+        self.rtt.on_timeout()
+        self.counters.incr("tcp.rto_timeouts")
+        if self.log.enabled:
+            self._record(now, "rto", seq=self.snd_una & M32, ack=self.rcv_nxt & M32,
+                         rto=self.rtt.rto, backoff=self.rtt.backoff, retries=self.retries)
+        if syn:
+            self._send_syn(now)
+        else:
+            flight = self.snd_max - self.snd_una
+            self.cc.on_rto(flight, now)
+            self._log_cwnd(now, "rto")
+            # RFC 6582 §3.2 step 1 analogue after a timeout: dup ACKs for data sent before
+            # it must not trigger another fast retransmit.
+            self.in_recovery = False
+            self.recover = self.snd_max
+            self.dupacks = 0
+            if self.cfg.karn:
+                self.rtt_seq = None
+            self.snd_nxt = self.snd_una          # go back: resend from the first hole
+            self._rtx_reason = "rto"
+            self._retransmit_first(now)
+        if self.cfg.retransmission:
+            self.t_rtx = now + self.rtt.rto
+
+    def _on_persist(self, now: int) -> None:
+        """Zero-window probe or SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1 (d))."""
+        self.t_persist = None
+        if self.state not in SENDING:
+            return
+        nxt = self.snd_nxt
+        avail = self._sbase + len(self.sndq) - nxt
+        if avail <= 0 or nxt != self.snd_una:
+            return
+        wnd = self.snd_wnd if self.snd_wnd < self.cc.cwnd else self.cc.cwnd
+        if wnd > 0:
+            self._rtx_reason = "persist"
+            self._send_data(now, True)
+        else:
+            # Probe with one byte of new data beyond the zero window; SND.NXT stays, the
+            # byte is simply sent again (or for real) once the window opens.
+            self.counters.incr("tcp.persist_probes")
+            if self.log.enabled:
+                self._record(now, "persist_probe", seq=nxt & M32, ack=self.rcv_nxt & M32,
+                             backoff=self.persist_backoff)
+            self._emit(nxt, ACK, self.sndq.peek(nxt - self._sbase, 1), now)
+            if nxt + 1 > self.snd_max:
+                self.snd_max = nxt + 1
+            self.probes += 1
+            # RFC 1122 4.2.2.17: probe for as long as the receiver answers (any ACK resets
+            # the count); give up only when probes go unanswered like retransmissions.
+            if self.probes > self.cfg.max_retries:
+                self._fail(TimeoutError(errno.ETIMEDOUT, "Connection timed out (zero window)"), now)
+                return
+        self.persist_backoff += 1
+        iv = self.rtt.rto << self.persist_backoff
+        self.t_persist = now + (iv if iv < self.cfg.rto_max else self.cfg.rto_max)
+
+    def _enter_time_wait(self, now: int) -> None:
+        self._set_state(TIME_WAIT, now)
+        self.t_rtx = self.t_persist = None
+        self.sndq.clear()
+        self.asm = None
+        # RFC 9293 §3.6.1: wait 2·MSL so that old duplicates die out and a lost final
+        # ACK can be repeated. With the learning switch off, leave at the next poll.
+        self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
+
+    def _log_cwnd(self, now: int, reason: str) -> None:
+        if self.log.enabled:
+            self._record(now, "cwnd", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh,
+                         reason=reason, seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
+
+    # ------------------------------------------------------------------ input
+    def input(self, seq: int, ack: int, flags: int, wnd: int, opts, payload, now: int,
+              tsval: int | None = None) -> None:
+        """RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (other states). ``tsval`` is the
+        segment's TSval (the layer decodes the common options layout without ``opts``)."""
+        self.segs_in += 1
+        st = self.state
+        if st is SYN_SENT:
+            self._input_syn_sent(seq, ack, flags, wnd, opts, payload, now)
+            return
+        if tsval is None:
+            tsval = opts.ts_val
+        if tsval is not None and self.ts_ok and not flags & RST:
+            # RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old
+            # duplicate from a previous incarnation of the sequence space.
+            if (tsval - self.ts_recent) & M32 >= HALF:
+                self.counters.incr("tcp.in_paws")
+                self._emit(self.snd_nxt, ACK, b"", now)
+                return
+        rn = self.rcv_nxt
+        d = (seq - rn) & M32
+        if d >= HALF:
+            d -= WRAP
+        plen = len(payload)
+        seglen = plen
+        if flags & _SYN_FIN:
+            if flags & SYN:
+                seglen += 1
+            if flags & FIN:
+                seglen += 1
+        if d == -1 and flags & SYN and flags & ACK:
+            # A repeated SYN,ACK: its SYN is old news, its ACK may not be. Simultaneous
+            # open (RFC 9293 Figure 8) needs the ACK; a peer still in SYN_RECEIVED needs
+            # our ACK again. So drop the SYN, keep the rest, answer.
+            flags &= ~SYN
+            d = 0
+            seglen -= 1
+            self.ack_now = True
+        rwnd = self.rcv_adv - rn
+        if rwnd < 0:
+            rwnd = 0
+        # First: is the segment acceptable? (the four cases of RFC 9293 §3.10.7.4)
+        if seglen == 0:
+            ok = d == 0 if rwnd == 0 else 0 <= d < rwnd
+        elif rwnd == 0:
+            # Not acceptable -- but RFC 9293 allows for ACKs and RSTs in a zero window:
+            # a window probe at RCV.NXT has its ACK processed; its text is trimmed away.
+            ok = d == 0
+        else:
+            ok = 0 <= d < rwnd or 0 <= d + seglen - 1 < rwnd
+        if not ok:
+            self._unacceptable(d, seglen, flags, now)
+            return
+        s = rn + d
+        if d < 0:
+            # Trim what we already have from the front (SYN first, it comes first).
+            if flags & SYN:
+                flags &= ~SYN
+                d += 1
+            if d < 0:
+                payload = payload[-d:]
+                plen += d
+            s = rn
+            d = 0
+        over = d + plen - rwnd
+        if over > 0:
+            # Trim what lies beyond the window; a FIN there goes too.
+            payload = payload[:plen - over]
+            plen -= over
+            flags &= ~FIN
+            self.ack_now = True
+            self.counters.incr("tcp.in_trimmed")
+        if tsval is not None and self.ts_ok and s <= self.last_ack_sent:
+            self.ts_recent = tsval   # RFC 7323 §4.3 (PAWS above ensured TSval >= TS.Recent)
+
+        # Second: RST (RFC 9293 §3.10.7.4, with RFC 5961 §3 as an option).
+        if flags & RST:
+            if self.cfg.rst_challenge and d != 0:
+                self.counters.incr("tcp.in_rst_challenged")
+                self._emit(self.snd_nxt, ACK, b"", now)
+                return
+            self._on_rst(now)
+            return
+        # Fourth: SYN in a synchronized state -> challenge ACK (RFC 9293 §3.10.7.4,
+        # RFC 5961 §4), never a reset of the connection.
+        if flags & SYN:
+            if st is SYN_RECEIVED and self.passive:
+                self.counters.incr("tcp.attempt_fails")
+                self._set_state(LISTEN, now)
+                self._teardown()
+                return
+            self.counters.incr("tcp.in_syn_challenged")
+            self._emit(self.snd_nxt, ACK, b"", now)
+            return
+        # Fifth: ACK.
+        if not flags & ACK:
+            self.counters.incr("tcp.in_no_ack")
+            return
+        una = self.snd_una
+        da = (ack - una) & M32
+        if da >= HALF:
+            da -= WRAP
+        a = una + da
+        if st is SYN_RECEIVED:
+            if 0 < da and a <= self.snd_max:
+                self.snd_wnd = wnd << self.snd_wscale
+                self.snd_wl1 = s
+                self.snd_wl2 = a
+                if self.snd_wnd > self.max_snd_wnd:
+                    self.max_snd_wnd = self.snd_wnd
+                self._established(now)
+                st = self.state
+            else:
+                # <SEQ=SEG.ACK><CTL=RST>
+                self.layer._send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
+                return
+        if a > self.snd_max:
+            # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth).
+            self.counters.incr("tcp.in_ack_unsent")
+            self._emit(self.snd_nxt, ACK, b"", now)
+            return
+        swnd = wnd << self.snd_wscale
+        if da > 0:
+            self._ack_new(a, da, now)
+        elif da == 0 and plen == 0 and not flags & _SYN_FIN and swnd == self.snd_wnd \
+                and self.snd_max > a and swnd:
+            # RFC 5681 §2 duplicate ACK. (Not with a zero window: those answer our window
+            # probes and say nothing about loss.)
+            self._dupack(a, now)
+        if da >= 0:
+            self.probes = 0
+            # Window update (SND.WL1 / SND.WL2 rule, RFC 9293 §3.10.7.4 fifth).
+            wl1 = self.snd_wl1
+            if wl1 < s or (wl1 == s and self.snd_wl2 <= a):
+                if swnd != self.snd_wnd:
+                    old = self.snd_wnd
+                    self.snd_wnd = swnd
+                    if swnd > self.max_snd_wnd:
+                        self.max_snd_wnd = swnd
+                    if swnd > old:
+                        # The window opened: stop probing, send at once.
+                        self.t_persist = None
+                        self.persist_backoff = 0
+                        self.probes = 0
+                        self._notify()
+                self.snd_wl1 = s
+                self.snd_wl2 = a
+        fin_seq = self.fin_seq
+        if fin_seq is not None and self.snd_una > fin_seq:
+            # Our FIN is acknowledged.
+            if st is FIN_WAIT_1:
+                self._set_state(FIN_WAIT_2, now)
+                st = FIN_WAIT_2
+                self.t_rtx = None
+                if self.detached and self.t_tw is None:
+                    self.t_tw = now + self.cfg.fin_wait2_timeout
+            elif st is CLOSING:
+                self._enter_time_wait(now)
+                self.output(now)
+                return
+            elif st is LAST_ACK:
+                self._set_state(CLOSED, now)
+                self._teardown()
+                return
+
+        # Sixth: URG. Urgent data is delivered inline (RFC 6093 recommends not using it).
+        if flags & URG:
+            self.counters.incr("tcp.in_urg")
+
+        # Seventh: segment text.
+        if plen:
+            if st in RECEIVING:
+                if self.detached:
+                    # Nobody will read it: tell the peer (RFC 1122 4.2.2.13, as Linux does).
+                    self.counters.incr("tcp.in_data_after_close")
+                    self.abort(now)
+                    return
+                if d == 0:
+                    self._rcv_in_order(payload, plen, now)
+                else:
+                    self._rcv_out_of_order(s, payload, now)
+            else:
+                self.counters.incr("tcp.in_data_ignored")
+        # Eighth: FIN.
+        if flags & FIN:
+            if s + plen == self.rcv_nxt:
+                self._fin_received(now)
+            elif self.cfg.ooo_buffering and st in RECEIVING:
+                self.ooo_fin = s + plen
+                self.ack_now = True
+        self.output(now)
+
+    def _rcv_in_order(self, payload, plen: int, now: int) -> None:
+        n = self.rcvq.append(payload)
+        rn = self.rcv_nxt + n
+        self.bytes_in += n
+        asm = self.asm
+        if asm:
+            # This segment may fill a hole: deliver what now follows, ACK at once
+            # (RFC 5681 §4.2, RFC 9293 §3.10.7.4 seventh).
+            while True:
+                chunk = asm.pop(rn)
+                if chunk is None:
+                    break
+                k = self.rcvq.append(chunk)
+                rn += k
+                self.bytes_in += k
+            self.rcv_nxt = rn
+            self.ack_now = True
+            if self.ooo_fin is not None and self.ooo_fin == rn:
+                self._fin_received(now)
+        else:
+            self.rcv_nxt = rn
+            if self.cfg.delayed_ack:
+                # RFC 1122 4.2.3.2 / RFC 5681 §4.2: ACK at least every second segment,
+                # and within the delayed-ACK timeout.
+                segs = self.delack_segs + 1
+                if segs >= 2:
+                    self.ack_now = True
+                else:
+                    self.delack_segs = segs
+                    if self.t_delack is None:
+                        self.t_delack = now + self.cfg.delack_ms * MS
+            else:
+                self.ack_now = True
+        self._notify()
+
+    def _rcv_out_of_order(self, s: int, payload, now: int) -> None:
+        self.ack_now = True   # an immediate duplicate ACK (RFC 5681 §4.2)
+        if not self.cfg.ooo_buffering:
+            self.counters.incr("tcp.ofo_dropped")
+            return
+        asm = self.asm
+        if asm is None:
+            asm = self.asm = Assembler(self.rcv_cap, self.cfg.ooo_max_ranges)
+        if asm.insert(s, payload):
+            self.counters.incr("tcp.ofo_queued")
+        else:
+            self.counters.incr("tcp.ofo_dropped")
+
+    def _fin_received(self, now: int) -> None:
+        self.rcv_nxt += 1
+        self.fin_rcvd = True
+        self.ooo_fin = None
+        self.ack_now = True      # a FIN is acknowledged at once
+        st = self.state
+        if st is ESTABLISHED or st is SYN_RECEIVED:
+            self._set_state(CLOSE_WAIT, now)
+        elif st is FIN_WAIT_1:
+            self._set_state(CLOSING, now)
+        elif st is FIN_WAIT_2:
+            self.t_tw = None
+            self._enter_time_wait(now)
+        elif st is TIME_WAIT:
+            self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
+        self._notify()
+
+    def _ack_new(self, a: int, acked: int, now: int) -> None:
+        """SND.UNA < SEG.ACK <= SND.MAX: data (or our SYN/FIN) acknowledged."""
+        if self.snd_una == self.iss:
+            acked -= 1          # the SYN's sequence number is no data
+        sb = self._sbase
+        if a > sb:
+            q = self.sndq
+            nd = a - sb
+            ql = len(q)
+            if nd > ql:
+                nd = ql
+            if nd:
+                q.consume(nd)
+                self._sbase = sb + nd
+                self._notify()   # room in the send buffer: writable
+        self.snd_una = a
+        if self.snd_nxt < a:
+            self.snd_nxt = a
+        self.retries = 0
+        self.probes = 0
+        rtt = None
+        rs = self.rtt_seq
+        if rs is not None and a >= rs:
+            rtt = now - self.rtt_time
+            self.rtt.sample(rtt)
+            self.rtt_seq = None
+        # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
+        if a >= self.snd_max:
+            self.t_rtx = None
+        elif self.cfg.retransmission:
+            self.t_rtx = now + self.rtt.rto
+        cc = self.cc
+        if self.in_recovery:
+            if a >= self.recover:
+                # Full ACK (RFC 6582 §3.2 step 6): leave fast recovery.
+                self.in_recovery = False
+                cc.on_recovery_exit(self.snd_max - a, now)
+                self._log_cwnd(now, "recovery_exit")
+            else:
+                # Partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
+                cc.on_partial_ack(acked)
+                self._rtx_reason = "partial_ack"
+                self._retransmit_first(now)
+                self._log_cwnd(now, "partial_ack")
+        else:
+            old = cc.cwnd
+            cc.on_ack(acked, now, rtt, self.snd_max - a)
+            if cc.cwnd != old and self.log.enabled:
+                self._log_cwnd(now, "ack")
+        self.dupacks = 0
+        self._limited = 0
+
+    def _dupack(self, a: int, now: int) -> None:
+        """RFC 5681 §2 duplicate ACK; the third starts fast retransmit (§3.2)."""
+        self.dupacks += 1
+        self.dupacks_rcvd += 1
+        self.counters.incr("tcp.in_dupacks")
+        if self.log.enabled:
+            self._record(now, "dupack", seq=self.snd_nxt & M32, ack=a & M32, count=self.dupacks)
+        if not self.cfg.fast_retransmit:
+            return
+        if self.in_recovery:
+            self.cc.on_recovery_dupack()
+            return
+        if self.dupacks < 3 and self.snd_nxt == self.snd_max:
+            # RFC 3042 limited transmit: each of the first two duplicate ACKs lets one new
+            # segment out, so that a small window can still produce three duplicates.
+            self._limited = self.dupacks * self.snd_mss
+        if self.dupacks == 3 and a >= self.recover:
+            # RFC 6582 §3.2 step 2: enter fast recovery, remember the highest sequence sent.
+            self.in_recovery = True
+            self.recover = self.snd_max
+            self.cc.on_loss_fast(self.snd_max - a, now)
+            self.counters.incr("tcp.fast_retransmits")
+            self._limited = 0
+            self._log_cwnd(now, "fast_retransmit")
+            self._rtx_reason = "fast"
+            self._retransmit_first(now)
+            if self.cfg.retransmission:
+                self.t_rtx = now + self.rtt.rto
+
+    def _unacceptable(self, d: int, seglen: int, flags: int, now: int) -> None:
+        """RFC 9293 §3.10.7.4 first check failed: ACK (unless RST) and drop."""
+        if flags & RST:
+            self.counters.incr("tcp.in_rst_out_of_window")
+            return
+        if d + seglen <= 0:
+            self.counters.incr("tcp.in_duplicate")     # old data we already have
+        else:
+            self.counters.incr("tcp.in_out_of_window")
+        st = self.state
+        if st is SYN_RECEIVED:
+            if flags & SYN and d == -1:
+                self._send_syn(now)   # the peer did not get our SYN,ACK: repeat it
+            return
+        if st is TIME_WAIT and flags & FIN:
+            # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
+            self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
+        self._emit(self.snd_nxt, ACK, b"", now)
+
+    def _on_rst(self, now: int) -> None:
+        """A RST in the window (RFC 9293 §3.10.7.4 second)."""
+        st = self.state
+        self.counters.incr("tcp.in_rsts")
+        if st is SYN_RECEIVED:
+            if self.passive:
+                self.counters.incr("tcp.attempt_fails")
+                self._set_state(LISTEN, now)   # back to the listener (which never left)
+                self._teardown()
+            else:
+                self._fail(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), now)
+        elif st is ESTABLISHED or st is FIN_WAIT_1 or st is FIN_WAIT_2 or st is CLOSE_WAIT:
+            self.counters.incr("tcp.estab_resets")
+            self._fail(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), now)
+        else:   # CLOSING, LAST_ACK, TIME_WAIT
+            self._set_state(CLOSED, now)
+            self._teardown()
+
+    def _input_syn_sent(self, seq, ack, flags, wnd, opts, payload, now) -> None:
+        """RFC 9293 §3.10.7.3."""
+        ack_ok = False
+        if flags & ACK:
+            da = (ack - self.iss) & M32
+            if da == 0 or da > self.snd_max - self.iss:
+                # An ACK for something we never sent: <SEQ=SEG.ACK><CTL=RST>
+                self.counters.incr("tcp.in_bad_ack")
+                if not flags & RST:
+                    self.layer._send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
+                return
+            ack_ok = True
+        if flags & RST:
+            if ack_ok:
+                self.counters.incr("tcp.attempt_fails")
+                self._fail(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), now)
+            return
+        if not flags & SYN:
+            return
+        self.irs = seq
+        self.rcv_nxt = seq + 1
+        self.last_ack_sent = self.rcv_nxt
+        w = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+        self.rcv_adv = self.rcv_nxt + w
+        self._take_syn_options(opts)
+        if ack_ok:
+            a = self.iss + da
+            self.snd_una = a
+            if self.snd_nxt < a:
+                self.snd_nxt = a
+            if self.rtt_seq is not None and a >= self.rtt_seq:
+                self.rtt.sample(now - self.rtt_time)
+                self.rtt_seq = None
+            self.t_rtx = None
+            self.snd_wnd = wnd          # unscaled in a SYN (RFC 7323 §2.2)
+            self.max_snd_wnd = wnd
+            self.snd_wl1 = self.rcv_nxt - 1
+            self.snd_wl2 = a
+            self._established(now)
+            self.ack_now = True
+            if len(payload) or flags & FIN:
+                # Data in the SYN,ACK (rare): process it as text now.
+                if len(payload):
+                    self._rcv_in_order(payload[:max(0, self.rcv_adv - self.rcv_nxt)], len(payload), now)
+                if flags & FIN:
+                    self._fin_received(now)
+            self.output(now)
+        else:
+            # Simultaneous open (RFC 9293 §3.5, Figure 8): SYN_SENT -> SYN_RECEIVED.
+            self.snd_wnd = wnd
+            self.max_snd_wnd = wnd
+            self.snd_wl1 = seq
+            self._set_state(SYN_RECEIVED, now)
+            self.t_rtx = None
+            self.snd_max = self.iss      # send the SYN,ACK as "our SYN" again
+            self.snd_nxt = self.iss
+            saved = self.syn_rexmits
+            self._send_syn(now)
+            self.syn_rexmits = saved
+
+    # ------------------------------------------------------------------ ICMP
+    def icmp(self, kind: str, seq: int, mtu: int | None, err: OSError | None, now: int) -> None:
+        """An ICMP error quoting one of our segments (RFC 1122 4.2.3.9, RFC 5927)."""
+        d = (seq - self.snd_una) & M32
+        if d >= HALF:
+            d -= WRAP
+        s = self.snd_una + d
+        if not (self.snd_una <= s < self.snd_max or (self.state is SYN_SENT and s == self.iss)):
+            self.counters.incr("tcp.icmp_out_of_window")   # RFC 5927 §4.1: forged or stale
+            return
+        if kind == "frag_needed":
+            if mtu and mtu >= 68:
+                old = self.snd_mss
+                self._update_snd_mss(min(self.our_mss, mtu - 40))
+                if self.snd_mss < old:
+                    self.counters.incr("tcp.pmtu_updates")
+                    self.cc.set_mss(self.snd_mss)
+                    if self.log.enabled:
+                        self._record(now, "pmtu", mtu=mtu, mss=self.snd_mss,
+                                     seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
+                    if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_max > self.snd_una:
+                        self._rtx_reason = "pmtu"
+                        self.snd_nxt = self.snd_una
+                        self._retransmit_first(now)
+            return
+        if kind == "hard" and self.state is SYN_SENT:
+            # A port/protocol unreachable answering our SYN: nobody listens there.
+            self.counters.incr("tcp.attempt_fails")
+            self._fail(err or ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), now)
+            return
+        # Soft error (RFC 1122 4.2.3.9): remember it, report it if we time out.
+        self.soft_error = err
