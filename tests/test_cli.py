@@ -155,8 +155,6 @@ def test_bad_arguments_give_one_line_on_stderr_and_status_2(capsys, argv):
     assert err.startswith("wirestack") and "error" in err
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an unwritable --pcap path ends in a traceback "
-                   "(cli.py cmd_ping -> PcapWriter open raises FileNotFoundError)")
 def test_unwritable_pcap_path_is_reported_in_one_line(capsys, tmp_path):
     bad = tmp_path / "no" / "such" / "dir" / "x.pcap"
     try:
@@ -167,8 +165,6 @@ def test_unwritable_pcap_path_is_reported_in_one_line(capsys, tmp_path):
     assert err.count("\n") == 1 and str(bad) in err
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a destination that is not an IPv4 address ends in "
-                   "a ValueError traceback after the PING line (cli.py cmd_ping)")
 def test_bad_destination_is_reported_in_one_line(capsys):
     try:
         status, out, err = run_main(capsys, ["ping", "-c", "1", "not.an.address"])

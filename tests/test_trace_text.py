@@ -63,8 +63,6 @@ def test_icmp_echo_request_and_reply():
     assert line(rep) == "IP 198.18.0.2 > 198.18.0.1: ICMP echo reply, id 4660, seq 7, length 64"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: trace/text.py prints 'udp port 9 port unreachable' "
-                   "(the word 'port' twice); tcpdump prints 'udp port 9 unreachable'")
 def test_icmp_port_unreachable_names_the_port():
     offending = ipv4.build(A, B, ipv4.PROTO_UDP, udp.build(A, B, 40000, 9, b"anyone there?"))
     err = ip_frame(B, A, ipv4.PROTO_ICMP, icmp.build_error(icmp.DEST_UNREACHABLE, icmp.PORT_UNREACHABLE,

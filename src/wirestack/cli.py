@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # e.g. an unwritable --pcap path: one line, not a traceback
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"wirestack {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 def cmd_ping(args, parser) -> int:
@@ -116,7 +120,12 @@ def cmd_ping(args, parser) -> int:
         from .apps import cli_ext
         return cli_ext.ping_tap(args, parser)
     from .runtime.sim import Network
+    from .wire.addr import ip_aton
     dst = args.destination or "198.18.0.2"
+    try:
+        ip_aton(dst)
+    except ValueError:
+        parser.error(f"ping: {dst}: not an IPv4 address (the simulated hosts are 198.18.0.1 and 198.18.0.2)")
     net = Network(seed=args.seed)
     a = net.host("a", "198.18.0.1/24")
     b = net.host("b", "198.18.0.2/24")

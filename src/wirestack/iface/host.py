@@ -280,7 +280,8 @@ class Host:
                   ttl: int | None = None, df: bool = False) -> bool:
         """Send a datagram: route, fragment if needed (RFC 791), resolve, frame.
         Returns False when it could not be sent (no route, too big with DF)."""
-        self.counters.incr("ip.out_requests")
+        counters = self.counters
+        counters["ip.out_requests"] += 1   # (Counters starts every name at 0)
         if dst in self._local:
             # To ourselves: loop it back through input on the next transmit.
             self._ident = (self._ident + 1) & 0xFFFF
@@ -302,8 +303,8 @@ class Host:
         ttl = ttl or self.config.ttl
         n = len(payload)
         if 20 + n <= iface.mtu:
-            datagram = ip_codec.build_header(src, dst, proto, n, ttl=ttl, ident=ident, df=df) + payload
-            self._link_output(iface, next_hop, datagram, now)
+            header = ip_codec.build_simple_header(src, dst, proto, n, ttl, ident, df)
+            self._link_output(iface, next_hop, header, now, payload)
             return True
         if df:
             self.counters.incr("ip.frag_fails")
@@ -320,17 +321,22 @@ class Host:
         self.counters.incr("ip.frag_oks")
         return True
 
-    def _link_output(self, iface: Interface, next_hop: bytes, datagram: bytes, now: int) -> None:
+    def _link_output(self, iface: Interface, next_hop: bytes, datagram: bytes, now: int,
+                     payload=b"") -> None:
+        """Frame ``datagram + payload`` (kept apart so the bytes are copied only once, into
+        the frame) for ``next_hop``, or queue it until ARP has resolved it."""
         if next_hop == BROADCAST_IP or next_hop == iface.broadcast:
             mac = BROADCAST_MAC
         else:
             mac = self.arp.lookup(next_hop, now)
         if mac is not None:
-            frame = b"".join((mac, iface.mac, _ETH_IPV4, datagram))
+            frame = b"".join((mac, iface.mac, _ETH_IPV4, datagram, payload))
             if len(frame) < 60:
                 frame += _PAD[:60 - len(frame)]
             self._out.append((iface.index, frame))
             return
+        if payload:
+            datagram = datagram + bytes(payload)
         pending = self.arp.pending.get(next_hop)
         if pending is None:
             pending = self.arp.pending[next_hop] = PendingResolution(
@@ -349,7 +355,8 @@ class Host:
         except MalformedPacket as exc:
             self.counters.incr(exc.counter)
             return
-        self.counters.incr("ip.in_receives")
+        counters = self.counters
+        counters["ip.in_receives"] += 1
         dst = ip.dst
         broadcast = False
         if dst not in self._local:
@@ -371,7 +378,7 @@ class Host:
             data = ip_codec.build(ip.src, ip.dst, ip.proto, whole[:8], ttl=ip.ttl, ident=ip.ident)
         proto = ip.proto
         if proto == 6:
-            self.counters.incr("ip.in_delivers")
+            counters["ip.in_delivers"] += 1
             if not broadcast:
                 self.tcp.input(ip.src, dst, body, now)
         elif proto == 17:

@@ -74,19 +74,26 @@ class TextTrace:
             kind = "echo request" if m.type == icmp_codec.ECHO_REQUEST else "echo reply"
             return f"ICMP {kind}, id {m.ident}, seq {m.seq}, length {n}"
         if m.is_error:
+            # tcpdump's wording: "udp port 9 unreachable", "host X unreachable", ...
             try:
                 qh, qd = m.quoted()
-                about = f"{ip_ntoa(qh.dst)}"
-                if qh.proto in (6, 17) and len(qd) >= 4:
-                    port = int.from_bytes(qd[2:4], "big")
-                    about = f"{ip_ntoa(qh.dst)} {'tcp' if qh.proto == 6 else 'udp'} port {port}"
+                dst = ip_ntoa(qh.dst)
+                port = int.from_bytes(qd[2:4], "big") if qh.proto in (6, 17) and len(qd) >= 4 else None
             except MalformedPacket:
-                about = "?"
+                qh, dst, port = None, "?", None
             if m.type == icmp_codec.DEST_UNREACHABLE:
-                if m.code == icmp_codec.FRAG_NEEDED:
-                    return f"ICMP {about} unreachable - need to frag (mtu {m.next_hop_mtu}), length {n}"
-                what = icmp_codec.UNREACH_NAMES.get(m.code, f"code {m.code}").replace(" unreachable", "")
-                return f"ICMP {about} {what} unreachable, length {n}"
+                code = m.code
+                if code == icmp_codec.FRAG_NEEDED:
+                    return f"ICMP {dst} unreachable - need to frag (mtu {m.next_hop_mtu}), length {n}"
+                if code == icmp_codec.PORT_UNREACHABLE and port is not None:
+                    return f"ICMP {dst} {'tcp' if qh.proto == 6 else 'udp'} port {port} unreachable, length {n}"
+                if code == icmp_codec.PROTO_UNREACHABLE and qh is not None:
+                    return f"ICMP {dst} protocol {qh.proto} unreachable, length {n}"
+                if code == icmp_codec.NET_UNREACHABLE:
+                    return f"ICMP net {dst} unreachable, length {n}"
+                if code == icmp_codec.HOST_UNREACHABLE:
+                    return f"ICMP host {dst} unreachable, length {n}"
+                return f"ICMP {dst} unreachable - code {code}, length {n}"
             if m.type == icmp_codec.TIME_EXCEEDED:
                 why = "in-transit" if m.code == 0 else "reassembly"
                 return f"ICMP time exceeded {why}, length {n}"
