@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from ..wire import MalformedPacket, parse_frame
 
 
 class ConnectionRecorder:
-    """Watches a link for the first TCP connection from ``a`` to ``b`` and keeps what the
-    plots need. Sequence numbers are relative to the sender's ISN."""
+    """Watches the first TCP connection from ``a`` to ``b`` at a's own NIC — the sender's
+    view, as tcptrace draws it: data when a sends it, ACKs when they reach a — and keeps
+    what the plots need. Sequence numbers are relative to the sender's ISN."""
 
     def __init__(self, net, link, a, b):
         self.net = net
@@ -29,7 +32,10 @@ class ConnectionRecorder:
         self.segments: list[tuple[float, int, int, bool]] = []   # t, start, end, retransmitted
         self.acks: list[tuple[float, int, int]] = []             # t, ack, right window edge
         self.sacks: list[tuple[float, int, int]] = []            # t, left, right
-        link.add_tap(self._on_frame)
+        self.rtts: list[tuple[float, float]] = []                # t, ms (seen on the wire)
+        self._unacked = deque()   # (end, sent at, retransmitted) of first transmissions
+        self._retransmitted: set[int] = set()
+        a.nics[0].add_tap(lambda now, direction, frame: self._on_frame(now, frame))
 
     def _on_frame(self, now: int, frame: bytes) -> None:
         try:
@@ -53,6 +59,10 @@ class ConnectionRecorder:
                 start = (t.seq - self.isn) & 0xFFFFFFFF
                 end = start + n
                 retrans = end <= self.max_end
+                if retrans:
+                    self._retransmitted.add(end)
+                else:
+                    self._unacked.append((end, now))
                 self.max_end = max(self.max_end, end)
                 self.segments.append((now / 1e9, start, end, retrans))
         elif not fwd and (t.dport, t.sport) == self.key:
@@ -64,6 +74,16 @@ class ConnectionRecorder:
             if t.ack_flag:
                 ack = (t.ack - self.isn) & 0xFFFFFFFF
                 self.acks.append((now / 1e9, ack, ack + (t.window << self.wscale)))
+                # An RTT sample per newly acknowledged segment that was sent once only
+                # (Karn's rule: an ACK cannot tell which copy of a retransmission it answers).
+                q = self._unacked
+                sample = None
+                while q and q[0][0] <= ack:
+                    end, sent = q.popleft()
+                    if end not in self._retransmitted:
+                        sample = (now - sent) / 1e6
+                if sample is not None:
+                    self.rtts.append((now / 1e9, sample))
                 for left, right in t.options.sack_blocks:
                     self.sacks.append((now / 1e9, (left - self.isn) & 0xFFFFFFFF,
                                        (right - self.isn) & 0xFFFFFFFF))
@@ -80,6 +100,7 @@ class ConnectionRecorder:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        last = max([x[0] for x in self.segments] + [0.0])
         fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 12), sharex=True,
                                             gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
         ok = [(t, s, e) for t, s, e, r in self.segments if not r]
@@ -89,7 +110,9 @@ class ConnectionRecorder:
                        linewidth=1.2, label="data segment")
         if re:
             ax1.vlines([x[0] for x in re], [x[1] for x in re], [x[2] for x in re], colors="tab:red",
-                       linewidth=2.0, label="retransmission")
+                       linewidth=2.0)
+            ax1.plot([x[0] for x in re], [x[2] for x in re], "x", color="tab:red", markersize=6,
+                     label=f"retransmission ({len(re)})")
         if self.acks:
             ts = [x[0] for x in self.acks]
             ax1.step(ts, [x[1] for x in self.acks], where="post", color="tab:green", linewidth=0.9,
@@ -113,6 +136,9 @@ class ConnectionRecorder:
         ax2.legend(loc="upper left", fontsize=8)
         ax2.grid(alpha=0.3)
 
+        if self.rtts:
+            ax3.plot([p[0] for p in self.rtts], [p[1] for p in self.rtts], ".", markersize=3,
+                     color="tab:gray", label="RTT sample (data sent -> its ACK back, Karn)")
         for field, style in (("rtt_ms", "."), ("srtt_ms", "-"), ("rto_ms", "--")):
             pts = [(t, v) for t, v in self._conn_events(field) if isinstance(v, (int, float))]
             if pts:
@@ -122,8 +148,11 @@ class ConnectionRecorder:
                     ax3.step([p[0] for p in pts], [p[1] for p in pts], where="post", linestyle=style,
                              label=field.replace("_ms", "").upper())
         ax3.set_ylabel("ms")
+        if last:
+            first = min(x[0] for x in self.segments)
+            ax3.set_xlim(max(0.0, first - 0.02 * (last - first + 1e-3)), last + 0.05 * (last - first + 1e-3))
         ax3.set_xlabel("virtual time (s)")
-        ax3.set_title("round-trip time (sender)")
+        ax3.set_title("round-trip time seen by the sender")
         ax3.legend(loc="upper left", fontsize=8)
         ax3.grid(alpha=0.3)
         fig.tight_layout()
