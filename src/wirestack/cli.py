@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     d.add_argument("--trace", action="store_true", help="print every frame, tcpdump style")
 
+    lab = sub.add_parser("lab", help="switch one mechanism off and watch the failure it prevents")
+    lab.add_argument("name", nargs="?", help="the lab to run (none: list them)")
+    lab.add_argument("--seed", type=int, default=1)
+
     from .apps import cli_ext  # commands that need the real-time runtime (serve, get)
     cli_ext.add_commands(sub, _add_tap_options)
     return parser
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ping(args, parser)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "lab":
+            return cmd_lab(args, parser)
         from .apps import cli_ext
         return cli_ext.run(args, parser)
     except KeyboardInterrupt:
@@ -208,6 +214,19 @@ def cmd_demo(args) -> int:
       f"  (virtual time at the end: {res.virtual_seconds:.1f} s)")
     w(f"== pcap written to {opt.pcap}" + (f", plot to {opt.plot}" if opt.plot else ""))
     return 0 if res.sha256_ok else 1
+
+
+def cmd_lab(args, parser) -> int:
+    from .labs.experiments import LABS, run_lab
+    if args.name is None:
+        print("labs (run one with: wirestack lab NAME [--seed S]):")
+        for lab in LABS.values():
+            print(f"  {lab.name:<16} {lab.title}")
+        return 0
+    if args.name not in LABS:
+        parser.error(f"lab: unknown lab {args.name!r} (choose from {', '.join(LABS)})")
+    print(run_lab(args.name, seed=args.seed))
+    return 0
 
 
 def _fmt(v) -> str:

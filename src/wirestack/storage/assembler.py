@@ -103,17 +103,30 @@ class Assembler:
     def first(self) -> int | None:
         return self._starts[0] if self._starts else None
 
-    def sack_blocks(self, limit: int = 4) -> list[tuple[int, int]]:
-        """Up to ``limit`` blocks, the most recently changed first (RFC 2018 §4)."""
+    def sack_blocks(self, limit: int = 4, skip: int | None = None) -> list[tuple[int, int]]:
+        """Up to ``limit`` blocks, the most recently changed first (RFC 2018 §4: the block
+        holding the latest segment, then the most recently reported others -- with an
+        immediate ACK for every out-of-order segment, "most recently changed" and "most
+        recently reported" are the same order). The range starting at ``skip`` is left out
+        (it was already reported, e.g. right after a D-SACK block). O(limit · log n)."""
         out = []
-        idx = {s: i for i, s in enumerate(self._starts)}
+        starts, ends = self._starts, self._ends
         for s in self._recent:
-            i = idx.get(s)
-            if i is not None:
-                out.append((s, self._ends[i]))
+            if s == skip:
+                continue
+            i = bisect_left(starts, s)
+            if i < len(starts) and starts[i] == s:
+                out.append((s, ends[i]))
                 if len(out) >= limit:
                     break
         return out
+
+    def covering(self, start: int, end: int) -> tuple[int, int] | None:
+        """The held range that contains all of [start, end), or None. O(log n)."""
+        i = bisect_right(self._starts, start) - 1
+        if i >= 0 and self._ends[i] >= end:
+            return self._starts[i], self._ends[i]
+        return None
 
     def clear(self) -> None:
         self._starts.clear()

@@ -17,7 +17,7 @@ from ..units import MS, SEC
 class TcpConfig:
     # ---- learning switches -------------------------------------------------------------
     retransmission: bool = True      # off: lost segments are never sent again (no RTO)
-    congestion_control: object = "newreno"   # 'newreno' | 'none' | a CongestionControl class
+    congestion_control: object = "newreno"   # 'newreno' | 'cubic' | 'none' | a CongestionControl class
     fast_retransmit: bool = True     # off: only the RTO recovers a loss (RFC 5681 §3.2)
     nodelay: bool = False            # True switches Nagle off (RFC 9293 §3.7.4)
     delayed_ack: bool = True         # off: every segment is acknowledged at once (RFC 1122 4.2.3.2)
@@ -26,7 +26,12 @@ class TcpConfig:
     ooo_buffering: bool = True       # off: out-of-order segments are dropped
     window_scaling: bool = True      # offer RFC 7323 §2 window scaling
     timestamps: bool = True          # offer RFC 7323 §3 timestamps (PAWS, echo)
-    rst_challenge: bool = False      # RFC 5961 §3: in-window but inexact RST -> challenge ACK
+    sack: bool = True                # offer RFC 2018 selective acknowledgments (+ RFC 6675 recovery)
+    dsack: bool = True               # report duplicates in the first SACK block (RFC 2883)
+    rst_challenge: bool = True       # RFC 5961 §3: in-window but inexact RST -> challenge ACK
+    ack_check: bool = True           # RFC 5961 §5: drop segments whose ACK is too old/new
+    syn_cookies: bool = True         # RFC 4987 §3.6: answer SYNs statelessly when the queue is full
+    keepalive: bool = False          # RFC 9293 §3.8.4 / RFC 1122 4.2.3.6 keep-alive probes
 
     # ---- timers and limits -------------------------------------------------------------
     msl: int = 30 * SEC              # maximum segment lifetime; TIME_WAIT lasts 2·MSL
@@ -46,6 +51,12 @@ class TcpConfig:
     ephemeral_ports: tuple = (49152, 65535)  # RFC 6335 §6 dynamic range
     isn_secret: bytes | None = None  # RFC 6528 key; None: drawn from the host's rng
     verify_checksum: bool = True
+    challenge_ack_limit: int = 1000  # challenge ACKs per second, per host (RFC 5961 §7; 0: no limit)
+    keepalive_idle: int = 7200 * SEC   # idle time before the first probe (RFC 1122: >= 2 h)
+    keepalive_interval: int = 75 * SEC  # between unanswered probes
+    keepalive_probes: int = 9          # unanswered probes before the connection is dropped
+    user_timeout: int | None = None    # RFC 9293 §3.8.3 / RFC 5482: give up after this long
+                                       # without the peer acknowledging outstanding data
 
     def replace(self, **changes) -> "TcpConfig":
         """A copy with some fields changed; unknown names raise TypeError."""

@@ -1,0 +1,160 @@
+"""Labs: switch one mechanism off and watch the failure it prevents.
+
+Each lab runs the same transfer twice (or three times) on the same seeded wire, changing one
+switch, and prints what a learner should compare. `wirestack lab` lists them;
+`wirestack lab NAME [--seed S]` runs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..sim import Fault
+from .transfer import TransferResult, run_transfer
+
+
+@dataclass
+class Lab:
+    name: str
+    title: str
+    question: str
+    runs: Callable[[int], list[tuple[str, TransferResult]]]
+    columns: tuple[str, ...]
+    lesson: str
+
+
+def _c(r: TransferResult, host: str, name: str) -> int:
+    return r.counters.get(host, {}).get(name, 0)
+
+
+COLUMN_VALUES: dict[str, Callable[[TransferResult], str]] = {
+    "result": lambda r: ("sha256 ok" if r.sha256_ok else "CORRUPTED DATA") if r.completed else (r.error or "failed"),
+    "time": lambda r: f"{r.virtual_seconds:.2f} s",
+    "goodput": lambda r: f"{r.goodput_bps / 1e6:.2f} Mbit/s",
+    "retransmits": lambda r: str(r.sender.get("retransmits", 0)),
+    "rto fired": lambda r: str(_c(r, "a", "tcp.rto_timeouts")),
+    "segments a->b": lambda r: str(r.segments_a_to_b),
+    "segments b->a": lambda r: str(r.segments_b_to_a),
+    "wire drops": lambda r: str(r.decisions.get("dropped_loss", 0) + r.decisions.get("queue_overflow", 0)),
+    "queue overflows": lambda r: str(r.decisions.get("queue_overflow", 0)),
+    "FCS drops": lambda r: str(_c(r, "b", "eth.rx_fcs_errors") + _c(r, "a", "eth.rx_fcs_errors")),
+    "TCP csum drops": lambda r: str(_c(r, "b", "tcp.in_csum_errors") + _c(r, "a", "tcp.in_csum_errors")),
+    "IP csum drops": lambda r: str(_c(r, "b", "ip.in_bad_checksum") + _c(r, "a", "ip.in_bad_checksum")),
+    "ooo dropped": lambda r: str(_c(r, "b", "tcp.ofo_dropped")),
+}
+
+WAN = dict(delay_ms=20, rate_mbps=10, queue_limit=60)
+
+
+def _checksums(seed):
+    link = dict(delay_ms=5, rate_mbps=10, corrupt=0.02)
+    return [
+        ("FCS checked by the NIC", run_transfer(300_000, seed=seed, **link)),
+        ("FCS off: TCP checksum", run_transfer(300_000, seed=seed, check_fcs=False, **link)),
+        ("FCS off, TCP checksum off", run_transfer(300_000, seed=seed, check_fcs=False,
+                                                   host_tcp={"verify_checksum": False}, deadline=60,
+                                                   **link)),
+    ]
+
+
+def _retransmission(seed):
+    link = dict(WAN, loss=0.02)
+    return [("retransmission on", run_transfer(500_000, seed=seed, **link)),
+            ("retransmission off", run_transfer(500_000, seed=seed, tcp={"retransmission": False},
+                                                deadline=120, **link))]
+
+
+def _fast_retransmit(seed):
+    link = dict(WAN, loss=0.01)
+    return [("fast retransmit on", run_transfer(1_000_000, seed=seed, **link)),
+            ("fast retransmit off", run_transfer(1_000_000, seed=seed, tcp={"fast_retransmit": False}, **link))]
+
+
+def _congestion(seed):
+    link = dict(delay_ms=20, rate_mbps=10, queue_limit=20)
+    opts = {"rcvbuf": 1 << 20, "sndbuf": 1 << 20}
+    return [("NewReno", run_transfer(2_000_000, seed=seed, tcp=dict(opts, congestion_control="newreno"), **link)),
+            ("no congestion control", run_transfer(2_000_000, seed=seed, tcp=dict(opts, congestion_control="none"),
+                                                   **link))]
+
+
+def _nagle(seed):
+    link = dict(delay_ms=20, rate_mbps=10)
+    # An interactive sender: 400 writes of 10 bytes, one every 2 ms (keystrokes, small RPCs).
+    kw = dict(writes=400, write_interval=0.002, seed=seed, **link)
+    return [("Nagle on", run_transfer(4_000, **kw)),
+            ("Nagle off (nodelay)", run_transfer(4_000, tcp={"nodelay": True}, **kw))]
+
+
+def _delayed_ack(seed):
+    link = dict(delay_ms=20, rate_mbps=100)  # no bottleneck, no loss: only the ACKs differ
+    return [("delayed ACK on", run_transfer(1_000_000, seed=seed, **link)),
+            ("delayed ACK off", run_transfer(1_000_000, seed=seed, tcp={"delayed_ack": False}, **link))]
+
+
+def _ooo(seed):
+    link = dict(WAN, reorder=0.05, reorder_delay_ms=5)
+    return [("out-of-order buffering on", run_transfer(1_000_000, seed=seed, **link)),
+            ("out-of-order buffering off", run_transfer(1_000_000, seed=seed, tcp={"ooo_buffering": False},
+                                                        **link))]
+
+
+LABS: dict[str, Lab] = {lab.name: lab for lab in (
+    Lab("checksums", "Why checksums: the FCS, then the TCP checksum",
+        "2% of frames get a bit flipped on the wire. Who catches them?", _checksums,
+        ("result", "FCS drops", "IP csum drops", "TCP csum drops", "retransmits"),
+        "The NIC's CRC-32 drops damaged frames before IP sees them. Without it, the IP header "
+        "and TCP checksums catch the damage and TCP retransmits. With neither, damaged segments "
+        "are taken as they are: flipped payload bits reach the application (sha256 mismatch) "
+        "and flipped header bits (sequence numbers, flags, window) derail the connection."),
+    Lab("retransmission", "Why retransmit: a lossy wire without it",
+        "2% loss. What if lost segments are never sent again?", _retransmission,
+        ("result", "time", "retransmits", "wire drops"),
+        "Without retransmission the first lost segment leaves a hole the receiver can never "
+        "fill: it cannot deliver anything after the hole, and the transfer stalls for good."),
+    Lab("fast-retransmit", "Why fast retransmit: three duplicate ACKs vs. the RTO",
+        "1% loss on a 40 ms path. How long does recovery take?", _fast_retransmit,
+        ("result", "time", "goodput", "retransmits", "rto fired"),
+        "Duplicate ACKs tell the sender about a loss within one RTT; without them every loss "
+        "waits for the retransmission timer (at least 1 s, RFC 6298) and cwnd drops to one segment."),
+    Lab("congestion", "Why congestion control: a sender that ignores the bottleneck",
+        "A 10 Mbit/s bottleneck with a 20-frame queue and a 1 MB receive window.", _congestion,
+        ("result", "time", "goodput", "retransmits", "queue overflows"),
+        "Without congestion control the sender fills the receiver's whole window at once; the "
+        "bottleneck queue overflows over and over, and the link carries retransmissions instead "
+        "of new data."),
+    Lab("nagle", "Why Nagle: tinygrams from an interactive sender",
+        "400 writes of 10 bytes, 2 ms apart, on a 40 ms path.", _nagle,
+        ("result", "time", "segments a->b", "segments b->a"),
+        "With Nagle, small writes wait while data is unacknowledged and leave together: far fewer "
+        "segments (each costing 40+ bytes of headers). nodelay sends each write at once."),
+    Lab("delayed-ack", "Why delayed ACKs: half the ACK traffic",
+        "A 1 MB bulk transfer on a 40 ms path.", _delayed_ack,
+        ("result", "time", "segments a->b", "segments b->a"),
+        "Acknowledging every second full segment (RFC 1122 4.2.3.2) halves the segments the "
+        "receiver sends. (Where a queue is the bottleneck, more ACKs also grow cwnd faster in "
+        "slow start, so it overshoots sooner: try `wirestack lab congestion`.)"),
+    Lab("ooo", "Why buffer out-of-order segments",
+        "5% of frames are held back 5 ms, so later ones overtake them.", _ooo,
+        ("result", "time", "retransmits", "ooo dropped"),
+        "A receiver that drops segments arriving early makes the sender retransmit data that had "
+        "already arrived; keeping them (bounded) turns reordering into a small delay."),
+)}
+
+
+def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
+    rows = [("",) + lab.columns] + [(label,) + tuple(COLUMN_VALUES[c](r) for c in lab.columns)
+                                    for label, r in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"lab {lab.name}: {lab.title}", f"  {lab.question}", ""]
+    for row in rows:
+        lines.append("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                      for i, (cell, w) in enumerate(zip(row, widths))))
+    lines += ["", "  " + lab.lesson]
+    return "\n".join(lines)
+
+
+def run_lab(name: str, seed: int = 1) -> str:
+    lab = LABS[name]
+    return format_lab(lab, lab.runs(seed))

@@ -1,0 +1,122 @@
+"""One TCP transfer between two simulated hosts, measured: the building block of the labs and
+the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from ..iface import HostConfig
+from ..runtime.sim import Network
+from ..tcp import TcpConfig
+from ..units import SEC
+
+
+@dataclass
+class TransferResult:
+    size: int
+    completed: bool = False        # the receiver got everything and the FIN
+    sha256_ok: bool = False
+    received: int = 0
+    virtual_seconds: float = 0.0   # from connect() to the receiver seeing EOF
+    error: str = ""
+    sender: dict = field(default_factory=dict)    # TcpSocket.stats() of the sender
+    counters: dict = field(default_factory=dict)  # {"a": {...}, "b": {...}} nonzero counters
+    decisions: dict = field(default_factory=dict)  # what the wire did, by event
+    segments_a_to_b: int = 0
+    segments_b_to_a: int = 0
+
+    @property
+    def goodput_bps(self) -> float:
+        return self.received * 8 / self.virtual_seconds if self.virtual_seconds else 0.0
+
+
+def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tcp: dict | None = None,
+                 mtu: int = 1500, check_fcs: bool = True, deadline: float = 600.0,
+                 writes: int | None = None, write_interval: float = 0.0, log_events: bool = True,
+                 host_tcp: dict | None = None, net_setup=None, **link) -> TransferResult:
+    """Send ``size`` random bytes from a to b over a link with ``link`` parameters (those of
+    :meth:`Network.link`). ``tcp`` are socket options for both ends (``server_tcp`` overrides
+    the receiver's); ``host_tcp`` sets host-wide TcpConfig fields (those that act before a
+    segment is matched to a socket, like ``verify_checksum``). ``writes``/``write_interval`` split the data into that many writes spaced
+    in time (an interactive sender). ``deadline`` (virtual seconds) stops a stalled transfer."""
+    res = TransferResult(size)
+    net = Network(seed=seed, log_events=log_events)
+    def config():
+        return HostConfig(tcp=TcpConfig().replace(**host_tcp)) if host_tcp else None
+
+    a = net.host("a", "198.18.0.1/24", mtu=mtu, check_fcs=check_fcs, config=config())
+    b = net.host("b", "198.18.0.2/24", mtu=mtu, check_fcs=check_fcs, config=config())
+    wire = net.link(a, b, **link)
+    if net_setup is not None:
+        net_setup(net, wire)
+
+    def count(now, frame):
+        if frame[12:14] == b"\x08\x00" and frame[23] == 6:
+            if frame[6:12] == a.nics[0].mac:
+                res.segments_a_to_b += 1
+            else:
+                res.segments_b_to_a += 1
+
+    wire.add_tap(count)
+    payload = random.Random(f"transfer:{seed}").randbytes(size)
+    client_opts = dict(tcp or {})
+    server_opts = dict(client_opts, **(server_tcp or {}))
+
+    servers = []
+
+    async def main():
+        got = asyncio.get_running_loop().create_future()
+        h = hashlib.sha256()
+
+        async def sink(reader, writer):
+            while data := await reader.read(65536):
+                h.update(data)
+                res.received += len(data)
+            got.set_result(h.hexdigest())
+            writer.close()
+
+        server = await b.start_server(sink, 5001, **server_opts)
+        servers.append(server)
+        t0 = net.now
+        reader, writer = await a.open_connection("198.18.0.2", 5001, **client_opts)
+        sock = writer.get_extra_info("socket")
+        try:
+            pieces = writes or 1
+            step = -(-size // pieces)
+            view = memoryview(payload)
+            for off in range(0, size, step):
+                writer.write(view[off:off + step])
+                if write_interval:
+                    await asyncio.sleep(write_interval)
+                await writer.drain()
+            writer.write_eof()
+            digest = await got
+            res.completed = True
+            res.sha256_ok = digest == hashlib.sha256(payload).hexdigest()
+        finally:
+            res.virtual_seconds = (net.now - t0) / SEC
+            res.sender = sock.stats()
+        writer.close()
+        server.close()
+
+    try:
+        net.run(main(), timeout=deadline)
+    except asyncio.TimeoutError:
+        res.error = f"stalled: {res.received} of {size} bytes after {deadline:g} s"
+    except OSError as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+    for server in servers:  # a stalled receiver is still waiting: end it before closing
+        for task in list(server.tasks):
+            task.cancel()
+        if server.tasks:
+            net.run(asyncio.sleep(0))
+    res.counters = {"a": a.counters.nonzero(), "b": b.counters.nonzero()}
+    tally: dict[str, int] = {}
+    for e in net.decisions.entries:
+        tally[e["event"]] = tally.get(e["event"], 0) + 1
+    res.decisions = tally
+    net.close()
+    return res
