@@ -14,70 +14,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import math
 import sys
 import time
 
 sys.path.insert(0, "src")
 
-from wirestack.runtime.sim import Network  # noqa: E402
-from wirestack.units import SEC  # noqa: E402
+from wirestack.labs.transfer import run_transfer  # noqa: E402
 
 
 def transfer(size: int, *, seed: int = 1, mtu: int = 1500, tcp: dict | None = None,
              rcvbuf: int | None = None, **link) -> dict:
-    """Send ``size`` bytes a -> b; returns virtual seconds, wall seconds, segments, ok."""
-    net = Network(seed=seed, log_events=False, decisions="off")
-    a = net.host("a", "198.18.0.1/24", mtu=mtu)
-    b = net.host("b", "198.18.0.2/24", mtu=mtu)
-    link.setdefault("mtu", None)
-    net.link(a, b, **link)
+    """One measured transfer a -> b (see wirestack.labs.transfer); adds wall and CPU time."""
     opts = dict(tcp or {})
     if rcvbuf:
         opts.setdefault("rcvbuf", rcvbuf)
         opts.setdefault("sndbuf", rcvbuf)
-    payload = bytes(range(256)) * (size // 256 + 1)
-    payload = payload[:size]
-    out: dict = {}
-
-    async def main():
-        got = asyncio.get_running_loop().create_future()
-
-        async def sink(reader, writer):
-            h = hashlib.sha256()
-            n = 0
-            while True:
-                data = await reader.read(1 << 20)
-                if not data:
-                    break
-                h.update(data)
-                n += len(data)
-            got.set_result(h.hexdigest())
-            writer.close()
-
-        await b.start_server(sink, 5001, **opts)
-        reader, writer = await a.open_connection("198.18.0.2", 5001, **opts)
-        t0 = net.now
-        view = memoryview(payload)
-        for off in range(0, size, 1 << 20):
-            writer.write(view[off:off + (1 << 20)])
-            await writer.drain()
-        writer.write_eof()
-        digest = await got
-        out["virtual_s"] = (net.now - t0) / SEC
-        out["ok"] = digest == hashlib.sha256(payload).hexdigest()
-        out["stats"] = writer.get_extra_info("socket").stats()
-        writer.close()
-
-    wall0 = time.perf_counter()
-    cpu0 = time.process_time()
-    net.run(main(), timeout=3600)
-    out["wall_s"] = time.perf_counter() - wall0
-    out["cpu_s"] = time.process_time() - cpu0
-    net.close()
-    return out
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    r = run_transfer(size, seed=seed, host_mtu=mtu, tcp=opts, log_events=False, deadline=36000,
+                     count_segments=False, **link)
+    return {"wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0,
+            "virtual_s": r.virtual_seconds, "ok": r.sha256_ok, "stats": r.sender, "result": r}
 
 
 def bench_cpu() -> None:

@@ -34,9 +34,10 @@ class TransferResult:
 
 
 def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tcp: dict | None = None,
-                 mtu: int = 1500, check_fcs: bool = True, deadline: float = 600.0,
+                 host_mtu: int = 1500, check_fcs: bool = True, deadline: float = 600.0,
                  writes: int | None = None, write_interval: float = 0.0, log_events: bool = True,
-                 host_tcp: dict | None = None, net_setup=None, **link) -> TransferResult:
+                 host_tcp: dict | None = None, count_segments: bool = True, net_setup=None,
+                 **link) -> TransferResult:
     """Send ``size`` random bytes from a to b over a link with ``link`` parameters (those of
     :meth:`Network.link`). ``tcp`` are socket options for both ends (``server_tcp`` overrides
     the receiver's); ``host_tcp`` sets host-wide TcpConfig fields (those that act before a
@@ -47,8 +48,9 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
     def config():
         return HostConfig(tcp=TcpConfig().replace(**host_tcp)) if host_tcp else None
 
-    a = net.host("a", "198.18.0.1/24", mtu=mtu, check_fcs=check_fcs, config=config())
-    b = net.host("b", "198.18.0.2/24", mtu=mtu, check_fcs=check_fcs, config=config())
+    a = net.host("a", "198.18.0.1/24", mtu=host_mtu, check_fcs=check_fcs, config=config())
+    b = net.host("b", "198.18.0.2/24", mtu=host_mtu, check_fcs=check_fcs, config=config())
+    link.setdefault("mtu", None)  # the hosts' MTU is the limit; the link carries what they send
     wire = net.link(a, b, **link)
     if net_setup is not None:
         net_setup(net, wire)
@@ -60,7 +62,8 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
             else:
                 res.segments_b_to_a += 1
 
-    wire.add_tap(count)
+    if count_segments:
+        wire.add_tap(count)
     payload = random.Random(f"transfer:{seed}").randbytes(size)
     client_opts = dict(tcp or {})
     server_opts = dict(client_opts, **(server_tcp or {}))
@@ -72,7 +75,7 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
         h = hashlib.sha256()
 
         async def sink(reader, writer):
-            while data := await reader.read(65536):
+            while data := await reader.read(1 << 20):
                 h.update(data)
                 res.received += len(data)
             got.set_result(h.hexdigest())
