@@ -203,7 +203,7 @@ def cmd_demo(args) -> int:
       f"retransmissions {res.retransmissions}")
     stats = res.tcp_stats
     if stats:
-        w("  sender: " + ", ".join(f"{k} {_fmt(v)}" for k, v in stats.items()))
+        w("  sender: " + _sender_line(stats))
     w("")
     for name, counters in res.counters.items():
         w(f"== counters of host {name}")
@@ -227,6 +227,20 @@ def cmd_lab(args, parser) -> int:
         parser.error(f"lab: unknown lab {args.name!r} (choose from {', '.join(LABS)})")
     print(run_lab(args.name, seed=args.seed))
     return 0
+
+
+def _sender_line(st: dict) -> str:
+    """The sender's figures a learner looks at, times in ms."""
+    ms = lambda k: f"{st.get(k, 0) / 1e6:.1f} ms"  # noqa: E731
+    parts = [f"segments out {st.get('segments_out')}", f"retransmits {st.get('retransmits')}",
+             f"dup ACKs {st.get('dup_acks')}", f"RTT samples {st.get('rtt_samples')}",
+             f"SRTT {ms('srtt')}", f"RTTVAR {ms('rttvar')}", f"RTO {ms('rto')}",
+             f"cwnd {st.get('cwnd')}", f"ssthresh {st.get('ssthresh')}",
+             f"congestion control {st.get('congestion_control')}"]
+    opts = [name for name in ("window_scaling", "timestamps", "sack") if st.get(name)]
+    if opts:
+        parts.append("negotiated " + "+".join(opts))
+    return ", ".join(parts)
 
 
 def _fmt(v) -> str:
