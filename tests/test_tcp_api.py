@@ -113,7 +113,7 @@ def test_connect_from_bound_port_with_live_tuple_is_refused():
 
 
 def test_listen_backlog_overflow_is_counted():
-    p = RawPeer()
+    p = RawPeer(TcpConfig(syn_cookies=False))
     lst = p.socket()
     lst.bind(("0.0.0.0", 80))
     lst.listen(2)
@@ -122,6 +122,19 @@ def test_listen_backlog_overflow_is_counted():
     assert p.counters["tcp.listen_overflow"] == 3
     assert len([x for x in p.take() if x.has("S.")]) == 2
     assert p.layer.connection_count() == 2
+
+
+def test_listen_backlog_full_answers_with_syn_cookies():
+    p = RawPeer()
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(2)
+    for i in range(5):
+        p.inject("S", 1000 * i, sport=40000 + i)
+    assert p.counters["tcp.listen_overflow"] == 0
+    assert p.counters["tcp.syncookies_sent"] == 3
+    assert len([x for x in p.take() if x.has("S.")]) == 5     # every SYN answered...
+    assert p.layer.connection_count() == 2                    # ...but only 2 TCBs
 
 
 def test_accept_queue_and_listener_close_resets_pending():

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import errno
 import struct
+from bisect import bisect_left
 
 from ..storage import Assembler, ByteFifo
 from ..units import MS
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, encode_options
 from . import congestion
 from .rtt import RttEstimator
+from .sack import Scoreboard
 from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, TRANSITIONS)
 
@@ -32,6 +34,7 @@ _TSOPT_HEAD = 0x0101080A
 _TSOPT_WORDS = 0x0101 + 0x080A   # that first word's contribution to the checksum
 _from_bytes = int.from_bytes
 _SYN_FIN = SYN | FIN
+_KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 
 
 def _wscale_for(buf: int) -> int:
@@ -60,6 +63,10 @@ class Connection:
         "cc", "dupacks", "in_recovery", "recover", "_rtx_reason", "_limited",
         # RFC 7323
         "ws_ok", "ts_ok", "ts_recent", "ts_offset",
+        # RFC 2018 / 2883 / 6675: SACK
+        "sack_ok", "dsack_ok", "sb", "sack_rec", "high_rxt", "rescue_rxt", "_dsack", "_sack_due",
+        # keep-alive (RFC 9293 §3.8.4) and user timeout (RFC 9293 §3.8.3, RFC 5482)
+        "t_ka", "ka_probes", "ka_sent", "last_rx", "t_ut", "ut_time", "user_timeout",
         # statistics
         "segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "dupacks_rcvd",
         "_csum_base",
@@ -137,6 +144,23 @@ class Connection:
         self.ts_recent = 0
         self.ts_offset = layer.rng.getrandbits(32)   # RFC 7323 §5.4: random TSval offset
 
+        self.sack_ok = False           # both SYNs carried SACK-permitted (RFC 2018 §2)
+        self.dsack_ok = False
+        self.sb = None                 # the sender's scoreboard (sack.Scoreboard) once sack_ok
+        self.sack_rec = False          # in_recovery driven by RFC 6675 (else RFC 6582)
+        self.high_rxt = iss            # RFC 6675 HighRxt (exclusive end here)
+        self.rescue_rxt = None         # RFC 6675 RescueRxt (None: undefined)
+        self._dsack = None             # RFC 2883: a duplicate range to report in the next ACK
+        self._sack_due = False         # SACK blocks to send: out-of-order data held or a D-SACK
+
+        self.t_ka = None
+        self.ka_probes = 0
+        self.ka_sent = 0
+        self.last_rx = now
+        self.t_ut = None
+        self.ut_time = now
+        self.user_timeout = cfg.user_timeout
+
         self.segs_in = self.segs_out = self.bytes_in = self.bytes_out = 0
         self.retransmits = self.dupacks_rcvd = 0
         # Checksum words that never change for this connection: the pseudo-header
@@ -199,8 +223,36 @@ class Connection:
 
     def set_iss(self, iss: int) -> None:
         self.iss = iss
-        self.snd_una = self.snd_nxt = self.snd_max = self.recover = iss
+        self.snd_una = self.snd_nxt = self.snd_max = self.recover = self.high_rxt = iss
         self._sbase = iss + 1
+
+    def open_cookie(self, peer_isn: int, mss: int, wscale, sack: bool, tsval, ts_offset: int,
+                    now: int) -> None:
+        """Rebuild the TCB of a handshake answered with a SYN cookie (``syncookie``): the
+        SYN,ACK (ISS = the cookie) is already out; the ACK arriving now completes it."""
+        cfg = self.cfg
+        self.state = LISTEN
+        self.passive = True
+        self.irs = peer_isn
+        self.rcv_nxt = peer_isn + 1
+        self.last_ack_sent = self.rcv_nxt
+        self.snd_wl1 = peer_isn
+        self.peer_mss = mss
+        self.ws_ok = bool(cfg.window_scaling and wscale is not None)
+        self.snd_wscale = min(wscale, 14) if self.ws_ok else 0
+        if not self.ws_ok:
+            self.rcv_wscale = 0
+        self.ts_ok = bool(cfg.timestamps and tsval is not None)
+        if self.ts_ok:
+            self.ts_recent = tsval
+            self.ts_offset = ts_offset
+        self.sack_ok = bool(cfg.sack and sack)
+        self.dsack_ok = self.sack_ok and cfg.dsack
+        self._update_snd_mss()
+        w = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+        self.rcv_adv = self.rcv_nxt + w          # what the cookie SYN,ACK offered
+        self.snd_nxt = self.snd_max = self.iss + 1
+        self._set_state(SYN_RECEIVED, now)
 
     def _take_syn_options(self, opts) -> None:
         cfg = self.cfg
@@ -217,6 +269,9 @@ class Connection:
         if cfg.timestamps and opts.ts_val is not None:
             self.ts_ok = True
             self.ts_recent = opts.ts_val
+        # RFC 2018 §2: SACK is used only when both SYNs carried SACK-permitted.
+        self.sack_ok = bool(cfg.sack and opts.sack_permitted)
+        self.dsack_ok = self.sack_ok and cfg.dsack
         self._update_snd_mss()
 
     def _update_snd_mss(self, path_mss: int | None = None) -> None:
@@ -233,6 +288,10 @@ class Connection:
         if self.syn_rexmits and self.cc.cwnd < (1 << 60):
             # RFC 5681 §3.1: after a lost SYN or SYN/ACK the initial window is one segment.
             self.cc.cwnd = self.snd_mss
+        if self.sack_ok and self.sb is None:
+            self.sb = Scoreboard(self.cfg.ooo_max_ranges)
+        if self.cfg.keepalive:
+            self.arm_keepalive(now)
         if self.passive and self.listener is not None:
             self.listener._child_established(self)
         if self.fin_queued:
@@ -298,10 +357,11 @@ class Connection:
         self._teardown()
 
     def _teardown(self) -> None:
-        self.t_rtx = self.t_persist = self.t_delack = self.t_tw = None
+        self.t_rtx = self.t_persist = self.t_delack = self.t_tw = self.t_ka = self.t_ut = None
         self._sched = None
         self.sndq.clear()
         self.asm = None
+        self._sack_due = False
         self.layer._remove(self)
         self._notify()
 
@@ -330,7 +390,15 @@ class Connection:
         if space - cur >= self._sws:
             cur = space
         ws = self.rcv_wscale
-        w = (cur + (1 << ws) - 1) >> ws        # round up: never shrink the edge (RFC 7323 §2.4)
+        if cur > space:
+            # The edge promised earlier lies beyond the free space (earlier rounding up):
+            # keep accepting up to it (rcv_adv stays) but advertise it rounded down, or
+            # every ACK would push the edge up to 2**ws - 1 bytes further and the promises
+            # would creep past the buffer (RFC 7323 §2.4 lets the edge move left by less
+            # than 2**ws bytes for this rounding).
+            w = cur >> ws
+        else:
+            w = (cur + (1 << ws) - 1) >> ws    # round up: never shrink the edge (RFC 7323 §2.4)
         if w > 0xFFFF:
             w = 0xFFFF
         edge = rn + (w << ws)
@@ -366,6 +434,8 @@ class Connection:
                 win = self._rcv_window()
         seq &= M32
         n = len(payload)
+        if self._sack_due and opts is None and flags & ACK:
+            opts = self._sack_option(n, now)
         if opts is None:
             if self.ts_ok and not flags & RST:
                 tsval = (now // MS + self.ts_offset) & M32
@@ -402,6 +472,49 @@ class Connection:
         self.segs_out += 1
         self.layer.ip_output(self.lip, self.rip, 6, seg, now)
 
+    def _sack_option(self, n: int, now: int):
+        """The options of an ACK that reports SACK blocks (RFC 2018 §4), with the
+        timestamp when in use: at most 3 blocks beside a timestamp, 4 without, and fewer
+        when the segment's data leaves less room within the MSS. A pending D-SACK block
+        (RFC 2883 §4) goes first, followed by the block that contains it, if any; then the
+        most recently changed blocks, the one holding the latest segment first."""
+        ts_ok = self.ts_ok
+        maxb = 3 if ts_ok else 4
+        room = (self.snd_mss - n - 4) >> 3
+        if room < maxb:
+            if room <= 0:
+                return None         # a full-sized segment: the blocks ride the next ACK
+            maxb = room
+        asm = self.asm
+        blocks = []
+        skip = None
+        d = self._dsack
+        if d is not None:
+            self._dsack = None
+            if asm is None or not asm.nbytes:
+                self._sack_due = False
+            blocks.append(d)
+            if asm is not None:
+                c = asm.covering(d[0], d[1])
+                if c is not None:
+                    blocks.append(c)
+                    skip = c[0]
+        if asm is not None and len(blocks) < maxb:
+            blocks += asm.sack_blocks(maxb - len(blocks), skip)
+        if not blocks:
+            return None
+        ts = ((now // MS + self.ts_offset) & M32, self.ts_recent) if ts_ok else None
+        return encode_options(ts=ts, sack_blocks=[(l & M32, r & M32) for l, r in blocks[:maxb]])
+
+    def _sack_room(self) -> int:
+        """Bytes the SACK option takes on the next segment (0 when none is due)."""
+        asm = self.asm
+        nb = (1 if self._dsack is not None else 0) + (len(asm) if asm is not None else 0)
+        if not nb:
+            return 0
+        maxb = 3 if self.ts_ok else 4
+        return 4 + 8 * (nb if nb < maxb else maxb)
+
     def _send_syn(self, now: int) -> None:
         """SYN (SYN_SENT) or SYN,ACK (SYN_RECEIVED), first or again (same ISS)."""
         cfg = self.cfg
@@ -410,12 +523,14 @@ class Connection:
             flags = SYN
             wscale = self.rcv_wscale if cfg.window_scaling else None
             ts = ((now // MS + self.ts_offset) & M32, 0) if cfg.timestamps else None
+            sack = cfg.sack
         else:
             flags = SYN | ACK
             # A SYN,ACK carries an option only if the peer's SYN offered it (RFC 7323 §2.2, §3.2).
             wscale = self.rcv_wscale if self.ws_ok else None
             ts = ((now // MS + self.ts_offset) & M32, self.ts_recent) if self.ts_ok else None
-        opts = encode_options(mss=self.our_mss, wscale=wscale, ts=ts)
+            sack = self.sack_ok
+        opts = encode_options(mss=self.our_mss, wscale=wscale, ts=ts, sack_permitted=sack)
         self._emit(self.iss, flags, b"", now, opts)
         if self.snd_max == self.iss:
             self.snd_nxt = self.snd_max = self.iss + 1
@@ -441,16 +556,25 @@ class Connection:
                 self._send_syn(now)
             return
         sent = False
-        if st in SENDING and (self._sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
+        if self.sack_rec and st in SENDING:
+            sent = self._sack_output(now)
+        elif st in SENDING and (self._sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
             sent = self._send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
             self._emit(self.snd_nxt, ACK, b"", now)
 
-    def _send_data(self, now: int, force: bool) -> bool:
+    def _send_data(self, now: int, force: bool, budget: int | None = None) -> bool:
         """Segmentize queued data within min(peer window, cwnd) (RFC 9293 §3.8.6, RFC 5681
         §3.1), applying Nagle (§3.7.4) and sender SWS avoidance (§3.8.6.2.1). ``force``
-        lets one segment through those two rules (the persist/override timer, (d))."""
+        lets one segment through those two rules (the persist/override timer, (d)).
+        ``budget`` replaces the cwnd rule during SACK recovery: cwnd - pipe bytes may
+        go, a segment only while at least one SMSS of it is left (RFC 6675 §5 (C))."""
         mss = self.snd_mss
+        if self._sack_due:
+            # SACK blocks ride on our data too: keep header + data within the MSS.
+            mss -= self._sack_room()
+            if mss < 8:
+                mss = 8
         sndq = self.sndq
         sent = False
         cc = self.cc
@@ -459,10 +583,27 @@ class Connection:
             data_end = self._sbase + len(sndq)
             avail = data_end - nxt
             wnd = self.snd_wnd
-            cwnd = cc.cwnd + self._limited
-            if cwnd < wnd:
-                wnd = cwnd
-            usable = self.snd_una + wnd - nxt
+            if budget is None:
+                cwnd = cc.cwnd + self._limited
+                if cwnd < wnd:
+                    wnd = cwnd
+                usable = self.snd_una + wnd - nxt
+            else:
+                if budget < self.snd_mss:
+                    break
+                usable = self.snd_una + wnd - nxt
+                if usable > budget:
+                    usable = budget
+            if nxt < self.snd_max and self.sb:
+                # Going back after a timeout: what the receiver SACKed is skipped (the
+                # scoreboard survives a first RTO, see _on_rto).
+                e = self.sb.sacked_end(nxt)
+                if e is not None:
+                    self.snd_nxt = e
+                    continue
+                ns = self.sb.next_start_after(nxt)
+                if ns is not None and ns - nxt < avail:
+                    avail = ns - nxt
             if avail > 0:
                 n = avail if avail < mss else mss
                 if n > usable:
@@ -506,9 +647,17 @@ class Connection:
             self.snd_nxt = end
             if end > self.snd_max:
                 self.snd_max = end
-            if self.t_rtx is None and self.cfg.retransmission:
-                self.t_rtx = now + self.rtt.rto
-                self.t_persist = None
+            if budget is not None:
+                budget -= end - nxt
+            if self.t_rtx is None:
+                # Nothing was outstanding (or retransmission is off).
+                if self.cfg.retransmission:
+                    self.t_rtx = now + self.rtt.rto
+                    self.t_persist = None
+                if self.user_timeout is not None and self.t_ut is None:
+                    # Data is outstanding from now on: the user timeout runs (RFC 5482 §3).
+                    self.ut_time = now
+                    self.t_ut = now + self.user_timeout
             if flags & FIN:
                 break
         return sent
@@ -526,26 +675,140 @@ class Connection:
         """Send the segment at SND.UNA again, whatever the window (RFC 5681 §3.2 step 2
         fast retransmit; RFC 6298 §5.4 on timeout; RFC 6582 partial ACK)."""
         una = self.snd_una
+        sb = self.sb
+        self._retransmit_range(una, now, sb.next_start_after(una) if sb else None)
+
+    def _retransmit_range(self, start: int, now: int, limit: int | None = None) -> int:
+        """Send up to one SMSS of old data from ``start`` again (not past ``limit``, the
+        start of SACKed data). Returns the sequence number after what was sent."""
+        if not self.cfg.retransmission:
+            return start        # the learning switch: lost data is never sent again
         data_end = self._sbase + len(self.sndq)
-        n = data_end - una
+        n = data_end - start
         if n > self.snd_mss:
             n = self.snd_mss
+        if limit is not None and start + n > limit:
+            n = limit - start
         if n < 0:
             n = 0
-        end = una + n
+        end = start + n
         flags = ACK
         if self.fin_seq is not None and end == self.fin_seq and self.snd_max > self.fin_seq:
             flags |= FIN
             end += 1
-        if end == una:
-            return
-        payload = self.sndq.peek(una - self._sbase, n) if n else b""
-        self._emit(una, flags, payload, now)
-        self._note_retransmit(una, n, flags, now)
+        if end == start:
+            return start
+        payload = self.sndq.peek(start - self._sbase, n) if n else b""
+        self._emit(start, flags, payload, now)
+        self._note_retransmit(start, n, flags, now)
         if self.snd_nxt < end:
             self.snd_nxt = end
         if end > self.snd_max:
             self.snd_max = end
+        return end
+
+    # ------------------------------------------------------------------ SACK recovery
+    def _enter_sack_recovery(self, a: int, now: int) -> None:
+        """RFC 6675 §5 step (4): fast retransmit and enter loss recovery."""
+        self.in_recovery = True
+        self.sack_rec = True
+        self.recover = self.snd_max                      # (4.1) RecoveryPoint = HighData
+        self.cc.on_loss_sack(self.snd_max - a, now)      # (4.2) ssthresh = cwnd = ...
+        self.counters.incr("tcp.fast_retransmits")
+        self.counters.incr("tcp.sack_recoveries")
+        self._limited = 0
+        self._log_cwnd(now, "fast_retransmit")
+        # (4.3) Retransmit the first segment presumed dropped; HighRxt and RescueRxt
+        # both become its highest sequence number.
+        self._rtx_reason = "sack"
+        end = self._retransmit_range(a, now, self.sb.next_start_after(a))
+        self.high_rxt = self.rescue_rxt = end
+        if self.cfg.retransmission:
+            self.t_rtx = now + self.rtt.rto
+        if self.log.enabled:
+            self._log_scoreboard(now, "sack_recovery", phase="enter")
+        # (4.4), (4.5): SetPipe and step (C) run in output() at the end of this input.
+
+    def _sack_output(self, now: int) -> bool:
+        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send what NextSeg()
+        chooses (rules 1-4 of §4, taken in order) and add it to pipe (C.4)."""
+        sb = self.sb
+        una = self.snd_una
+        mss = self.snd_mss
+        edge = sb.lost_edge(una, mss)
+        pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss, edge)
+        cwnd = self.cc.cwnd
+        sent = False
+        self._rtx_reason = "sack"
+        # Rule 1: the first un-SACKed octet above HighRxt that IsLost(), one hole at a time.
+        while cwnd - pipe >= mss:
+            frm = self.high_rxt if self.high_rxt > una else una
+            s2 = sb.first_hole(frm, edge)
+            if s2 is None:
+                break
+            end = self._retransmit_range(s2, now, sb.next_start_after(s2))
+            if end <= s2:
+                break
+            self.high_rxt = end                          # (C.2)
+            pipe += end - s2                             # (C.4)
+            sent = True
+        # Rule 2: new data, if the receiver's window allows.
+        if cwnd - pipe >= mss and (self._sbase + len(self.sndq) > self.snd_nxt or
+                                   (self.fin_queued and self.snd_max <= self.fin_seq)):
+            before = self.snd_max
+            if self._send_data(now, False, cwnd - pipe):
+                sent = True
+            pipe += self.snd_max - before                # (C.3), (C.4)
+        # Rule 3: un-SACKed data above HighRxt below the highest SACKed octet, lost or not.
+        while cwnd - pipe >= mss and sb:
+            frm = self.high_rxt if self.high_rxt > una else una
+            s3 = sb.first_hole(frm, sb.starts[-1])
+            if s3 is None:
+                break
+            end = self._retransmit_range(s3, now, sb.next_start_after(s3))
+            if end <= s3:
+                break
+            self.high_rxt = end
+            pipe += end - s3
+            sent = True
+        # Rule 4: one rescue retransmission per recovery, of the segment holding the
+        # highest outstanding un-SACKed octet, once HighACK passed RescueRxt.
+        rr = self.rescue_rxt
+        if cwnd - pipe >= mss and (rr is None or una > rr) and self.snd_max > una:
+            top = self.snd_max
+            if sb and sb.ends[-1] >= top:
+                top = sb.starts[-1]                      # the hole just below the last block
+            data_end = self._sbase + len(self.sndq)
+            lo = (top if top < data_end else data_end) - mss     # a FIN rides along
+            prev = sb.ends[bisect_left(sb.ends, top) - 1] if sb and sb.ends[0] < top else una
+            if lo < prev:
+                lo = prev
+            if lo < una:
+                lo = una
+            if top > lo:
+                self._rtx_reason = "rescue"
+                self.counters.incr("tcp.sack_rescue_rxt")
+                if self._retransmit_range(lo, now, top if top < self.snd_max else None) > lo:
+                    sent = True
+                self.rescue_rxt = self.recover           # HighRxt is not updated
+        if self.ack_now and not sent:
+            self._emit(self.snd_nxt, ACK, b"", now)
+        return True
+
+    def _log_scoreboard(self, now: int, kind: str, **extra) -> None:
+        """The scoreboard in the event log (only called when the log is enabled)."""
+        sb = self.sb
+        una = self.snd_una
+        mss = self.snd_mss
+        ranges = sb.ranges() if sb is not None else []
+        pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss) if sb is not None else None
+        self._record(now, kind, seq=una & M32, ack=self.rcv_nxt & M32,
+                     sacked=[(s & M32, e & M32) for s, e in ranges],
+                     sacked_bytes=sb.sacked if sb is not None else 0, pipe=pipe,
+                     high_rxt=self.high_rxt & M32, recovery_point=self.recover & M32,
+                     rescue_rxt=None if self.rescue_rxt is None else self.rescue_rxt & M32,
+                     high_data=self.snd_max & M32, cwnd=self.cc.cwnd,
+                     ssthresh=self.cc.ssthresh, **extra)
 
     def _arm_persist(self, now: int) -> None:
         # Only when nothing is in flight: then no ACK will come to reopen the window, so
@@ -557,7 +820,7 @@ class Connection:
     # ------------------------------------------------------------------ timers
     def deadline(self) -> int | None:
         d = self.t_rtx
-        for t in (self.t_persist, self.t_delack, self.t_tw):
+        for t in (self.t_persist, self.t_delack, self.t_tw, self.t_ka, self.t_ut):
             if t is not None and (d is None or t < d):
                 d = t
         return d
@@ -584,6 +847,72 @@ class Connection:
             if st is TIME_WAIT or st is FIN_WAIT_2:
                 self._set_state(CLOSED, now)
                 self._teardown()
+                return
+        t = self.t_ut
+        if t is not None and t <= now:
+            self._on_user_timeout(now)
+            if self.state is CLOSED:
+                return
+        t = self.t_ka
+        if t is not None and t <= now:
+            self._on_keepalive(now)
+
+    def _on_user_timeout(self, now: int) -> None:
+        """RFC 9293 §3.8.3 / RFC 5482 §3: outstanding data unacknowledged for longer than
+        the user timeout ends the connection. ``ut_time`` is the last progress (an ACK
+        of new data, or the moment data became outstanding)."""
+        self.t_ut = None
+        ut = self.user_timeout
+        if ut is None or (self.snd_max <= self.snd_una and self.t_persist is None):
+            return
+        deadline = self.ut_time + ut
+        if now >= deadline:
+            self.counters.incr("tcp.user_timeouts")
+            self._fail(TimeoutError(errno.ETIMEDOUT, "Connection timed out (user timeout)"), now)
+        else:
+            self.t_ut = deadline
+
+    def arm_keepalive(self, now: int) -> None:
+        """(Re)start the keep-alive timer, or stop it when the switch is off."""
+        if self.cfg.keepalive and self.state in _KEEPALIVE_STATES:
+            self.ka_probes = 0
+            self.t_ka = max(now, self.last_rx) + self.cfg.keepalive_idle
+        else:
+            self.t_ka = None
+
+    def _on_keepalive(self, now: int) -> None:
+        """RFC 9293 §3.8.4 / RFC 1122 4.2.3.6: after ``keepalive_idle`` with nothing
+        received, send a probe <SEQ=SND.UNA-1><CTL=ACK> -- outside the peer's window, so a
+        live peer must answer with an ACK -- every ``keepalive_interval``; after
+        ``keepalive_probes`` unanswered ones the connection is dead (TimeoutError).
+        Lazy: arriving segments only update ``last_rx``; the timer looks at it here."""
+        self.t_ka = None
+        cfg = self.cfg
+        if not cfg.keepalive or self.state not in _KEEPALIVE_STATES:
+            return
+        if self.ka_probes and self.last_rx >= self.ka_sent:
+            self.ka_probes = 0                   # the peer answered
+        if not self.ka_probes:
+            idle_end = self.last_rx + cfg.keepalive_idle
+            if now < idle_end:
+                self.t_ka = idle_end
+                return
+            if self.snd_max > self.snd_una or self._sbase + len(self.sndq) > self.snd_nxt:
+                # Not idle: data is in flight or queued, the RTO/persist timers watch it.
+                self.t_ka = now + cfg.keepalive_idle
+                return
+        elif self.ka_probes >= cfg.keepalive_probes:
+            self.counters.incr("tcp.keepalive_timeouts")
+            self._fail(TimeoutError(errno.ETIMEDOUT, "Connection timed out (keep-alive)"), now)
+            return
+        self.ka_probes += 1
+        self.ka_sent = now
+        self.counters.incr("tcp.keepalive_probes")
+        if self.log.enabled:
+            self._record(now, "keepalive", seq=(self.snd_una - 1) & M32, ack=self.rcv_nxt & M32,
+                         probe=self.ka_probes)
+        self._emit(self.snd_una - 1, ACK, b"", now)
+        self.t_ka = now + cfg.keepalive_interval
 
     def _on_rto(self, now: int) -> None:
         """RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back off the
@@ -593,7 +922,12 @@ class Connection:
         syn = st is SYN_SENT or st is SYN_RECEIVED
         if not syn and self.snd_una >= self.snd_max:
             return
-        limit = self.cfg.syn_retries if syn else self.cfg.max_retries
+        if syn:
+            limit = self.cfg.syn_retries
+        elif self.user_timeout is not None:
+            limit = 1 << 30      # RFC 5482: the user timeout, not a retry count, decides
+        else:
+            limit = self.cfg.max_retries
         if self.retries >= limit:
             if st is SYN_RECEIVED and self.passive:
                 # A half-open child that never completed: drop it quietly.
@@ -624,6 +958,20 @@ class Connection:
             self.in_recovery = False
             self.recover = self.snd_max
             self.dupacks = 0
+            sb = self.sb
+            if sb is not None:
+                # RFC 6675 §5.1: recovery ends, RecoveryPoint = HighData is kept. The
+                # scoreboard survives the first timeout (the go-back-N below then skips
+                # SACKed data, as RFC 6675 §5.1 permits); a second timeout in a row
+                # suggests the receiver reneged (RFC 2018 §8), so the SACKed marks go.
+                if sb and self.retries > 1:
+                    sb.clear()
+                    self.counters.incr("tcp.sack_scoreboard_cleared")
+                self.sack_rec = False
+                self.high_rxt = self.snd_una
+                self.rescue_rxt = None
+                if self.log.enabled:
+                    self._log_scoreboard(now, "scoreboard", event="rto")
             if self.cfg.karn:
                 self.rtt_seq = None
             self.snd_nxt = self.snd_una          # go back: resend from the first hole
@@ -670,6 +1018,7 @@ class Connection:
         self.t_rtx = self.t_persist = None
         self.sndq.clear()
         self.asm = None
+        self._sack_due = False
         # RFC 9293 §3.6.1: wait 2·MSL so that old duplicates die out and a lost final
         # ACK can be repeated. With the learning switch off, leave at the next poll.
         self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
@@ -681,16 +1030,19 @@ class Connection:
 
     # ------------------------------------------------------------------ input
     def input(self, seq: int, ack: int, flags: int, wnd: int, opts, payload, now: int,
-              tsval: int | None = None) -> None:
-        """RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (other states). ``tsval`` is the
-        segment's TSval (the layer decodes the common options layout without ``opts``)."""
+              tsval: int | None = None, tsecr: int | None = None) -> None:
+        """RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (other states). ``tsval`` and
+        ``tsecr`` are the segment's timestamps (the layer decodes the common options
+        layout without ``opts``)."""
         self.segs_in += 1
+        self.last_rx = now
         st = self.state
         if st is SYN_SENT:
             self._input_syn_sent(seq, ack, flags, wnd, opts, payload, now)
             return
         if tsval is None:
             tsval = opts.ts_val
+            tsecr = opts.ts_ecr
         if tsval is not None and self.ts_ok and not flags & RST:
             # RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old
             # duplicate from a previous incarnation of the sequence space.
@@ -730,10 +1082,16 @@ class Connection:
         else:
             ok = 0 <= d < rwnd or 0 <= d + seglen - 1 < rwnd
         if not ok:
-            self._unacceptable(d, seglen, flags, now)
+            self._unacceptable(d, seglen, plen, flags, now)
             return
         s = rn + d
         if d < 0:
+            if plen and self.dsack_ok:
+                ds = s + 1 if flags & SYN else s
+                if ds < rn:
+                    self._dsack = (ds, rn)     # RFC 2883 §4: report the duplicate part
+                    self._sack_due = True
+                    self.counters.incr("tcp.out_dsack")
             # Trim what we already have from the front (SYN first, it comes first).
             if flags & SYN:
                 flags &= ~SYN
@@ -757,8 +1115,9 @@ class Connection:
         # Second: RST (RFC 9293 §3.10.7.4, with RFC 5961 §3 as an option).
         if flags & RST:
             if self.cfg.rst_challenge and d != 0:
+                # RFC 5961 §3.2: in the window but not exactly RCV.NXT -> challenge ACK.
                 self.counters.incr("tcp.in_rst_challenged")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self.layer._challenge_ack(self, now)
                 return
             self._on_rst(now)
             return
@@ -771,7 +1130,7 @@ class Connection:
                 self._teardown()
                 return
             self.counters.incr("tcp.in_syn_challenged")
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self.layer._challenge_ack(self, now)     # RFC 5961 §4.2
             return
         # Fifth: ACK.
         if not flags & ACK:
@@ -796,17 +1155,38 @@ class Connection:
                 self.layer._send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
                 return
         if a > self.snd_max:
-            # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth).
+            # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth;
+            # RFC 5961 §5.2 makes that ACK a rate-limited challenge ACK).
             self.counters.incr("tcp.in_ack_unsent")
-            self._emit(self.snd_nxt, ACK, b"", now)
+            if self.cfg.ack_check:
+                self.layer._challenge_ack(self, now)
+            else:
+                self._emit(self.snd_nxt, ACK, b"", now)
+            return
+        if da < 0 and self.cfg.ack_check and -da > self.max_snd_wnd:
+            # RFC 5961 §5.2: SEG.ACK below SND.UNA - MAX.SND.WND is not acceptable: the
+            # segment (and any data it carries -- a blind injection) is dropped and a
+            # challenge ACK sent.
+            self.counters.incr("tcp.in_ack_too_old")
+            self.layer._challenge_ack(self, now)
             return
         swnd = wnd << self.snd_wscale
+        sack_new = False
+        blocks = opts.sack_blocks
+        if blocks and self.sb is not None and da >= 0:
+            # RFC 6675 §4 Update(): record what the receiver holds above the ACK.
+            sack_new, dsack = self.sb.update(blocks, a, self.snd_max)
+            if dsack:
+                self.counters.incr("tcp.in_dsack")
         if da > 0:
-            self._ack_new(a, da, now)
+            self._ack_new(a, da, now, tsecr)
         elif da == 0 and plen == 0 and not flags & _SYN_FIN and swnd == self.snd_wnd \
                 and self.snd_max > a and swnd:
             # RFC 5681 §2 duplicate ACK. (Not with a zero window: those answer our window
             # probes and say nothing about loss.)
+            self._dupack(a, now)
+        elif da == 0 and sack_new and self.snd_max > a:
+            # RFC 6675 §2: an ACK carrying new SACK information also counts as duplicate.
             self._dupack(a, now)
         if da >= 0:
             self.probes = 0
@@ -888,6 +1268,8 @@ class Connection:
                 self.bytes_in += k
             self.rcv_nxt = rn
             self.ack_now = True
+            if self._sack_due and not asm.nbytes and self._dsack is None:
+                self._sack_due = False
             if self.ooo_fin is not None and self.ooo_fin == rn:
                 self._fin_received(now)
         else:
@@ -914,7 +1296,15 @@ class Connection:
         asm = self.asm
         if asm is None:
             asm = self.asm = Assembler(self.rcv_cap, self.cfg.ooo_max_ranges)
+        if self.dsack_ok and asm.covering(s, s + len(payload)) is not None:
+            # Already held: RFC 2883 §4 reports the duplicate as a D-SACK block.
+            self._dsack = (s, s + len(payload))
+            self._sack_due = True
+            self.counters.incr("tcp.out_dsack")
+            return
         if asm.insert(s, payload):
+            if self.sack_ok:
+                self._sack_due = True
             self.counters.incr("tcp.ofo_queued")
         else:
             self.counters.incr("tcp.ofo_dropped")
@@ -936,8 +1326,9 @@ class Connection:
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
         self._notify()
 
-    def _ack_new(self, a: int, acked: int, now: int) -> None:
+    def _ack_new(self, a: int, acked: int, now: int, tsecr: int | None = None) -> None:
         """SND.UNA < SEG.ACK <= SND.MAX: data (or our SYN/FIN) acknowledged."""
+        flight = self.snd_max - self.snd_una
         if self.snd_una == self.iss:
             acked -= 1          # the SYN's sequence number is no data
         sb = self._sbase
@@ -956,24 +1347,56 @@ class Connection:
             self.snd_nxt = a
         self.retries = 0
         self.probes = 0
+        self.ut_time = now           # progress, for the user timeout
+        sb = self.sb
+        if sb is not None and sb.starts:
+            sb.advance(a)
         rtt = None
         rs = self.rtt_seq
         if rs is not None and a >= rs:
+            # The timed segment (RFC 6298 §3, never a retransmitted one: Karn).
             rtt = now - self.rtt_time
-            self.rtt.sample(rtt)
             self.rtt_seq = None
+        elif tsecr and self.ts_ok:
+            # RFC 7323 §4.1 RTTM: the echoed TSval dates the segment that this ACK
+            # answers -- retransmitted or not, so Karn's rule is not needed here. The
+            # TS clock ticks in ms; the part of the current ms adds back some precision.
+            age = ((now // MS + self.ts_offset) - tsecr) & M32
+            if age * MS <= 2 * self.cfg.rto_max:
+                rtt = age * MS + now % MS
+        if rtt is not None:
+            est = self.rtt
+            if self.ts_ok:
+                # RFC 7323 Appendix G: with a sample on (nearly) every ACK, weigh each
+                # by 1/ExpectedSamples, ExpectedSamples = ceil(FlightSize / (2 * SMSS)).
+                est.sample(rtt, -(-flight // (2 * self.snd_mss)) or 1)
+            else:
+                est.sample(rtt)
+            if self.log.enabled:
+                self._record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=est.srtt / MS,
+                             rto_ms=est.rto / MS, seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         if a >= self.snd_max:
             self.t_rtx = None
+            self.t_ut = None
         elif self.cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
         cc = self.cc
         if self.in_recovery:
             if a >= self.recover:
-                # Full ACK (RFC 6582 §3.2 step 6): leave fast recovery.
+                # Full ACK (RFC 6582 §3.2 step 6; RFC 6675 §5 (A)): leave recovery. The
+                # scoreboard above the new SND.UNA is kept (RFC 6675 §5 (A)).
                 self.in_recovery = False
                 cc.on_recovery_exit(self.snd_max - a, now)
                 self._log_cwnd(now, "recovery_exit")
+                if self.sack_rec:
+                    self.sack_rec = False
+                    if self.log.enabled:
+                        self._log_scoreboard(now, "sack_recovery", phase="exit")
+            elif self.sack_rec:
+                # RFC 6675 §5 (B): the scoreboard is updated; (C) runs in output().
+                if self.log.enabled:
+                    self._log_scoreboard(now, "scoreboard", event="partial_ack")
             else:
                 # Partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
                 cc.on_partial_ack(acked)
@@ -982,7 +1405,7 @@ class Connection:
                 self._log_cwnd(now, "partial_ack")
         else:
             old = cc.cwnd
-            cc.on_ack(acked, now, rtt, self.snd_max - a)
+            cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
             if cc.cwnd != old and self.log.enabled:
                 self._log_cwnd(now, "ack")
         self.dupacks = 0
@@ -998,7 +1421,17 @@ class Connection:
         if not self.cfg.fast_retransmit:
             return
         if self.in_recovery:
-            self.cc.on_recovery_dupack()
+            if self.sack_rec:
+                # RFC 6675: no window inflation, pipe accounts for what left the network.
+                if self.log.enabled:
+                    self._log_scoreboard(now, "scoreboard", event="dupack")
+            else:
+                self.cc.on_recovery_dupack()
+            return
+        sb = self.sb
+        if sb and a >= self.recover and (self.dupacks >= 3 or sb.lost_edge(a, self.snd_mss) > a):
+            # RFC 6675 §5 steps (1), (2): DupThresh duplicates, or IsLost(HighACK + 1).
+            self._enter_sack_recovery(a, now)
             return
         if self.dupacks < 3 and self.snd_nxt == self.snd_max:
             # RFC 3042 limited transmit: each of the first two duplicate ACKs lets one new
@@ -1017,13 +1450,19 @@ class Connection:
             if self.cfg.retransmission:
                 self.t_rtx = now + self.rtt.rto
 
-    def _unacceptable(self, d: int, seglen: int, flags: int, now: int) -> None:
+    def _unacceptable(self, d: int, seglen: int, plen: int, flags: int, now: int) -> None:
         """RFC 9293 §3.10.7.4 first check failed: ACK (unless RST) and drop."""
         if flags & RST:
             self.counters.incr("tcp.in_rst_out_of_window")
             return
         if d + seglen <= 0:
             self.counters.incr("tcp.in_duplicate")     # old data we already have
+            if plen and self.dsack_ok:
+                # RFC 2883 §4: the first SACK block of the ACK reports the duplicate.
+                ds = self.rcv_nxt + d + (1 if flags & SYN else 0)
+                self._dsack = (ds, ds + plen)
+                self._sack_due = True
+                self.counters.incr("tcp.out_dsack")
         else:
             self.counters.incr("tcp.in_out_of_window")
         st = self.state

@@ -14,18 +14,20 @@ import struct
 
 from ..trace.counters import Counters
 from ..trace.events import EventLog
+from ..units import MS, SEC
 from ..wire.addr import ANY_IP
 from ..wire.checksum import fold, word_sum
 from ..wire.errors import MalformedPacket
-from ..wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, build, parse_options
+from ..wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, build, encode_options, parse_options
+from . import syncookie
 from .config import TcpConfig
-from .connection import Connection
+from .connection import Connection, _wscale_for
 from .isn import isn
 from .states import CLOSED, TIME_WAIT
 from .socket import TcpSocket
 
 _HDR = struct.Struct("!HHIIHHHH")
-_TSVAL = struct.Struct("!I")
+_TS2 = struct.Struct("!II")
 _TS_ALIGNED = b"\x01\x01\x08\x0a"
 _from_bytes = int.from_bytes
 M32 = 0xFFFFFFFF
@@ -60,6 +62,9 @@ class TcpLayer:
         self._dirty: list[Connection] = []             # connections with output to do at poll
         self._notify: list[TcpSocket] = []             # sockets whose on_event is due
         self._now = 0
+        # RFC 5961 §7 challenge ACK rate limit: a token bucket in units of 1/limit s.
+        self._chal_credit = self.config.challenge_ack_limit * SEC
+        self._chal_time = 0
 
     # ------------------------------------------------------------------ public surface
     def socket(self, **options) -> TcpSocket:
@@ -136,7 +141,7 @@ class TcpLayer:
         if hl == 32 and not flags & SYN and mv[20:24] == _TS_ALIGNED:
             # Fast path: the options of nearly every segment of a timestamp-using
             # connection are exactly NOP NOP TS (RFC 7323 Appendix A layout).
-            tsval = _TSVAL.unpack_from(mv, 24)[0]
+            tsval, tsecr = _TS2.unpack_from(mv, 24)
             opts = NO_OPTIONS
         elif hl > 20:
             try:
@@ -145,9 +150,10 @@ class TcpLayer:
                 counters.incr("tcp.in_bad_options")
                 return
             tsval = opts.ts_val
+            tsecr = opts.ts_ecr
         else:
             opts = NO_OPTIONS
-            tsval = None
+            tsval = tsecr = None
         payload = mv[hl:]
         conn = self._conns.get((dst, dport, src, sport))
         min_iss = None
@@ -159,7 +165,7 @@ class TcpLayer:
                     min_iss = (conn.snd_max + 65536) & M32
                     conn = None
             if conn is not None:
-                conn.input(seq, ack, flags, wnd, opts, payload, now, tsval)
+                conn.input(seq, ack, flags, wnd, opts, payload, now, tsval, tsecr)
                 if conn.state is not CLOSED:
                     self._schedule(conn)
                 return
@@ -168,7 +174,7 @@ class TcpLayer:
             lst = self._listeners.get((ANY_IP, dport))
         if lst is not None:
             self._listen_input(lst, src, dst, sport, dport, seq, ack, flags, wnd, opts,
-                               len(payload), now, min_iss)
+                               payload, now, min_iss, tsval, tsecr)
             return
         # RFC 9293 §3.10.7.1: no connection -- answer with a reset (never to a reset).
         counters.incr("tcp.in_no_socket")
@@ -222,11 +228,38 @@ class TcpLayer:
         t = conn.t_tw
         if t is not None and (d is None or t < d):
             d = t
+        t = conn.t_ka
+        if t is not None and (d is None or t < d):
+            d = t
+        t = conn.t_ut
+        if t is not None and (d is None or t < d):
+            d = t
         if d is not None:
             s = conn._sched
             if s is None or d < s:
                 conn._sched = d
                 heapq.heappush(self._heap, (d, next(self._tick), conn))
+
+    def _challenge_ack(self, conn: Connection, now: int) -> bool:
+        """Send a challenge ACK (RFC 5961 §3.2, §4.2, §5.2) unless this host already sent
+        ``challenge_ack_limit`` of them in the last second (RFC 5961 §7, like Linux's
+        tcp_challenge_ack_limit): a token bucket refilled from ``now``, so an attacker
+        cannot turn us into an ACK amplifier nor learn much from counting them."""
+        limit = self.config.challenge_ack_limit
+        if limit:
+            credit = self._chal_credit + (now - self._chal_time) * limit
+            cap = limit * SEC
+            if credit > cap:
+                credit = cap
+            self._chal_time = now
+            if credit < SEC:
+                self._chal_credit = credit
+                self.counters.incr("tcp.challenge_ack_limited")
+                return False
+            self._chal_credit = credit - SEC
+        self.counters.incr("tcp.challenge_acks")
+        conn._emit(conn.snd_nxt, ACK, b"", now)
+        return True
 
     def _flush_notify(self) -> None:
         while self._notify:
@@ -274,18 +307,31 @@ class TcpLayer:
             self._send_rst(dst, src, dport, sport, 0, seq + seglen, RST | ACK, now)
 
     def _listen_input(self, lst: TcpSocket, src, dst, sport, dport, seq, ack, flags, wnd,
-                      opts, plen, now, min_iss=None) -> None:
-        """RFC 9293 §3.10.7.2 (LISTEN)."""
+                      opts, payload, now, min_iss=None, tsval=None, tsecr=None) -> None:
+        """RFC 9293 §3.10.7.2 (LISTEN).
+
+        Half-open connections (SYN_RECEIVED children) and the accept queue together hold
+        at most ``backlog`` TCBs. Beyond that a SYN gets a SYN cookie (RFC 4987 §3.6, see
+        ``syncookie``) instead of a TCB, so memory stays bounded under a SYN flood while
+        legitimate clients still connect; with ``syn_cookies`` off it is dropped."""
         if flags & RST:
             return
         if flags & ACK:
+            if not flags & SYN and now < lst._cookie_until and lst._cfg.syn_cookies:
+                if self._cookie_ack(lst, src, dst, sport, dport, seq, ack, flags, wnd, opts,
+                                    payload, now, tsval, tsecr):
+                    return
             self.counters.incr("tcp.in_listen_ack")
             self._send_rst(dst, src, dport, sport, ack, 0, RST, now)
             return
         if not flags & SYN:
             self.counters.incr("tcp.in_listen_drop")
             return
-        if len(lst._children) + len(lst._acceptq) >= lst._backlog:
+        nacc = len(lst._acceptq)
+        if len(lst._children) + nacc >= lst._backlog:
+            if lst._cfg.syn_cookies and nacc < lst._backlog:
+                self._send_cookie(lst, src, dst, sport, dport, seq, opts, now)
+                return
             # Bounded backlog: the peer will retransmit its SYN (RFC 9293 §3.10.7.2 allows
             # not answering); we count it like Linux's ListenOverflows.
             self.counters.incr("tcp.listen_overflow")
@@ -299,6 +345,66 @@ class TcpLayer:
         self.counters.incr("tcp.passive_opens")
         conn.open_passive(seq, wnd, opts, now)
         self._schedule(conn)
+
+    def _send_cookie(self, lst: TcpSocket, src, dst, sport, dport, seq, opts, now) -> None:
+        """A stateless SYN,ACK whose ISS is a SYN cookie (RFC 4987 §3.6)."""
+        cfg = lst._cfg
+        secret = self._secret
+        mtu_mss = self.mtu_for(src) - 40
+        our_mss = min(cfg.mss, mtu_mss) if cfg.mss else mtu_mss
+        idx = syncookie.mss_index(opts.mss if opts.mss else 536)
+        cookie = syncookie.make(secret, dst, dport, src, sport, seq, now, idx)
+        ts = None
+        wscale = None
+        sack = False
+        if cfg.timestamps and opts.ts_val is not None:
+            # Only with timestamps can the peer's window scale and SACK-permitted be kept.
+            peer_ws = min(opts.wscale, 14) if cfg.window_scaling and opts.wscale is not None else None
+            sack = bool(cfg.sack and opts.sack_permitted)
+            off = syncookie.ts_offset(secret, dst, dport, src, sport)
+            tsv = syncookie.encode_ts((now // MS + off) & M32, peer_ws, sack)
+            ts = (tsv, opts.ts_val)
+            if peer_ws is not None:
+                wscale = _wscale_for(cfg.rcvbuf)
+        win = cfg.rcvbuf if cfg.rcvbuf < 0xFFFF else 0xFFFF
+        options = encode_options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
+        self.counters.incr("tcp.syncookies_sent")
+        lst._cookie_until = now + 2 * syncookie.PERIOD
+        seg = build(dst, src, dport, sport, cookie, (seq + 1) & M32, SYN | ACK, win, b"", options)
+        self.ip_output(dst, src, 6, seg, now)
+
+    def _cookie_ack(self, lst: TcpSocket, src, dst, sport, dport, seq, ack, flags, wnd, opts,
+                    payload, now, tsval, tsecr) -> bool:
+        """An ACK to a listener that may complete a cookie handshake. True when it was
+        ours (the connection now exists, or the accept queue was full and it is dropped)."""
+        cookie = (ack - 1) & M32
+        peer_isn = (seq - 1) & M32
+        idx = syncookie.check(self._secret, dst, dport, src, sport, peer_isn, cookie, now)
+        if idx is None:
+            self.counters.incr("tcp.syncookies_failed")
+            return False
+        if len(lst._acceptq) >= lst._backlog:
+            self.counters.incr("tcp.listen_overflow")
+            return True
+        cfg = lst._cfg
+        wscale, sack, ts_ok = None, False, False
+        if tsecr and tsval is not None and cfg.timestamps:
+            wscale, sack = syncookie.decode_ts(tsecr)
+            ts_ok = True
+        self.counters.incr("tcp.syncookies_recv")
+        conn = Connection(self, cfg, dst, dport, src, sport, now)
+        conn.set_iss(cookie)
+        conn.listener = lst
+        lst._children.add(conn)
+        self._add(conn)
+        self.counters.incr("tcp.passive_opens")
+        off = syncookie.ts_offset(self._secret, dst, dport, src, sport)
+        conn.open_cookie(peer_isn, syncookie.MSS_TABLE[idx], wscale, sack and cfg.sack,
+                         tsval if ts_ok else None, off, now)
+        conn.input(seq, ack, flags, wnd, opts, payload, now, tsval, tsecr)
+        if conn.state is not CLOSED:
+            self._schedule(conn)
+        return True
 
     def _time_wait_reopen(self, conn: Connection, seq: int, opts) -> bool:
         """RFC 9293 §3.6.1 / RFC 1122 4.2.2.13: a new SYN may end TIME_WAIT early when its

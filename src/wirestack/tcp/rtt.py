@@ -25,8 +25,10 @@ class RttEstimator:
         r = self.base_rto << self.backoff
         return r if r < self.rto_max else self.rto_max
 
-    def sample(self, r: int) -> None:
-        """One RTT measurement R (ns) from a segment that was not retransmitted (§2.2, §2.3)."""
+    def sample(self, r: int, weight: int = 1) -> None:
+        """One RTT measurement R (ns) from a segment that was not retransmitted (§2.2, §2.3),
+        or from a timestamp echo (RFC 7323 §4). ``weight`` > 1 divides the gains alpha and
+        beta by it (RFC 7323 Appendix G: ExpectedSamples per RTT)."""
         if r < 0:
             r = 0
         self.samples += 1
@@ -34,10 +36,13 @@ class RttEstimator:
         if self.srtt is None:
             self.srtt = r
             self.rttvar = r >> 1
-        else:
+        elif weight <= 1:
             # RTTVAR <- (1 - 1/4) * RTTVAR + 1/4 * |SRTT - R'| ; SRTT <- 7/8 SRTT + 1/8 R'
             self.rttvar += (abs(self.srtt - r) - self.rttvar) >> 2
             self.srtt += (r - self.srtt) >> 3
+        else:
+            self.rttvar += int((abs(self.srtt - r) - self.rttvar) / (4 * weight))
+            self.srtt += int((r - self.srtt) / (8 * weight))
         k = self.rttvar << 2
         rto = self.srtt + (k if k > _CLOCK_G else _CLOCK_G)
         if rto < self.rto_min:   # §2.4

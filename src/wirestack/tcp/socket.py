@@ -32,7 +32,8 @@ def _addr(addr) -> tuple[bytes, int]:
 
 class TcpSocket:
     __slots__ = ("_layer", "_cfg", "_conn", "_bind_ip", "_port", "_listening", "_backlog",
-                 "_acceptq", "_children", "_closed", "_error", "on_event", "_ev", "__weakref__")
+                 "_acceptq", "_children", "_closed", "_error", "on_event", "_ev", "_cookie_until",
+                 "__weakref__")
 
     def __init__(self, layer, cfg):
         self._layer = layer
@@ -48,6 +49,7 @@ class TcpSocket:
         self._error = None
         self.on_event = None
         self._ev = False
+        self._cookie_until = -1   # SYN cookies are accepted until then (after sending one)
 
     def __repr__(self) -> str:
         return f"<TcpSocket {self.local}>{self.remote} {self.state}>"
@@ -97,6 +99,11 @@ class TcpSocket:
         if c is not None:
             c.cfg = self._cfg
             c.nodelay = self._cfg.nodelay
+            if "keepalive" in changes or "keepalive_idle" in changes:
+                c.arm_keepalive(self._layer._now)
+                self._layer._schedule(c)
+            if "user_timeout" in changes:
+                c.user_timeout = self._cfg.user_timeout
             if "congestion_control" in changes:
                 from . import congestion
                 old = c.cc
@@ -336,7 +343,8 @@ class TcpSocket:
             "snd_wnd": c.snd_wnd, "rcv_wnd": max(0, c.rcv_adv - c.rcv_nxt),
             "snd_mss": c.snd_mss, "peer_mss": c.peer_mss,
             "window_scaling": c.ws_ok, "snd_wscale": c.snd_wscale, "rcv_wscale": c.rcv_wscale,
-            "timestamps": c.ts_ok,
+            "timestamps": c.ts_ok, "sack": c.sack_ok,
+            "sacked_bytes": c.sb.sacked if c.sb is not None else 0,
             "unacked": c.snd_max - c.snd_una, "send_queue": len(c.sndq),
             "recv_queue": len(c.rcvq), "ooo_bytes": c.asm.nbytes if c.asm is not None else 0,
         }

@@ -9,14 +9,16 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from .base import CongestionControl, initial_window
+from .cubic import Cubic
 from .newreno import NewReno
 from .none import NoCongestionControl
 
-ALGORITHMS = MappingProxyType({"newreno": NewReno, "reno": NewReno, "none": NoCongestionControl})
+ALGORITHMS = MappingProxyType({"newreno": NewReno, "reno": NewReno, "cubic": Cubic,
+                               "none": NoCongestionControl})
 
 
 def get(name_or_class) -> type[CongestionControl]:
-    """The controller class for a name ('newreno', 'none') or a class passed through."""
+    """The controller class for a name ('newreno', 'cubic', 'none') or a class passed through."""
     if isinstance(name_or_class, type) and issubclass(name_or_class, CongestionControl):
         return name_or_class
     try:
@@ -26,5 +28,5 @@ def get(name_or_class) -> type[CongestionControl]:
                          f"known: {', '.join(sorted(ALGORITHMS))}") from None
 
 
-__all__ = ["ALGORITHMS", "CongestionControl", "NewReno", "NoCongestionControl", "get",
+__all__ = ["ALGORITHMS", "CongestionControl", "Cubic", "NewReno", "NoCongestionControl", "get",
            "initial_window"]

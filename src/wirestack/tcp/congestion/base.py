@@ -3,11 +3,13 @@
 The engine owns loss *detection* (RTO, three duplicate ACKs) and the NewReno recovery
 bookkeeping (RFC 6582: ``recover``, partial/full ACKs); the controller owns the window
 arithmetic: how ``cwnd`` grows on ACKs and what ``ssthresh``/``cwnd`` become on a loss.
-All quantities are bytes; ``now`` and ``rtt`` are nanoseconds (``rtt`` may be None).
+All quantities are bytes; ``now`` and ``rtt`` (the smoothed RTT) are nanoseconds (``rtt``
+is None before the first sample).
 
 Hooks:
   ``on_ack(acked, now, rtt, flight)``   new data cumulatively acknowledged, outside recovery
-  ``on_loss_fast(flight, now)``         third duplicate ACK: enter fast recovery
+  ``on_loss_fast(flight, now)``         third duplicate ACK: enter fast recovery (NewReno)
+  ``on_loss_sack(flight, now)``         enter SACK loss recovery (RFC 6675 §5 step 4.2)
   ``on_recovery_dupack()``              another duplicate ACK during fast recovery
   ``on_partial_ack(acked)``             RFC 6582 partial ACK during fast recovery
   ``on_recovery_exit(flight, now)``     full ACK: leave fast recovery
@@ -54,6 +56,12 @@ class CongestionControl:
 
     def on_loss_fast(self, flight: int, now: int) -> None:
         raise NotImplementedError
+
+    def on_loss_sack(self, flight: int, now: int) -> None:
+        # RFC 6675 §5 (4.2): the reduction of on_loss_fast, but no inflation by three
+        # segments: pipe counts what left the network. So cwnd = ssthresh.
+        self.on_loss_fast(flight, now)
+        self.cwnd = self.ssthresh
 
     def on_recovery_dupack(self) -> None:
         # RFC 5681 §3.2 step 4: inflate by one segment for each further duplicate ACK,

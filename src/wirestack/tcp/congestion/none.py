@@ -26,6 +26,9 @@ class NoCongestionControl(CongestionControl):
     def on_loss_fast(self, flight, now) -> None:
         pass
 
+    def on_loss_sack(self, flight, now) -> None:
+        pass
+
     def on_recovery_dupack(self) -> None:
         pass
 

@@ -1,0 +1,227 @@
+"""RFC 5961 (challenge ACKs, ACK acceptability, rate limit), SYN cookies under a SYN flood
+(RFC 4987), keep-alive (RFC 9293 §3.8.4, RFC 1122 4.2.3.6) and the user timeout (RFC 9293
+§3.8.3, RFC 5482)."""
+
+import random
+
+import pytest
+
+from tcp_harness import B_IP, RawPeer, Wire, connect_pair
+from wirestack.tcp import TcpConfig
+from wirestack.units import MS, SEC
+from wirestack.wire import tcp as tcpw
+
+
+# ---------------------------------------------------------------------- RFC 5961
+def test_in_window_rst_gets_challenge_ack_by_default():
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    p.inject("R", theirs + 100, 0)
+    out = p.take()
+    assert s.state == "ESTABLISHED"
+    assert [(x.flags, x.seq, x.ack) for x in out] == [(".", ours, theirs)]
+    assert p.counters["tcp.challenge_acks"] == 1 and p.counters["tcp.in_rst_challenged"] == 1
+    p.inject("R", theirs, 0)                        # exactly RCV.NXT: accepted
+    assert isinstance(s.error, ConnectionResetError)
+
+
+def test_blind_data_with_unacceptable_ack_is_rejected():
+    p = RawPeer()
+    _, s, theirs, ours = p.passive(window=8192)
+    # SEG.ACK far below SND.UNA - MAX.SND.WND: an attacker guessing the sequence number
+    # but not the acknowledgment number
+    p.inject(".", theirs, ours - 100_000, data=b"EVIL")
+    out = p.take()
+    with pytest.raises(BlockingIOError):
+        s.recv(100)
+    assert p.counters["tcp.in_ack_too_old"] == 1 and p.counters["tcp.challenge_acks"] == 1
+    assert [(x.flags, x.ack) for x in out] == [(".", theirs)]
+    # an ACK for data never sent is dropped too (data and all)
+    p.inject(".", theirs, ours + 5000, data=b"EVIL")
+    with pytest.raises(BlockingIOError):
+        s.recv(100)
+    assert p.counters["tcp.in_ack_unsent"] == 1 and p.counters["tcp.challenge_acks"] == 2
+    # an old but acceptable ACK (within MAX.SND.WND) still delivers the data
+    p.inject(".", theirs, ours - 100, data=b"good")
+    assert s.recv(100) == b"good"
+    # with the switch off RFC 9293 alone applies: the old ACK is ignored, data accepted
+    p2 = RawPeer(TcpConfig(ack_check=False))
+    _, s2, theirs2, ours2 = p2.passive(window=8192)
+    p2.inject(".", theirs2, ours2 - 100_000, data=b"EVIL")
+    assert s2.recv(100) == b"EVIL"
+
+
+def test_challenge_ack_rate_limit_per_host():
+    p = RawPeer(TcpConfig(challenge_ack_limit=100))
+    _, s, theirs, ours = p.passive()
+    for i in range(150):
+        p.inject("R", theirs + 1 + i, 0)
+    assert p.counters["tcp.challenge_acks"] == 100
+    assert p.counters["tcp.challenge_ack_limited"] == 50
+    assert len(p.take()) == 100
+    p.advance(500 * MS)                              # the bucket refills: 50 more
+    for i in range(80):
+        p.inject("S", theirs + 1 + i, 0, options=tcpw.encode_options(mss=1460))
+    assert p.counters["tcp.challenge_acks"] == 150
+    assert p.counters["tcp.challenge_ack_limited"] == 80
+    assert s.state == "ESTABLISHED"
+
+
+# ---------------------------------------------------------------------- SYN flood
+def test_syn_flood_keeps_state_bounded_and_serves_a_legit_client():
+    backlog = 16
+    w = Wire(seed=5, log=False, keep_trace=False)
+    a, b = w.pair()
+    lst = b.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(backlog)
+    rng = random.Random(99)
+    flood_opts = [tcpw.encode_options(mss=1460),
+                  tcpw.encode_options(mss=1460, wscale=7, sack_permitted=True, ts=(12345, 0))]
+
+    def flood(n):
+        for _ in range(n):
+            src = bytes([198, 19, rng.randrange(256), rng.randrange(1, 255)])
+            seg = tcpw.build(src, b.ip, rng.randrange(1024, 65536), 80, rng.getrandbits(32), 0,
+                             tcpw.SYN, 65535, b"", rng.choice(flood_opts))
+            b.tcp.input(src, b.ip, memoryview(seg), w.now)
+        b.tcp.poll(w.now)
+
+    flood(5000)
+    assert b.tcp.connection_count() == backlog       # the half-open queue is full
+    c = a.socket()
+    c.connect((B_IP, 80))
+    server = {}
+    for _ in range(200):                             # the handshake interleaved with the flood
+        flood(25)
+        w.step()
+        if "s" not in server:
+            x = lst.accept()
+            if x is not None:
+                server["s"] = x
+        if "s" in server and c.state == "ESTABLISHED":
+            break
+    assert "s" in server and c.state == "ESTABLISHED"
+    assert b.counters["tcp.syncookies_recv"] == 1
+    st = server["s"].stats()
+    assert st["window_scaling"] and st["timestamps"] and st["sack"]   # kept through the TSval
+    half_open = [x for x in b.tcp.connections() if x.state == "SYN_RECEIVED"]
+    assert len(half_open) <= backlog
+    assert b.tcp.connection_count() <= backlog + 1   # no per-SYN state beyond the bound
+    # data flows during the flood too
+    data = random.Random(1).randbytes(300_000)
+    got = bytearray()
+    off = 0
+    for _ in range(100_000):
+        flood(2)
+        if off < len(data):
+            off += c.send(data[off:off + 65536])
+        w.step()
+        try:
+            got += server["s"].recv(1 << 20)
+        except BlockingIOError:
+            pass
+        if len(got) == len(data):
+            break
+    assert bytes(got) == data
+    assert b.counters["tcp.syncookies_sent"] >= 5000 + 100 - backlog
+    assert b.tcp.connection_count() <= backlog + 1
+
+
+def test_cookie_without_timestamps_drops_wscale_and_sack():
+    p = RawPeer()
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(1)
+    p.inject("S", 1000, sport=40001)                              # fills the queue
+    opts = tcpw.encode_options(mss=1400, wscale=7, sack_permitted=True)
+    p.inject("S", 5000, sport=40002, options=opts)
+    synack = p.take()[-1]
+    assert synack.has("S.") and synack.h.options.wscale is None
+    assert not synack.h.options.sack_permitted
+    assert p.layer.connection_count() == 1
+    p.inject(".", 5001, synack.seq + 1, sport=40002)
+    assert p.layer.connection_count() == 2 and p.counters["tcp.syncookies_recv"] == 1
+    conn = [x for x in p.layer.connections() if x.rport == 40002][0]
+    assert conn.state == "ESTABLISHED" and conn.peer_mss == 1400 and not conn.ws_ok
+    # a forged ACK (wrong cookie) is answered with a reset, and creates nothing
+    p.inject(".", 7001, 12345, sport=40003)
+    assert p.take()[-1].has("R") and p.counters["tcp.syncookies_failed"] == 1
+    assert p.layer.connection_count() == 2
+
+
+# ---------------------------------------------------------------------- keep-alive
+def test_keepalive_probes_after_idle_and_kills_after_n_unanswered():
+    cfg = TcpConfig(keepalive=True, keepalive_idle=60 * SEC, keepalive_interval=10 * SEC,
+                    keepalive_probes=3)
+    p = RawPeer(cfg)
+    _, s, theirs, ours = p.passive()
+    p.advance(59 * SEC)
+    assert p.take() == []
+    p.advance(1 * SEC)
+    probe = p.take()
+    assert [(x.flags, x.seq, len(x.data)) for x in probe] == [(".", ours - 1, 0)]
+    p.inject(".", theirs, ours)                       # answered: idle again
+    p.advance(59 * SEC)
+    assert p.take() == []
+    p.advance(1 * SEC)
+    assert len(p.take()) == 1
+    for _ in range(2):                                # unanswered
+        p.advance(10 * SEC)
+        assert len(p.take()) == 1
+    assert s.state == "ESTABLISHED"
+    p.advance(10 * SEC)
+    assert isinstance(s.error, TimeoutError) and s.state == "CLOSED"
+    assert p.counters["tcp.keepalive_probes"] == 4 and p.counters["tcp.keepalive_timeouts"] == 1
+
+
+def test_keepalive_off_by_default_and_switchable_per_socket():
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    p.advance(3 * 3600 * SEC)
+    assert p.take() == []
+    s.set_option(keepalive=True, keepalive_idle=5 * SEC)
+    p.advance(5 * SEC)
+    assert [x.seq for x in p.take()] == [ours - 1]
+
+
+def test_keepalive_answered_by_our_engine_over_the_wire():
+    w = Wire(seed=3)
+    cfg = TcpConfig(keepalive=True, keepalive_idle=10 * SEC, keepalive_interval=SEC)
+    a, b = w.pair(cfg)
+    c, s, _ = connect_pair(w, a, b)
+    w.run(duration=100 * SEC)
+    # each side's probes are answered (and count as traffic for the other side's timer)
+    assert c.state == s.state == "ESTABLISHED"
+    assert a.counters["tcp.keepalive_probes"] + b.counters["tcp.keepalive_probes"] >= 8
+    assert a.counters["tcp.keepalive_timeouts"] == b.counters["tcp.keepalive_timeouts"] == 0
+
+
+# ---------------------------------------------------------------------- user timeout
+def test_user_timeout_gives_up_without_progress():
+    p = RawPeer(TcpConfig(user_timeout=5 * SEC))
+    _, s, theirs, ours = p.passive()
+    s.send(b"a" * 100)
+    p.poll()
+    p.advance(3 * SEC)
+    p.inject(".", theirs, ours + 100)                # progress at t=3 s
+    s.send(b"b" * 100)
+    p.poll()
+    p.advance(4900 * MS)
+    assert s.state == "ESTABLISHED"
+    p.advance(200 * MS)
+    assert isinstance(s.error, TimeoutError) and "user timeout" in str(s.error)
+    assert p.counters["tcp.user_timeouts"] == 1
+
+
+def test_user_timeout_overrides_retry_count_and_idle_is_not_a_timeout():
+    p = RawPeer(TcpConfig(user_timeout=600 * SEC, max_retries=2, rto_max=5 * SEC))
+    _, s, theirs, ours = p.passive()
+    p.advance(1000 * SEC)                            # idle: nothing outstanding
+    assert s.state == "ESTABLISHED"
+    s.send(b"x")
+    p.poll()
+    p.advance(500 * SEC)                             # far more than 2 retries
+    assert s.state == "ESTABLISHED" and s.stats()["retransmits"] > 2
+    p.advance(101 * SEC)
+    assert isinstance(s.error, TimeoutError)
