@@ -168,9 +168,7 @@ async def _serve(args, parser) -> int:
             tr.close()
         for task in [t for s in servers for t in s.tasks]:
             task.cancel()
-        close_all = getattr(setup.host.tcp, "close_all", None)  # not in the TcpLayer contract
-        if close_all is not None:
-            close_all()
+        setup.host.tcp.close_all()
         rt.kick()
         deadline = loop.time() + 1.0
         while setup.host.tcp.connection_count() and loop.time() < deadline:

@@ -27,6 +27,20 @@ class TransferResult:
     decisions: dict = field(default_factory=dict)  # what the wire did, by event
     segments_a_to_b: int = 0
     segments_b_to_a: int = 0
+    progress: list = field(default_factory=list)  # (virtual ns since connect, bytes received)
+
+    def goodput_after(self, omit: float) -> float:
+        """Goodput (bit/s) leaving out the first ``omit`` seconds, like iperf3 -O: the
+        steady state without the slow-start ramp."""
+        start = None
+        for t, n in self.progress:
+            if t >= omit * SEC:
+                start = (t, n)
+                break
+        if start is None or not self.progress:
+            return 0.0
+        t_end, n_end = self.progress[-1]
+        return (n_end - start[1]) * 8 / ((t_end - start[0]) / SEC) if t_end > start[0] else 0.0
 
     @property
     def goodput_bps(self) -> float:
@@ -69,18 +83,22 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
     server_opts = dict(client_opts, **(server_tcp or {}))
 
     servers = []
+    t0 = 0
 
     async def main():
         got = asyncio.get_running_loop().create_future()
         h = hashlib.sha256()
 
         async def sink(reader, writer):
+            progress = res.progress
             while data := await reader.read(1 << 20):
                 h.update(data)
                 res.received += len(data)
+                progress.append((net.now - t0, res.received))
             got.set_result(h.hexdigest())
             writer.close()
 
+        nonlocal t0
         server = await b.start_server(sink, 5001, **server_opts)
         servers.append(server)
         t0 = net.now

@@ -79,6 +79,13 @@ class TcpLayer:
     def connections(self) -> list[Connection]:
         return list(self._conns.values())
 
+    def close_all(self) -> None:
+        """Close every connection as its application would (FIN, or RST with unread data):
+        a host that shuts down politely, like `wirestack serve` on SIGTERM."""
+        for conn in list(self._conns.values()):
+            if not conn.detached:
+                conn.close()
+
     def poll_at(self) -> int | None:
         if self._dirty or self._notify:
             return self._now
