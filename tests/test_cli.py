@@ -267,3 +267,13 @@ def test_demo_without_fcs_check_corruption_is_caught_by_checksums(capsys, tmp_pa
     assert all(h.get("eth.rx_fcs_errors", 0) == 0 for h in c.values())   # nobody checked the CRC
     caught = sum(h.get(k, 0) for h in c.values() for k in DROP_COUNTERS)
     assert 0 < caught <= corrupted
+
+
+def test_demo_plot_writes_a_png(tmp_path, capsys):
+    png = tmp_path / "conn.png"
+    status, out, err = run_main(capsys, ["demo", "--size", "100000", "--pcap", str(tmp_path / "d.pcap"),
+                                         "--plot", str(png)])
+    assert status == 0, err
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert str(png) in out

@@ -136,17 +136,24 @@ class ConnectionRecorder:
         ax2.legend(loc="upper left", fontsize=8)
         ax2.grid(alpha=0.3)
 
-        if self.rtts:
-            ax3.plot([p[0] for p in self.rtts], [p[1] for p in self.rtts], ".", markersize=3,
-                     color="tab:gray", label="RTT sample (data sent -> its ACK back, Karn)")
-        for field, style in (("rtt_ms", "."), ("srtt_ms", "-"), ("rto_ms", "--")):
-            pts = [(t, v) for t, v in self._conn_events(field) if isinstance(v, (int, float))]
-            if pts:
-                if style == ".":
-                    ax3.plot([p[0] for p in pts], [p[1] for p in pts], ".", markersize=3, label="RTT sample")
-                else:
-                    ax3.step([p[0] for p in pts], [p[1] for p in pts], where="post", linestyle=style,
-                             label=field.replace("_ms", "").upper())
+        samples = [(t, v) for t, v in self._conn_events("rtt_ms") if isinstance(v, (int, float))]
+        label = "RTT sample (the sender's estimator input)"
+        if not samples:  # an engine that logs no samples: measure them on the wire instead
+            samples, label = self.rtts, "RTT sample (data sent -> its ACK back, Karn)"
+        if samples:
+            ax3.plot([p[0] for p in samples], [p[1] for p in samples], ".", markersize=3,
+                     color="tab:gray", label=label)
+        srtt = [(t, v) for t, v in self._conn_events("srtt_ms") if isinstance(v, (int, float))]
+        rto = [(t, v) for t, v in self._conn_events("rto_ms") if isinstance(v, (int, float))]
+        if srtt:
+            ax3.step([p[0] for p in srtt], [p[1] for p in srtt], where="post", label="SRTT")
+        top = 1.3 * max([v for _, v in samples + srtt] + [1.0])
+        if rto:
+            ax3.step([p[0] for p in rto], [p[1] for p in rto], where="post", linestyle="--", label="RTO")
+            if max(v for _, v in rto) > top:
+                ax3.text(0.99, 0.95, f"RTO {rto[-1][1]:.0f} ms at the end (above the scale: RFC 6298's "
+                         f"1 s floor)", transform=ax3.transAxes, ha="right", va="top", fontsize=8)
+        ax3.set_ylim(0, top)
         ax3.set_ylabel("ms")
         if last:
             first = min(x[0] for x in self.segments)
