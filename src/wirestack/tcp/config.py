@@ -46,7 +46,9 @@ class TcpConfig:
     sndbuf: int = 256 * 1024         # send buffer
     mss: int | None = None           # override the MSS we announce (None: mtu - 40)
     initial_window: int | None = None  # IW in segments; None: RFC 5681 §3.1 rule (2-4)
-    ooo_max_ranges: int = 64         # islands the out-of-order assembler may hold
+    ooo_max_ranges: int | None = None  # islands the out-of-order assembler (and the SACK
+                                     # scoreboard) may hold; None: one per 2 KB of the buffer,
+                                     # at least 64 (see ranges_for)
     backlog_max: int = 4096          # listen(backlog) is clamped to this (somaxconn)
     ephemeral_ports: tuple = (49152, 65535)  # RFC 6335 §6 dynamic range
     isn_secret: bytes | None = None  # RFC 6528 key; None: drawn from the host's rng
@@ -65,6 +67,18 @@ class TcpConfig:
         if unknown:
             raise TypeError(f"unknown TCP option(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
+
+    def ranges_for(self, buf: int) -> int:
+        """The bound on out-of-order islands for a buffer of ``buf`` bytes. A window of
+        scattered losses leaves up to one island per two segments; a bound far below that
+        makes the receiver drop data it has room for (and the sender forget SACK
+        information), so recovery from a burst of losses in a large window needs far more
+        than 64. One per 2 KB caps the bookkeeping of 1-byte islands (a hostile peer) at a
+        few percent of the buffer itself."""
+        if self.ooo_max_ranges is not None:
+            return self.ooo_max_ranges
+        n = buf >> 11
+        return n if n > 64 else 64
 
     @property
     def delack(self) -> int:

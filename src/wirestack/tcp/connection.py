@@ -289,7 +289,7 @@ class Connection:
             # RFC 5681 §3.1: after a lost SYN or SYN/ACK the initial window is one segment.
             self.cc.cwnd = self.snd_mss
         if self.sack_ok and self.sb is None:
-            self.sb = Scoreboard(self.cfg.ooo_max_ranges)
+            self.sb = Scoreboard(self.cfg.ranges_for(self.cfg.sndbuf))
         if self.cfg.keepalive:
             self.arm_keepalive(now)
         if self.passive and self.listener is not None:
@@ -1295,7 +1295,7 @@ class Connection:
             return
         asm = self.asm
         if asm is None:
-            asm = self.asm = Assembler(self.rcv_cap, self.cfg.ooo_max_ranges)
+            asm = self.asm = Assembler(self.rcv_cap, self.cfg.ranges_for(self.rcv_cap))
         if self.dsack_ok and asm.covering(s, s + len(payload)) is not None:
             # Already held: RFC 2883 §4 reports the duplicate as a D-SACK block.
             self._dsack = (s, s + len(payload))
