@@ -277,3 +277,17 @@ def test_demo_plot_writes_a_png(tmp_path, capsys):
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert str(png) in out
+
+
+def test_demo_exports_decisions_and_events_as_json_lines(tmp_path, capsys):
+    import json
+    dec, ev = tmp_path / "dec.jsonl", tmp_path / "ev.jsonl"
+    status, out, err = run_main(capsys, ["demo", "--size", "100000", "--loss", "0.05",
+                                         "--pcap", str(tmp_path / "d.pcap"),
+                                         "--decisions", str(dec), "--events", str(ev)])
+    assert status == 0, err
+    decisions = [json.loads(line) for line in dec.read_text().splitlines()]
+    events = [json.loads(line) for line in ev.read_text().splitlines()]
+    assert any(d["event"] == "dropped_loss" for d in decisions)
+    states = [(e["host"], e["new"]) for e in events if e["kind"] == "state"]
+    assert ("a", "ESTABLISHED") in states and ("a", "TIME_WAIT") in states

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rate", type=_nonneg(float), default=None, metavar="MBPS", help="link rate, Mbit/s (0 = unlimited)")
     d.add_argument("--plot", metavar="FILE.png", help="plot the TCP connection (time-sequence, cwnd, RTT)")
     d.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    d.add_argument("--decisions", metavar="FILE", help="write the wire's decision log (JSON lines)")
+    d.add_argument("--events", metavar="FILE", help="write the hosts' event logs (JSON lines)")
     d.add_argument("--trace", action="store_true", help="print every frame, tcpdump style")
 
     lab = sub.add_parser("lab", help="switch one mechanism off and watch the failure it prevents")
@@ -170,6 +172,8 @@ def cmd_demo(args) -> int:
     opt.check_fcs = not args.no_fcs
     opt.pcap = args.pcap or "demo.pcap"
     opt.plot = args.plot
+    opt.decisions_path = args.decisions
+    opt.events_path = args.events
     res = run_demo(opt)
     if args.json:
         print(json.dumps(res.as_json(), sort_keys=True))

@@ -29,6 +29,8 @@ class DemoOptions:
     pcap: str | None = "demo.pcap"
     plot: str | None = None
     pings: int = 5
+    decisions_path: str | None = None   # the wire's decision log, JSON lines
+    events_path: str | None = None      # both hosts' event logs (TCP states, RTOs, cwnd...), JSON lines
     tcp_options: dict = field(default_factory=dict)
 
 
@@ -195,6 +197,12 @@ def run_demo(opt: DemoOptions) -> DemoResult:
     res.state_left = {"a": a.host.tcp.connection_count(), "b": b.host.tcp.connection_count()}
     if recorder is not None:
         recorder.plot(opt.plot)
+    if opt.decisions_path:
+        net.decisions.to_jsonl(opt.decisions_path)
+    if opt.events_path:
+        with open(opt.events_path, "w") as f:
+            a.log.to_jsonl(f)
+            b.log.to_jsonl(f)
     net.close()
     return res
 

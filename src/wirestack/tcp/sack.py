@@ -66,6 +66,9 @@ class Scoreboard:
         new = False
         dsack = False
         first = True
+        second = None
+        if len(blocks) > 1:
+            second = blocks[1]
         for left, right in blocks:
             dl = (left - una) & M32
             if dl >= HALF:
@@ -86,16 +89,25 @@ class Scoreboard:
                 continue
             if s < una:
                 s = una
-            if first and self._covered(s, e):
-                dsack = True         # RFC 2883 §4: a duplicate inside SACKed data
+            if first and second is not None and self._in_block(left, right, second, una):
+                dsack = True         # RFC 2883 §4: a duplicate inside SACKed data, reported
+                                     # first and followed by the block that holds it
             elif self._add(s, e):
                 new = True
             first = False
         return new, dsack
 
-    def _covered(self, s: int, e: int) -> bool:
-        i = bisect_right(self.starts, s) - 1
-        return i >= 0 and self.ends[i] >= e
+    @staticmethod
+    def _in_block(left: int, right: int, block, una: int) -> bool:
+        """[left, right) lies inside ``block`` and is not the block itself (32-bit
+        numbers, compared as offsets from SND.UNA). A first block that is merely already
+        known is no D-SACK: after an ACK that advanced, RFC 2018 §4 lets any recent block
+        come first."""
+        bl = (block[0] - una) & M32
+        br = (block[1] - una) & M32
+        l = (left - una) & M32
+        r = (right - una) & M32
+        return bl <= l and r <= br and (l, r) != (bl, br)
 
     def _add(self, s: int, e: int) -> bool:
         starts, ends = self.starts, self.ends
