@@ -184,20 +184,16 @@ class StreamWriter:
 
     def write(self, data) -> None:
         conn = self._conn
-        if conn.closing or conn.sock.error is not None and not conn.pending:
-            err = conn.sock.error
-            if err is not None:
-                raise err
+        if conn.sock.error is not None:
+            raise conn.sock.error
+        if conn.closing:
             raise BrokenPipeError(errno.EPIPE, "write after close")
         if not data:
             return
         if conn.pending:
             conn.pending += data
         else:
-            try:
-                n = conn.sock.send(data)
-            except OSError:
-                raise
+            n = conn.sock.send(data)
             if n < len(data):
                 conn.pending += memoryview(data)[n:]
             if n:
@@ -273,9 +269,7 @@ async def open_connection(runtime, host: str, port: int, *, local_addr=None,
     conn = Connection(runtime, sock)
     sock.connect((host, port))
     runtime.kick()
-    while sock.state in ("SYN_SENT", "SYN_RECEIVED", "CLOSED") and sock.error is None:
-        if sock.state == "CLOSED" and sock.error is None:
-            break
+    while sock.state in ("SYN_SENT", "SYN_RECEIVED") and sock.error is None:
         await conn.waiters.wait()
     if sock.error is not None:
         raise sock.error
