@@ -32,6 +32,10 @@ class TcpConfig:
     ack_check: bool = True           # RFC 5961 §5: drop segments whose ACK is too old/new
     syn_cookies: bool = True         # RFC 4987 §3.6: answer SYNs statelessly when the queue is full
     keepalive: bool = False          # RFC 9293 §3.8.4 / RFC 1122 4.2.3.6 keep-alive probes
+    lost_retransmit: bool = True     # SACK recovery resends a retransmission that was lost
+                                     # too, without waiting for the RTO (RFC 8985's idea)
+    hystart: bool = True             # RFC 9406 HyStart++: leave the initial slow start on an
+                                     # RTT increase (NewReno and CUBIC)
 
     # ---- timers and limits -------------------------------------------------------------
     msl: int = 30 * SEC              # maximum segment lifetime; TIME_WAIT lasts 2·MSL

@@ -19,8 +19,9 @@ from ..storage import Assembler, ByteFifo
 from ..units import MS
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, encode_options
 from . import congestion
+from .congestion.base import INITIAL_SSTHRESH
 from .rtt import RttEstimator
-from .sack import Scoreboard
+from .sack import DUP_THRESH, Scoreboard
 from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, TRANSITIONS)
 
@@ -65,6 +66,8 @@ class Connection:
         "ws_ok", "ts_ok", "ts_recent", "ts_offset",
         # RFC 2018 / 2883 / 6675: SACK
         "sack_ok", "dsack_ok", "sb", "sack_rec", "high_rxt", "rescue_rxt", "_dsack", "_sack_due",
+        # lost retransmissions during SACK recovery (the RFC 8985 idea, see _find_lost_rtx)
+        "_rtxq", "_relost", "_relost_bytes",
         # keep-alive (RFC 9293 §3.8.4) and user timeout (RFC 9293 §3.8.3, RFC 5482)
         "t_ka", "ka_probes", "ka_sent", "last_rx", "t_ut", "ut_time", "user_timeout",
         # statistics
@@ -152,6 +155,9 @@ class Connection:
         self.rescue_rxt = None         # RFC 6675 RescueRxt (None: undefined)
         self._dsack = None             # RFC 2883: a duplicate range to report in the next ACK
         self._sack_due = False         # SACK blocks to send: out-of-order data held or a D-SACK
+        self._rtxq = []                # [start, end, mark] of this recovery's retransmissions
+        self._relost = []              # (start, end): retransmissions found lost, to send again
+        self._relost_bytes = 0         # their bytes, taken out of pipe until sent again
 
         self.t_ka = None
         self.ka_probes = 0
@@ -285,6 +291,8 @@ class Connection:
         self._set_state(ESTABLISHED, now)
         self.retries = 0
         self.cc = congestion.get(self.cfg.congestion_control)(self.snd_mss, self.cfg.initial_window)
+        if self.cfg.hystart:
+            self.cc.enable_hystart()
         if self.syn_rexmits and self.cc.cwnd < (1 << 60):
             # RFC 5681 §3.1: after a lost SYN or SYN/ACK the initial window is one segment.
             self.cc.cwnd = self.snd_mss
@@ -721,7 +729,11 @@ class Connection:
         # (4.3) Retransmit the first segment presumed dropped; HighRxt and RescueRxt
         # both become its highest sequence number.
         self._rtx_reason = "sack"
+        self._rtxq.clear()
+        self._relost.clear()
+        self._relost_bytes = 0
         end = self._retransmit_range(a, now, self.sb.next_start_after(a))
+        self._note_sack_rtx(a, end)
         self.high_rxt = self.rescue_rxt = end
         if self.cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
@@ -735,10 +747,40 @@ class Connection:
         sb = self.sb
         una = self.snd_una
         mss = self.snd_mss
+        if self._rtxq and self.cfg.lost_retransmit:
+            self._find_lost_rtx(now)
         edge = sb.lost_edge(una, mss)
-        pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss, edge)
+        pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss, edge) - self._relost_bytes
         cwnd = self.cc.cwnd
         sent = False
+        # Retransmissions found lost go first: they hold the oldest missing data.
+        relost = self._relost
+        while relost and cwnd - pipe >= mss:
+            s0, e0 = relost[0]
+            self._rtx_reason = "lost_rtx"
+            s2 = sb.first_hole(s0 if s0 > una else una, e0)
+            if s2 is None:                               # arrived meanwhile
+                del relost[0]
+                self._relost_bytes -= e0 - s0
+                continue
+            lim = sb.next_start_after(s2)
+            end = self._retransmit_range(s2, now, e0 if lim is None or lim > e0 else lim)
+            if end <= s2:
+                break
+            if end >= e0:
+                del relost[0]
+                self._relost_bytes -= e0 - s0
+            else:
+                relost[0] = (end, e0)
+                self._relost_bytes -= end - s0
+            self._note_sack_rtx(s2, end)
+            pipe += end - s2
+            sent = True
+            if s2 == una and self.cfg.retransmission:
+                # The segment at SND.UNA went out again: the timer now guards this copy
+                # (as after the retransmission of RFC 6298 §5.4-5.6), or it could expire
+                # before the copy's ACK can return.
+                self.t_rtx = now + self.rtt.rto
         self._rtx_reason = "sack"
         # Rule 1: the first un-SACKed octet above HighRxt that IsLost(), one hole at a time.
         while cwnd - pipe >= mss:
@@ -749,6 +791,7 @@ class Connection:
             end = self._retransmit_range(s2, now, sb.next_start_after(s2))
             if end <= s2:
                 break
+            self._note_sack_rtx(s2, end)
             self.high_rxt = end                          # (C.2)
             pipe += end - s2                             # (C.4)
             sent = True
@@ -768,6 +811,7 @@ class Connection:
             end = self._retransmit_range(s3, now, sb.next_start_after(s3))
             if end <= s3:
                 break
+            self._note_sack_rtx(s3, end)
             self.high_rxt = end
             pipe += end - s3
             sent = True
@@ -788,12 +832,76 @@ class Connection:
             if top > lo:
                 self._rtx_reason = "rescue"
                 self.counters.incr("tcp.sack_rescue_rxt")
-                if self._retransmit_range(lo, now, top if top < self.snd_max else None) > lo:
+                end = self._retransmit_range(lo, now, top if top < self.snd_max else None)
+                if end > lo:
+                    self._note_sack_rtx(lo, end)
                     sent = True
                 self.rescue_rxt = self.recover           # HighRxt is not updated
         if self.ack_now and not sent:
             self._emit(self.snd_nxt, ACK, b"", now)
         return True
+
+    def _note_sack_rtx(self, start: int, end: int) -> None:
+        """Remember a retransmission sent during SACK recovery, with SND.MAX at that
+        moment: every octet above it was sent (for the first time) after this copy."""
+        if end > start:
+            self._rtxq.append([start, end, self.snd_max])
+
+    def _find_lost_rtx(self, now: int) -> None:
+        """Lost retransmissions (the idea of RACK, RFC 8985 §6.2, restricted to what RFC 6675
+        cannot see). RFC 6675 marks a hole lost once, retransmits it once (NextSeg() never
+        goes below HighRxt) and counts the copy in pipe until an ACK covers it: a lost
+        *retransmission* is invisible to it, the cumulative ACK stops there, and only the
+        RTO -- at least a second, many RTTs -- ends the stall, with cwnd = 1 SMSS.
+
+        Each retransmission of this recovery is kept in send order with SND.MAX at the
+        time it left (``mark``). Data above ``mark`` was sent after it; a network without
+        reordering delivers in send order, so when the receiver SACKs more than
+        (DupThresh - 1) * SMSS of that later data while the retransmitted range is still
+        missing, the copy is lost -- the same evidence RFC 6675 IsLost() demands for an
+        original (§4), counted in send order instead of sequence order. The range is then
+        sent again within the same recovery: no RTO, and no second cwnd reduction (the
+        loss belongs to the congestion event this recovery already answered). While it
+        waits it leaves pipe, as both its copies are gone.
+
+        Cheap: it runs only during SACK recovery, and the queue is in send order with
+        non-decreasing marks, so the walk stops at the first copy without that evidence
+        (one comparison with the highest SACKed octet rejects most calls)."""
+        q = self._rtxq
+        sb = self.sb
+        una = self.snd_una
+        relost = self._relost
+        if relost:
+            # Ranges that arrived after all (late originals) or were ACKed meanwhile.
+            keep = []
+            for s0, e0 in relost:
+                if e0 <= una or sb.first_hole(s0 if s0 > una else una, e0) is None:
+                    self._relost_bytes -= e0 - s0
+                else:
+                    keep.append((s0, e0))
+            relost[:] = keep
+        high = sb.high
+        limit = (DUP_THRESH - 1) * self.snd_mss
+        snd_max = self.snd_max
+        n = 0
+        for entry in q:
+            s0, e0, mark = entry
+            if e0 <= una or sb.first_hole(s0 if s0 > una else una, e0) is None:
+                n += 1                       # delivered: forget it
+                continue
+            if high is None or high - mark <= limit or sb.sacked_between(mark, snd_max) <= limit:
+                break
+            n += 1
+            if s0 < una:
+                s0 = una
+            relost.append((s0, e0))
+            self._relost_bytes += e0 - s0
+            self.counters.incr("tcp.lost_retransmits")
+            if self.log.enabled:
+                self._record(now, "lost_retransmit", seq=s0 & M32, ack=self.rcv_nxt & M32,
+                             len=e0 - s0)
+        if n:
+            del q[:n]
 
     def _log_scoreboard(self, now: int, kind: str, **extra) -> None:
         """The scoreboard in the event log (only called when the log is enabled)."""
@@ -970,6 +1078,9 @@ class Connection:
                 self.sack_rec = False
                 self.high_rxt = self.snd_una
                 self.rescue_rxt = None
+                self._rtxq.clear()
+                self._relost.clear()
+                self._relost_bytes = 0
                 if self.log.enabled:
                     self._log_scoreboard(now, "scoreboard", event="rto")
             if self.cfg.karn:
@@ -1391,6 +1502,9 @@ class Connection:
                 self._log_cwnd(now, "recovery_exit")
                 if self.sack_rec:
                     self.sack_rec = False
+                    self._rtxq.clear()
+                    self._relost.clear()
+                    self._relost_bytes = 0
                     if self.log.enabled:
                         self._log_scoreboard(now, "sack_recovery", phase="exit")
             elif self.sack_rec:
@@ -1405,6 +1519,16 @@ class Connection:
                 self._log_cwnd(now, "partial_ack")
         else:
             old = cc.cwnd
+            hs = cc.hystart
+            if hs is not None and cc.ssthresh == INITIAL_SSTHRESH and cc.cwnd < cc.ssthresh:
+                # RFC 9406 §4.2: rounds and their minimum RTT, in the initial slow start.
+                phase = hs.phase
+                hs.on_ack(cc, a, self.snd_max, rtt)
+                if hs.phase is not phase and self.log.enabled:
+                    self._record(now, "hystart", old=phase, new=hs.phase, cwnd=cc.cwnd,
+                                 round_min_rtt_ms=(hs.cur_round_min or 0) / MS,
+                                 last_round_min_rtt_ms=(hs.last_round_min or 0) / MS,
+                                 seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
             cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
             if cc.cwnd != old and self.log.enabled:
                 self._log_cwnd(now, "ack")

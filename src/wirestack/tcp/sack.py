@@ -99,15 +99,15 @@ class Scoreboard:
 
     @staticmethod
     def _in_block(left: int, right: int, block, una: int) -> bool:
-        """[left, right) lies inside ``block`` and is not the block itself (32-bit
-        numbers, compared as offsets from SND.UNA). A first block that is merely already
-        known is no D-SACK: after an ACK that advanced, RFC 2018 §4 lets any recent block
-        come first."""
+        """[left, right) lies inside ``block`` (32-bit numbers, compared as offsets from
+        SND.UNA; a receiver repeats a block only for this). A first block that is merely
+        already known is no D-SACK: after an ACK that advanced, RFC 2018 §4 lets any
+        recent block come first."""
         bl = (block[0] - una) & M32
         br = (block[1] - una) & M32
         l = (left - una) & M32
         r = (right - una) & M32
-        return bl <= l and r <= br and (l, r) != (bl, br)
+        return bl <= l and r <= br
 
     def _add(self, s: int, e: int) -> bool:
         starts, ends = self.starts, self.ends

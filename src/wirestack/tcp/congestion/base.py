@@ -18,6 +18,10 @@ Hooks:
 
 from __future__ import annotations
 
+from .hystart import DONE, HyStart
+
+INITIAL_SSTHRESH = 1 << 62      # RFC 5681 §3.1: "arbitrarily high"
+
 
 def initial_window(mss: int, segments: int | None = None) -> int:
     """RFC 5681 §3.1 (IW of 2-4 segments depending on SMSS), or a fixed number of
@@ -34,15 +38,35 @@ def initial_window(mss: int, segments: int | None = None) -> int:
 class CongestionControl:
     name = "base"
 
-    __slots__ = ("mss", "cwnd", "ssthresh", "_ca_acc", "iw_segments")
+    __slots__ = ("mss", "cwnd", "ssthresh", "_ca_acc", "iw_segments", "hystart")
 
     def __init__(self, mss: int, iw_segments: int | None = None):
         self.mss = mss
         self.iw_segments = iw_segments
         self.cwnd = initial_window(mss, iw_segments)
         # RFC 5681 §3.1: ssthresh SHOULD be set arbitrarily high initially.
-        self.ssthresh = 1 << 62
+        self.ssthresh = INITIAL_SSTHRESH
         self._ca_acc = 0
+        self.hystart = None         # a HyStart (RFC 9406) once enable_hystart() was called
+
+    def enable_hystart(self) -> None:
+        """Use HyStart++ (RFC 9406) in the initial slow start."""
+        self.hystart = HyStart()
+
+    def hystart_active(self) -> bool:
+        """HyStart++ watches this ACK: the initial slow start (or CSS) is still on."""
+        return (self.hystart is not None and self.cwnd < self.ssthresh
+                and self.ssthresh == INITIAL_SSTHRESH)
+
+    def _ss_increase(self, acked: int) -> int:
+        """The slow-start growth for ``acked`` new bytes: min(N, SMSS) (RFC 5681 §3.1,
+        RFC 3465 with L = 1), or HyStart++'s rule (RFC 9406 §4.2) in the initial slow
+        start."""
+        hs = self.hystart
+        if hs is not None and hs.phase is not DONE and self.ssthresh == INITIAL_SSTHRESH:
+            return hs.increase(acked, self.mss)
+        mss = self.mss
+        return acked if acked < mss else mss
 
     def set_mss(self, mss: int) -> None:
         """The effective MSS became known (after the handshake) or changed (PMTU)."""
@@ -84,4 +108,7 @@ class CongestionControl:
         raise NotImplementedError
 
     def state(self) -> dict:
-        return {"cwnd": self.cwnd, "ssthresh": self.ssthresh}
+        d = {"cwnd": self.cwnd, "ssthresh": self.ssthresh}
+        if self.hystart is not None:
+            d.update(self.hystart.state())
+        return d

@@ -13,8 +13,10 @@ Beside the curve runs W_est, the window Reno would have with the same loss histo
 
 The RFC computes in segments and seconds; the engine keeps cwnd in bytes and time in
 integer nanoseconds, so the conversions are at the edges. Time is the ``now`` passed to
-each hook (sans-I/O: no clock is read). Slow start is the standard one (RFC 5681); HyStart
-is not implemented.
+each hook (sans-I/O: no clock is read). Slow start is the standard one (RFC 5681), with
+HyStart++ (RFC 9406, ``hystart``) in the initial slow start when the engine enables it;
+RFC 9438 §4.10 allows either. When HyStart++ ends slow start without a loss, the first
+congestion avoidance stage starts with W_max = cwnd and K = 0 (``_reset_curve``).
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ class Cubic(CongestionControl):
         if int(self._cwnd_f) != self.cwnd:
             self._cwnd_f = float(self.cwnd)      # changed from outside (MSS, SYN loss)
         if self.cwnd < self.ssthresh:
-            # Slow start as in RFC 5681 §3.1 (RFC 9438 §4.10).
-            self.cwnd += acked if acked < mss else mss
+            # Slow start as in RFC 5681 §3.1 (RFC 9438 §4.10), or HyStart++ (RFC 9406).
+            if self.hystart is None:
+                self.cwnd += acked if acked < mss else mss
+            else:
+                self.cwnd += self._ss_increase(acked)
             self._cwnd_f = float(self.cwnd)
             self.region = "slow_start"
             return
@@ -147,5 +152,7 @@ class Cubic(CongestionControl):
         self._cwnd_f = float(self.cwnd)
 
     def state(self) -> dict:
-        return {"cwnd": self.cwnd, "ssthresh": self.ssthresh, "w_max": self.w_max * self.mss,
-                "k": self.k, "w_est": self.w_est * self.mss, "region": self.region}
+        d = super().state()
+        d.update(w_max=self.w_max * self.mss, k=self.k, w_est=self.w_est * self.mss,
+                 region=self.region)
+        return d

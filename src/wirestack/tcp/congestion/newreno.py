@@ -12,8 +12,12 @@ class NewReno(CongestionControl):
     def on_ack(self, acked: int, now: int, rtt: int | None, flight: int) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:
-            # Slow start (RFC 5681 §3.1): cwnd += min(N, SMSS) per ACK (RFC 3465, L = 1).
-            self.cwnd += acked if acked < mss else mss
+            # Slow start (RFC 5681 §3.1): cwnd += min(N, SMSS) per ACK (RFC 3465, L = 1),
+            # or HyStart++ (RFC 9406) in the initial slow start.
+            if self.hystart is None:
+                self.cwnd += acked if acked < mss else mss
+            else:
+                self.cwnd += self._ss_increase(acked)
         else:
             # Congestion avoidance, byte counting (RFC 5681 §3.1, RFC 3465 §2.1):
             # one SMSS more per cwnd's worth of acknowledged bytes.

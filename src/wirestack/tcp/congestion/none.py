@@ -20,6 +20,9 @@ class NoCongestionControl(CongestionControl):
     def set_mss(self, mss: int) -> None:
         self.mss = mss
 
+    def enable_hystart(self) -> None:
+        pass                    # there is no slow start to end
+
     def on_ack(self, acked, now, rtt, flight) -> None:
         pass
 
