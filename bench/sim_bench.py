@@ -91,7 +91,7 @@ def bench_goodput(rtts=(0.040, 0.200), losses=(0.0, 0.01, 0.05),
                       f"{'ok' if ok else 'MISMATCH'}")
 
 
-def bench_lfn(size: int = 250_000_000) -> None:
+def bench_lfn(size: int = 600_000_000) -> None:
     print(f"long fat pipe: 100 Mbit/s, 200 ms RTT (BDP 2.5 MB), 0% loss, 16 MB buffers, "
           f"queue 2500 frames, {size // 1_000_000} MB")
     print(f"{'window scaling':>15} {'goodput':>8} {'-O 5s':>6} {'RTOs':>5}  sha256")

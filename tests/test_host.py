@@ -113,7 +113,27 @@ def test_arp_entry_expires():
     a.ping_socket().send(B_IP, 1)
     shuttle(a, b)
     assert a.arp.lookup(ip_aton(B_IP), 1 * SEC) == B_MAC
-    assert a.arp.lookup(ip_aton(B_IP), 11 * SEC) is None
+    # After the grace period (retries x retry interval) with no answer it is gone.
+    assert a.arp.lookup(ip_aton(B_IP), 14 * SEC) is None
+
+
+def test_an_expired_entry_in_use_is_rechecked_by_unicast_not_dropped():
+    a, b = make_pair(config=HostConfig(arp_timeout=10 * SEC))
+    shuttle(a, b)
+    ping = a.ping_socket()
+    ping.send(B_IP, 1)
+    shuttle(a, b)
+    ping.receive()
+    ping.send(B_IP, 2)  # the entry expired 0.5 s ago
+    log = []
+    shuttle(a, b, now=10 * SEC + SEC // 2, log=log)
+    sent = [parse_frame(f) for name, f in log if name == "a"]
+    probe = [f for f in sent if f.arp]
+    assert len(probe) == 1 and probe[0].eth.dst == B_MAC  # unicast, to the known address
+    assert any(f.icmp for f in sent)                        # the ping was not held back
+    assert ping.receive().seq == 2
+    assert a.arp.lookup(ip_aton(B_IP), 15 * SEC) == B_MAC   # b answered: fresh for 10 s more
+    assert a.counters["arp.out_probes"] == 1
 
 
 def test_arp_request_for_someone_else_does_not_create_an_entry():

@@ -9,11 +9,12 @@ from ..units import SEC
 
 
 class ArpEntry:
-    __slots__ = ("mac", "expires")
+    __slots__ = ("mac", "expires", "next_probe")
 
     def __init__(self, mac: bytes, expires: int):
         self.mac = mac
         self.expires = expires
+        self.next_probe = expires
 
 
 class PendingResolution:
@@ -36,15 +37,27 @@ class ArpCache:
         self.max_entries = max_entries
         self.entries: dict[bytes, ArpEntry] = {}
         self.pending: dict[bytes, PendingResolution] = {}
+        self.probes: list[tuple[bytes, bytes]] = []   # (ip, mac) to re-check by unicast request
+        # How long an expired entry that is still in use may be used while it is re-checked.
+        self.stale_grace = retries * retry_interval
 
     def lookup(self, ip: bytes, now: int) -> bytes | None:
         e = self.entries.get(ip)
         if e is None:
             return None
-        if e.expires <= now:
-            del self.entries[ip]
-            return None
-        return e.mac
+        if now < e.expires:
+            return e.mac
+        # Expired but in use (RFC 1122 §2.3.2.1 "unicast poll", like Linux's STALE/PROBE
+        # states): keep sending to the known address and re-check it with a unicast request
+        # once per retry interval; only after the grace period without an answer forget it.
+        # Dropping it at once would stall a busy connection while a broadcast resolves again.
+        if now < e.expires + self.stale_grace:
+            if now >= e.next_probe:
+                e.next_probe = now + self.retry_interval
+                self.probes.append((ip, e.mac))
+            return e.mac
+        del self.entries[ip]
+        return None
 
     def update(self, ip: bytes, mac: bytes, now: int, create: bool) -> bool:
         """RFC 826 'merge': refresh an existing entry; create one only when asked (the request
@@ -52,7 +65,7 @@ class ArpCache:
         e = self.entries.get(ip)
         if e is not None:
             e.mac = mac
-            e.expires = now + self.timeout
+            e.expires = e.next_probe = now + self.timeout
             return True
         if not create:
             return False

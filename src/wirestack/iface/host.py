@@ -270,6 +270,13 @@ class Host:
             self._icmp_error_received(icmp_codec.DEST_UNREACHABLE, icmp_codec.HOST_UNREACHABLE,
                                       0, hdr, body[:8], now)
 
+    def _send_arp_probes(self, iface: Interface) -> None:
+        """Unicast requests re-checking entries that expired while in use."""
+        probes, self.arp.probes = self.arp.probes, []
+        for ip, mac in probes:
+            self.counters.incr("arp.out_probes")
+            self._out.append((iface.index, self._arp_frame(iface, arp_codec.REQUEST, mac, ip, ZERO_MAC)))
+
     def _send_arp_request(self, iface: Interface, ip: bytes) -> None:
         self.counters.incr("arp.out_requests")
         self._out.append((iface.index, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC,
@@ -330,6 +337,8 @@ class Host:
         else:
             mac = self.arp.lookup(next_hop, now)
         if mac is not None:
+            if self.arp.probes:
+                self._send_arp_probes(iface)
             frame = b"".join((mac, iface.mac, _ETH_IPV4, datagram, payload))
             if len(frame) < 60:
                 frame += _PAD[:60 - len(frame)]
