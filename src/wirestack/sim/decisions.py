@@ -19,10 +19,10 @@ log is full the oldest entry is forgotten for each new one (``forgotten`` counts
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Any, Iterator
 
+from wirestack.trace.events import write_jsonl
 from wirestack.units import SEC
 
 LEVELS = ("full", "impairments", "off")
@@ -124,15 +124,7 @@ class DecisionLog:
 
     def to_jsonl(self, path_or_file) -> None:
         """One JSON object per line, keys sorted: byte-identical for identical runs."""
-        def dump(f):
-            for e in self.entries:
-                f.write(json.dumps(e, sort_keys=True, default=str) + "\n")
-
-        if hasattr(path_or_file, "write"):
-            dump(path_or_file)
-        else:
-            with open(path_or_file, "w") as f:
-                dump(f)
+        write_jsonl(self.entries, path_or_file)
 
     def why(self, fid: int) -> str:
         """A human account of frame ``fid``: where it was sent, what happened, how it ended."""

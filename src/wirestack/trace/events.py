@@ -49,15 +49,21 @@ class EventLog:
         return len(self.entries)
 
     def to_jsonl(self, path_or_file) -> None:
-        def dump(f):
-            for e in self.entries:
-                f.write(json.dumps(e, default=_jsonable, sort_keys=True) + "\n")
+        write_jsonl(self.entries, path_or_file)
 
-        if hasattr(path_or_file, "write"):
-            dump(path_or_file)
-        else:
-            with open(path_or_file, "w") as f:
-                dump(f)
+
+def write_jsonl(entries, path_or_file) -> None:
+    """One JSON object per line, keys sorted (so identical runs give identical files), to a
+    path or an open text file."""
+    def dump(f):
+        for e in entries:
+            f.write(json.dumps(e, default=_jsonable, sort_keys=True) + "\n")
+
+    if hasattr(path_or_file, "write"):
+        dump(path_or_file)
+    else:
+        with open(path_or_file, "w") as f:
+            dump(f)
 
 
 def _jsonable(value: Any) -> Any:
