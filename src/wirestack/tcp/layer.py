@@ -225,10 +225,7 @@ class TcpLayer:
         """Make sure the timer heap holds an entry no later than the connection's next
         deadline. Entries are never removed in place: one whose time differs from
         ``conn._sched`` is stale and skipped when it surfaces."""
-        d = None
-        for t in (conn.t_rtx, conn.t_persist, conn.t_delack, conn.t_tw, conn.t_ka, conn.t_ut):
-            if t is not None and (d is None or t < d):
-                d = t
+        d = conn.deadline()
         if d is not None:
             s = conn._sched
             if s is None or d < s:
