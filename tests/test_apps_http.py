@@ -4,7 +4,6 @@ import asyncio
 import hashlib
 import os
 import shutil
-import subprocess
 
 import pytest
 

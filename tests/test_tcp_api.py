@@ -9,9 +9,8 @@ import pytest
 from tcp_harness import A_IP, B_IP, RawPeer, Wire, connect_pair, pump
 from wirestack.tcp import TcpConfig, TcpLayer
 from wirestack.trace.counters import Counters
-from wirestack.units import MS, SEC
+from wirestack.units import SEC
 from wirestack.wire import tcp as tcpw
-from wirestack.wire.addr import ip_aton
 
 
 def test_misuse_raises_socket_style_errors():
@@ -249,7 +248,7 @@ def test_icmp_port_unreachable_refuses_connect_and_frag_needed_lowers_mss():
     _, s, theirs, ours = p.passive()
     s.send(bytes(3000))
     p.poll()
-    first = data_segs = [x for x in p.take() if x.data]
+    first = [x for x in p.take() if x.data]
     p.layer.icmp_error((3, 4, 1000), p.local, p.peer, first[0].raw[:8], p.now)
     out = [x for x in p.take() if x.data]
     assert out and len(out[0].data) == 960 and out[0].seq == ours

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from tcp_harness import B_IP, RawPeer, Wire, connect_pair, pump
+from tcp_harness import RawPeer, Wire, connect_pair, pump
 from wirestack.tcp import TcpConfig
 from wirestack.units import MS, SEC
 from wirestack.wire import tcp as tcpw

@@ -5,7 +5,6 @@ import random
 from tcp_harness import B_IP, RawPeer, Wire, connect_pair, pump
 from wirestack.tcp import TcpConfig
 from wirestack.units import MS, SEC
-from wirestack.wire import tcp as tcpw
 
 
 def data_segs(p):

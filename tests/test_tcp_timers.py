@@ -115,7 +115,7 @@ def _flight(p, s, n=8):
 def test_fast_retransmit_on_third_dupack_not_second():
     p = RawPeer(TcpConfig(initial_window=8))
     _, s, theirs, ours = p.passive()
-    seqs = _flight(p, s)
+    _flight(p, s)
     s.send(bytes(1460 * 4))                          # more data so limited transmit can show
     p.poll()
     p.take()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..trace.counters import Counters
 from ..trace.events import EventLog
@@ -21,7 +21,7 @@ from ..units import SEC
 from ..wire import arp as arp_codec
 from ..wire import icmp as icmp_codec
 from ..wire import ipv4 as ip_codec
-from ..wire.addr import BROADCAST_IP, BROADCAST_MAC, ZERO_MAC, ip_aton, ip_ntoa, mac_aton, parse_cidr, prefix_mask
+from ..wire.addr import BROADCAST_IP, BROADCAST_MAC, ZERO_MAC, ip_ntoa, mac_aton, parse_cidr, prefix_mask
 from ..wire.errors import MalformedPacket
 from .arp import ArpCache, PendingResolution
 from .fragment import Reassembler, fragment_sizes

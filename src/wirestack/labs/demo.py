@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..runtime.sim import Network
 from ..trace.text import TextTrace
-from ..units import MS, SEC
+from ..units import SEC
 
 
 @dataclass

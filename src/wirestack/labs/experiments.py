@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..sim import Fault
 from .transfer import TransferResult, run_transfer
 
 

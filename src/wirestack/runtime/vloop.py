@@ -10,7 +10,6 @@ and the simulated network share one time line — and a two-minute wait takes no
 from __future__ import annotations
 
 import asyncio
-import math
 import selectors
 
 

@@ -4,7 +4,9 @@ switch), impairment models, scripted faults and the decision log."""
 from .decisions import DecisionLog, fmt_time
 from .impair import Fault, LinkParams
 from .media import Hub, Link, LinkDirection, Switch
-from .nic import Nic, fcs, fcs_ok
+from ..wire.checksum import check_fcs as fcs_ok
+from ..wire.checksum import fcs
+from .nic import Nic
 from .scheduler import Handle, Scheduler
 
 __all__ = ["DecisionLog", "Fault", "Handle", "Hub", "Link", "LinkDirection", "LinkParams", "Nic",

@@ -22,7 +22,7 @@ from wirestack.units import SEC
 
 from .decisions import DecisionLog
 from .impair import Fault, LinkParams, flip_bits
-from .nic import FCS_RESIDUE
+from ..wire.checksum import FCS_RESIDUE
 
 _NEVER = -(1 << 62)   # "long ago" for last-activity times
 

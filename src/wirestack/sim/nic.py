@@ -12,8 +12,7 @@ import zlib
 from typing import Callable
 
 from wirestack.trace.counters import Counters
-from wirestack.wire.checksum import FCS_RESIDUE, fcs
-from wirestack.wire.checksum import check_fcs as fcs_ok
+from wirestack.wire.checksum import FCS_RESIDUE
 
 # IEEE 802.3 §3.2.9: the FCS is the CRC-32 of the frame; see wirestack.wire.checksum.
 FCS_LEN = 4
