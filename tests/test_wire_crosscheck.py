@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 scapy_l2 = pytest.importorskip("scapy.layers.l2")
@@ -25,17 +25,11 @@ from scapy.packet import Raw  # noqa: E402
 
 from wirestack.wire import arp, ethernet, icmp, ipv4, parse_frame, tcp, udp  # noqa: E402
 from wirestack.wire.addr import ip_ntoa, mac_ntoa  # noqa: E402
+from wire_reference import EXAMPLES, ip4, mac, u8, u16, u32  # noqa: E402
 
 Ether, ARP = scapy_l2.Ether, scapy_l2.ARP
 IP, TCP, UDP, ICMP = scapy_inet.IP, scapy_inet.TCP, scapy_inet.UDP, scapy_inet.ICMP
 
-EXAMPLES = settings(max_examples=200, deadline=None)
-
-mac = st.binary(min_size=6, max_size=6)
-ip4 = st.binary(min_size=4, max_size=4)
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 
 # IP options scapy and dpkt both carry through unchanged: NOP/EOL padding, router alert,
 # record route with 1-9 empty slots, a timestamp option.

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import struct
 
 import pytest
 from hypothesis import assume, given, settings
@@ -21,26 +20,13 @@ from hypothesis import strategies as st
 
 from wirestack.wire import MalformedPacket, arp, checksum, ethernet, icmp, ipv4, parse_frame, tcp, udp
 from wirestack.wire.addr import ip_aton, mac_aton
+from wire_reference import ones_sum, pseudo_header
 
 MAC_A = mac_aton("02:00:00:00:00:01")
 MAC_B = mac_aton("02:00:00:00:00:02")
 IP_A = ip_aton("198.18.0.1")
 IP_B = ip_aton("198.18.0.2")
 PAYLOAD = bytes(range(1, 200))  # no zero bytes: cutting any of it changes every checksum
-
-
-def ref_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    s = 0
-    for i in range(0, len(data), 2):
-        s += (data[i] << 8) | data[i + 1]
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def pseudo(src, dst, proto, length) -> bytes:
-    return src + dst + struct.pack("!BBH", 0, proto, length)
 
 
 def eth_ip(proto, seg, options=b"", **kw) -> bytes:
@@ -166,7 +152,7 @@ def test_transport_truncated_inside_consistent_ip(kind, proto, seg):
             if cut < 8:
                 counter = "icmp.in_malformed"
             else:
-                counter = None if ref_sum(part) == 0xFFFF else "icmp.in_csum_errors"
+                counter = None if ones_sum(part) == 0xFFFF else "icmp.in_csum_errors"
         elif kind == "udp":
             counter = "udp.in_hdr_errors"  # < 8 bytes, or length field > what arrived
         else:
@@ -174,7 +160,7 @@ def test_transport_truncated_inside_consistent_ip(kind, proto, seg):
             if cut < hl:
                 counter = "tcp.in_hdr_errors"
             else:
-                ok = ref_sum(pseudo(IP_A, IP_B, 6, cut) + part) == 0xFFFF
+                ok = ones_sum(pseudo_header(IP_A, IP_B, 6, cut) + part) == 0xFFFF
                 counter = None if ok else "tcp.in_csum_errors"
         if counter is None:
             parse_frame(frame)

@@ -14,32 +14,12 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from wirestack.wire import MalformedPacket, arp, ethernet, icmp, ipv4, parse_frame, tcp, udp
+from wire_reference import EXAMPLES, internet_checksum, ip4, mac, u8, u16, u32
 
-EXAMPLES = settings(max_examples=200, deadline=None)
-
-mac = st.binary(min_size=6, max_size=6)
-ip4 = st.binary(min_size=4, max_size=4)
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-
-
-def ref_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    s = 0
-    for i in range(0, len(data), 2):
-        s += (data[i] << 8) | data[i + 1]
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def ref_csum(data: bytes) -> int:
-    return ~ref_sum(data) & 0xFFFF
 
 
 # --------------------------------------------------------------------------- Ethernet
@@ -100,7 +80,7 @@ def ref_ipv4(f) -> bytes:
     frag = (0x4000 if f["df"] else 0) | (0x2000 if f["mf"] else 0) | (f["frag_offset"] // 8)
     head = struct.pack("!BBHHHBBH4s4s", 0x40 | hl // 4, f["tos"], hl + len(f["payload"]),
                        f["ident"], frag, f["ttl"], f["proto"], 0, f["src"], f["dst"]) + f["options"]
-    c = ref_csum(head)
+    c = internet_checksum(head)
     return head[:10] + c.to_bytes(2, "big") + head[12:] + f["payload"]
 
 
@@ -155,7 +135,7 @@ def test_ipv4_build_rejects_bad_arguments():
 @given(u8, u8, st.binary(min_size=4, max_size=4), st.binary(max_size=80))
 def test_icmp_roundtrip(type_, code, rest, payload):
     body = bytes([type_, code]) + b"\x00\x00" + rest + payload
-    raw = body[:2] + ref_csum(body).to_bytes(2, "big") + body[4:]
+    raw = body[:2] + internet_checksum(body).to_bytes(2, "big") + body[4:]
     assert icmp.build(type_, code, rest, payload) == raw
     msg = icmp.parse(raw)
     assert (msg.type, msg.code, msg.checksum, msg.rest, bytes(msg.payload)) == (
@@ -197,7 +177,7 @@ def test_icmp_error_quotes_header_and_8_bytes(f, type_code, mtu):
 def ref_udp(src, dst, sport, dport, payload) -> bytes:
     length = 8 + len(payload)
     head = struct.pack("!HHHH", sport, dport, length, 0)
-    c = ref_csum(src + dst + struct.pack("!BBH", 0, 17, length) + head + payload)
+    c = internet_checksum(src + dst + struct.pack("!BBH", 0, 17, length) + head + payload)
     return head[:6] + (c or 0xFFFF).to_bytes(2, "big") + payload
 
 
@@ -376,7 +356,7 @@ def ref_tcp(f) -> bytes:
     head = struct.pack("!HHIIBBHHH", f["sport"], f["dport"], f["seq"], f["ack"], (hl // 4) << 4,
                        f["flags"], f["window"], 0, f["urgent"]) + f["options"]
     seg = head + f["payload"]
-    c = ref_csum(f["src"] + f["dst"] + struct.pack("!BBH", 0, 6, len(seg)) + seg)
+    c = internet_checksum(f["src"] + f["dst"] + struct.pack("!BBH", 0, 6, len(seg)) + seg)
     return seg[:16] + c.to_bytes(2, "big") + seg[18:]
 
 
