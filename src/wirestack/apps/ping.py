@@ -63,26 +63,19 @@ async def ping(runtime, dst: str, count: int = 4, interval: float = 1.0, size: i
     seen: set[int] = set()
     emit(f"PING {dst} ({dst}) {size}({size + 28}) bytes of data.")
     start = runtime.now_ns()
-    last_reply = [start]
-    done_sending = asyncio.Event()
+    last_reply = start
+    all_answered = asyncio.Event()
 
     async def receiver():
+        nonlocal last_reply
         while True:
-            if done_sending.is_set():
-                remaining = last_deadline - loop.time()
-                if remaining <= 0 or result.received + result.errors >= result.transmitted and not _outstanding():
-                    return
-            else:
-                remaining = None
-            item = await sock.receive(timeout=remaining if remaining is not None else 0.05)
-            if item is None:
-                continue
+            item = await sock.receive()
             if isinstance(item, EchoReply):
                 t0 = sent_at.get(item.seq)
                 if t0 is None:
                     continue
                 rtt_ms = (item.time - t0) / 1e6  # arrival stamped by the host, same clock
-                last_reply[0] = max(last_reply[0], item.time)
+                last_reply = max(last_reply, item.time)
                 dup = item.seq in seen
                 if dup:
                     result.duplicates += 1
@@ -92,14 +85,12 @@ async def ping(runtime, dst: str, count: int = 4, interval: float = 1.0, size: i
                     result.rtts_ms.append(rtt_ms)
                 emit(f"{item.size} bytes from {dst}: icmp_seq={item.seq} ttl={item.ttl} "
                      f"time={_fmt_ms(rtt_ms)} ms{' (DUP!)' if dup else ''}")
+                if len(seen) == count:
+                    all_answered.set()
             else:
                 result.errors += 1
                 emit(item.describe())
 
-    def _outstanding() -> bool:
-        return len(seen) < result.transmitted
-
-    last_deadline = math.inf
     task = loop.create_task(receiver())
     for seq in range(1, count + 1):
         sent_at[seq] = runtime.now_ns()
@@ -111,13 +102,15 @@ async def ping(runtime, dst: str, count: int = 4, interval: float = 1.0, size: i
         result.transmitted += 1
         if seq < count:
             await asyncio.sleep(interval)
-    last_deadline = loop.time() + timeout
-    done_sending.set()
-    await task
+    # Wait up to `timeout` for the replies still missing (iputils' -W), then stop listening.
+    try:
+        await asyncio.wait_for(all_answered.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    task.cancel()
     sock.close()
     # Like iputils: from the first request to the last request or reply, whichever is later.
-    last = max([sent_at.get(count, start)] + [start])
-    result.elapsed_ms = (max(last, last_reply[0]) - start) / 1e6
+    result.elapsed_ms = (max(sent_at.get(count, start), last_reply) - start) / 1e6
     emit("")
     for line in result.summary_lines():
         emit(line)
