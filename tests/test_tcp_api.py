@@ -281,3 +281,12 @@ def test_send_buffer_full_returns_zero_then_drains():
     assert c.send(b"x") == 0
     w.run(duration=1 * SEC)
     assert c.writable == 10_000 and writable and max(writable) == 10_000
+
+
+def test_host_wide_options_are_refused_per_socket():
+    # Checksums are verified before a segment is matched to a socket: a per-socket switch
+    # could never act, so asking for one is an error instead of a silent no-op.
+    p = RawPeer()
+    with pytest.raises(TypeError, match="host-wide"):
+        p.layer.socket(verify_checksum=False)
+    p.layer.socket(nodelay=True)  # a socket option proper is fine

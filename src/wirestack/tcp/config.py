@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from ..units import MS, SEC
 
 
+# Options the layer reads before a segment is matched to a socket (or for the whole host):
+# they belong in the host's TcpConfig, and a socket that asks for them is refused.
+HOST_WIDE = frozenset({"verify_checksum", "isn_secret", "ephemeral_ports", "challenge_ack_limit"})
+
+
 @dataclass(frozen=True)
 class TcpConfig:
     # ---- learning switches -------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..wire.checksum import fold, word_sum
 from ..wire.errors import MalformedPacket
 from ..wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, build, encode_options, parse_options
 from . import syncookie
-from .config import TcpConfig
+from .config import HOST_WIDE, TcpConfig
 from .connection import Connection, _wscale_for
 from .isn import isn
 from .states import CLOSED, TIME_WAIT
@@ -68,6 +68,10 @@ class TcpLayer:
 
     # ------------------------------------------------------------------ public surface
     def socket(self, **options) -> TcpSocket:
+        host_wide = HOST_WIDE.intersection(options)
+        if host_wide:
+            raise TypeError(f"{', '.join(sorted(host_wide))}: a host-wide TCP option, not a socket "
+                            f"one; set it in HostConfig(tcp=TcpConfig(...))")
         cfg = self.config.replace(**options) if options else self.config
         from . import congestion
         congestion.get(cfg.congestion_control)   # fail early on an unknown name
