@@ -196,9 +196,13 @@ class Host:
     def poll_at(self) -> int | None:
         if self._out or self._loopback or self.udp.outbox or self.icmp.outbox:
             return self._now
-        deadlines = [d for d in (self.arp.next_deadline(), self.reassembler.next_deadline(),
-                                 self.tcp.poll_at()) if d is not None]
-        return min(deadlines) if deadlines else None
+        t = self.tcp.poll_at()
+        # ARP and reassembly are usually idle: only ask them when they hold something.
+        for d in ((self.arp.next_deadline() if self.arp.pending else None),
+                  (self.reassembler.next_deadline() if self.reassembler.pending else None)):
+            if d is not None and (t is None or d < t):
+                t = d
+        return t
 
     def has_state(self) -> bool:
         """True while any connection, fragment or pending resolution is held."""
