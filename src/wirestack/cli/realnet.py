@@ -1,4 +1,4 @@
-"""CLI commands that run on a real network (TAP device): serve, get, ping --tap.
+"""Commands that run on a real network (TAP device): serve, get, nc, ping --tap.
 
 The TAP device is always created inside a network namespace given with --netns (created if
 missing and then deleted on exit), so nothing is ever added to the root namespace.
@@ -14,8 +14,10 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from .common import add_tap_options
 
-def add_commands(sub, add_tap_options) -> None:
+
+def register(sub) -> None:
     s = sub.add_parser("serve", help="run a wirestack host on a Linux TAP device with services")
     add_tap_options(s)
     for name, helptext in (("--echo", "TCP echo (RFC 862)"), ("--discard", "TCP discard (RFC 863)"),
@@ -40,21 +42,17 @@ def add_commands(sub, add_tap_options) -> None:
     g.add_argument("-o", dest="output", metavar="FILE", help="write the body to FILE (default: stdout)")
     g.add_argument("--pcap", metavar="FILE")
     g.add_argument("--trace", action="store_true")
+    s.set_defaults(run=lambda args, parser: _guard(parser, lambda: asyncio.run(_serve(args, parser))))
+    g.set_defaults(run=lambda args, parser: _guard(parser, lambda: asyncio.run(_get(args, parser))))
+    n.set_defaults(run=run_nc)
 
 
-def run(args, parser) -> int:
-    if args.command == "serve":
-        return _guard(parser, lambda: asyncio.run(_serve(args, parser)))
-    if args.command == "get":
-        return _guard(parser, lambda: asyncio.run(_get(args, parser)))
-    if args.command == "nc":
-        if args.tap:
-            if args.listen is None and (not args.host or not args.port):
-                parser.error("nc --tap needs HOST PORT, or -l PORT")
-            return _guard(parser, lambda: asyncio.run(_nc_tap(args, parser)))
-        return _nc_sim(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+def run_nc(args, parser) -> int:
+    if args.tap:
+        if args.listen is None and (not args.host or not args.port):
+            parser.error("nc --tap needs HOST PORT, or -l PORT")
+        return _guard(parser, lambda: asyncio.run(_nc_tap(args, parser)))
+    return _nc_sim(args)
 
 
 def ping_tap(args, parser) -> int:
@@ -144,9 +142,9 @@ class _Setup:
 
 
 async def _serve(args, parser) -> int:
-    from . import services
-    from .http import http_handler
-    from .iperf3 import Iperf3Server
+    from ..apps import services
+    from ..apps.http import http_handler
+    from ..apps.iperf3 import Iperf3Server
     setup = _Setup(args, parser)
     rt = setup.runtime
     servers = []
@@ -202,7 +200,7 @@ def _report(host) -> None:
 
 
 async def _get(args, parser) -> int:
-    from .http import http_get_to_file, http_request
+    from ..apps.http import http_get_to_file, http_request
     url = urlsplit(args.url)
     if url.scheme != "http" or not url.hostname:
         parser.error(f"only http://HOST[:PORT]/PATH URLs are supported, not {args.url!r}")
@@ -281,7 +279,7 @@ def _nc_sim(args) -> int:
     """Without --tap: stdin goes from host a to an echo service on host b across a simulated
     wire with the given loss and delay; what comes back is printed. Reliability made visible."""
     from ..runtime.sim import Network
-    from . import services
+    from ..apps import services
     net = Network(seed=args.seed)
     a = net.host("a", "198.18.0.1/24")
     b = net.host("b", "198.18.0.2/24")
