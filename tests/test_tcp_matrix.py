@@ -102,6 +102,7 @@ def _combo_id(c):
                      ("sack" if c["sack"] else "nosack"), c["congestion_control"]])
 
 
+@pytest.mark.slow  # 7,200 transfers: `make test` runs it, `make test-fast` skips it
 @pytest.mark.parametrize("seed", COMBO_SEEDS)
 @pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("combo", COMBOS, ids=_combo_id)

@@ -7,6 +7,8 @@ import random
 import time
 from collections import deque
 
+import pytest
+
 from wirestack.tcp import TcpConfig, TcpLayer
 from wirestack.trace.counters import Counters
 from wirestack.trace.events import EventLog
@@ -70,6 +72,7 @@ def bulk(total: int, cfg: TcpConfig | None = None) -> tuple[float, float]:
     return total / dt / 1e6, dt / segs * 1e6
 
 
+@pytest.mark.slow  # wall-clock: 3 x 5 MB, and its figure depends on the machine's load
 def test_bulk_hot_path_speed():
     best = max(bulk(5_000_000) for _ in range(3))
     print(f"\nTCP-only bulk: {best[0]:.1f} MB/s, {best[1]:.1f} µs per data segment (both ends)")
