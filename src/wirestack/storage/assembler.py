@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
+from ..wire.bytes_like import BytesLike
+
 
 class Assembler:
     __slots__ = ("_starts", "_ends", "_data", "max_bytes", "max_ranges", "nbytes", "_recent")
@@ -37,7 +39,7 @@ class Assembler:
     def ranges(self) -> list[tuple[int, int]]:
         return list(zip(self._starts, self._ends))
 
-    def insert(self, start: int, data) -> bool:
+    def insert(self, start: int, data: BytesLike) -> bool:
         """Store ``data`` at stream position ``start``. Overlaps with held data are merged
         (held bytes win; a correct peer sends the same bytes anyway). Returns False when
         the segment was refused because a bound would be exceeded."""
@@ -85,7 +87,7 @@ class Assembler:
         self._touch(starts[lo])
         return True
 
-    def pop(self, pos: int):
+    def pop(self, pos: int) -> bytearray | memoryview | None:
         """If held data covers stream position ``pos``, remove that range and return its
         bytes from ``pos`` on; ranges wholly before ``pos`` are discarded. Else None."""
         starts = self._starts

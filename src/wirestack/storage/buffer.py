@@ -8,6 +8,8 @@ per segment).
 
 from __future__ import annotations
 
+from ..wire.bytes_like import BytesLike
+
 _COMPACT_MIN = 64 * 1024  # below this, compacting is not worth a memmove
 
 
@@ -31,7 +33,7 @@ class ByteFifo:
     def free(self) -> int:
         return self.capacity - (len(self._buf) - self._head)
 
-    def append(self, data) -> int:
+    def append(self, data: BytesLike) -> int:
         """Append as much of ``data`` as fits; return how many bytes were taken."""
         room = self.capacity - (len(self._buf) - self._head)
         n = len(data)
@@ -43,7 +45,7 @@ class ByteFifo:
         self._buf += data
         return n
 
-    def peek(self, offset: int, n: int):
+    def peek(self, offset: int, n: int) -> bytearray:
         """Up to ``n`` bytes starting ``offset`` bytes after the head (a copy)."""
         start = self._head + offset
         return self._buf[start:start + n]

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..wire import udp as udp_codec
+from ..wire.bytes_like import BytesLike
 from ..wire.addr import ANY_IP, BROADCAST_IP, ip_aton, ip_ntoa
 from ..wire.errors import MalformedPacket
+
+if TYPE_CHECKING:
+    import random
+
+    from ..trace.counters import Counters
 
 EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535
 MAX_PAYLOAD = 65535 - 20 - 8
 
+Address = tuple[str | bytes, int]   # what the API accepts: ("198.18.0.1", 7)
+IpOutput = Callable[[bytes, bytes, int, bytes, int], None]   # (src, dst, proto, payload, now)
 
-def _addr(address) -> tuple[bytes, int]:
+
+def _addr(address: Any) -> tuple[bytes, int]:
     try:
         host, port = address
     except (TypeError, ValueError):
@@ -37,21 +46,21 @@ class UdpSocket:
         self.layer = layer
         self.local: tuple[bytes, int] | None = None
         self.remote: tuple[bytes, int] | None = None
-        self.queue: deque = deque()
+        self.queue: deque[tuple[bytes, bytes, int]] = deque()   # (data, src, sport)
         self.rcvbuf_datagrams = rcvbuf_datagrams
         self.error: OSError | None = None
         self.closed = False
         self.on_event: Callable[[], None] | None = None
 
     # -- API ---------------------------------------------------------------------------
-    def bind(self, address) -> None:
+    def bind(self, address: Address) -> None:
         self._check_open()
         if self.local is not None:
             raise OSError(errno.EINVAL, "Invalid argument: socket already bound")
         ip, port = _addr(address)
         self.layer._bind(self, ip, port)
 
-    def connect(self, address) -> None:
+    def connect(self, address: Address) -> None:
         self._check_open()
         ip, port = _addr(address)
         if port == 0:
@@ -60,12 +69,12 @@ class UdpSocket:
             self.layer._bind(self, ANY_IP, 0)
         self.remote = (ip, port)
 
-    def sendto(self, data, address) -> int:
+    def sendto(self, data: BytesLike, address: Address) -> int:
         self._check_open()
         ip, port = _addr(address)
         return self._send(bytes(data), ip, port)
 
-    def send(self, data) -> int:
+    def send(self, data: BytesLike) -> int:
         self._check_open()
         if self.remote is None:
             raise OSError(errno.EDESTADDRREQ, "Destination address required")
@@ -136,16 +145,18 @@ class UdpSocket:
 class UdpLayer:
     """Demultiplexes UDP datagrams to sockets and sends port unreachable for closed ports."""
 
-    def __init__(self, counters, rng, ip_output, route_source, send_icmp_port_unreachable):
+    def __init__(self, counters: Counters, rng: random.Random, ip_output: IpOutput,
+                 route_source: Callable[[bytes], bytes | None],
+                 send_icmp_port_unreachable: Callable[[BytesLike, int], None]):
         self.counters = counters
         self.rng = rng
         self.ip_output = ip_output
         self.route_source = route_source
         self._port_unreachable = send_icmp_port_unreachable
         self.sockets: dict[tuple[bytes, int], UdpSocket] = {}
-        self.outbox: list = []
+        self.outbox: list[tuple[UdpSocket, bytes, bytes, int]] = []   # (sock, data, dst, dport)
 
-    def socket(self, **options) -> UdpSocket:
+    def socket(self, **options: int) -> UdpSocket:
         return UdpSocket(self, **options)
 
     def _bind(self, sock: UdpSocket, ip: bytes, port: int) -> None:
@@ -177,17 +188,20 @@ class UdpLayer:
             return
         out, self.outbox = self.outbox, []
         for sock, data, dst, dport in out:
+            assert sock.local is not None  # _send binds before queueing
             src = sock.local[0]
             if src == ANY_IP:
-                src = self.route_source(dst)
-                if src is None:
+                routed = self.route_source(dst)
+                if routed is None:
                     self.counters.incr("udp.out_no_route")
                     continue
+                src = routed
             datagram = udp_codec.build(src, dst, sock.local[1], dport, data)
             self.counters.incr("udp.out_datagrams")
             self.ip_output(src, dst, udp_codec.PROTO, datagram, now)
 
-    def input(self, src: bytes, dst: bytes, body, ip_datagram, now: int, broadcast: bool) -> None:
+    def input(self, src: bytes, dst: bytes, body: BytesLike, ip_datagram: BytesLike, now: int,
+              broadcast: bool) -> None:
         try:
             hdr, payload = udp_codec.parse(body, src, dst)
         except MalformedPacket as exc:

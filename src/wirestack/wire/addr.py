@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bytes_like import BytesLike
 from .errors import MalformedPacket
 
 BROADCAST_MAC = b"\xff" * 6
@@ -63,6 +64,6 @@ def mac_ntoa(mac: bytes) -> str:
     return ":".join("%02x" % b for b in mac)
 
 
-def require_len(buf, n: int, what: str, counter: str) -> None:
+def require_len(buf: BytesLike, n: int, what: str, counter: str) -> None:
     if len(buf) < n:
         raise MalformedPacket(f"{what} truncated: {len(buf)} < {n} bytes", counter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from .addr import ip_ntoa, mac_ntoa
+from .bytes_like import BytesLike
 from .errors import MalformedPacket
 
 LENGTH = 28
@@ -31,7 +32,7 @@ class ArpPacket:
             return f"ARP {ip_ntoa(self.spa)} is-at {mac_ntoa(self.sha)}"
         return f"ARP op {self.op}"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, ArpPacket) and all(
             getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
@@ -39,7 +40,7 @@ class ArpPacket:
         return build(self.op, self.sha, self.spa, self.tha, self.tpa)
 
 
-def parse(buf) -> ArpPacket:
+def parse(buf: BytesLike) -> ArpPacket:
     if len(buf) < LENGTH:
         raise MalformedPacket(f"ARP packet truncated: {len(buf)} < 28 bytes", "arp.in_malformed")
     mv = memoryview(buf)

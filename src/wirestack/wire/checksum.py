@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import zlib
 
+from .bytes_like import BytesLike
+
 _from_bytes = int.from_bytes
 
 
-def word_sum(data) -> int:
+def word_sum(data: BytesLike) -> int:
     """The data as one big integer whose 16-bit 'digits' are the words (odd length is padded
     with a zero byte at the end, RFC 1071 §4.1). Sums of these can be reduced later."""
     v = _from_bytes(data, "big")
@@ -32,12 +34,12 @@ def fold(v: int) -> int:
     return s or 0xFFFF
 
 
-def internet_checksum(data, initial: int = 0) -> int:
+def internet_checksum(data: BytesLike, initial: int = 0) -> int:
     """The value to put in a checksum field that was zero while summing."""
     return 0xFFFF - fold(word_sum(data) + initial)
 
 
-def verify(data, initial: int = 0) -> bool:
+def verify(data: BytesLike, initial: int = 0) -> bool:
     """True when data (checksum field included) sums to 0xFFFF, i.e. the checksum is good."""
     return fold(word_sum(data) + initial) == 0xFFFF
 
@@ -47,7 +49,7 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
     return _from_bytes(src, "big") + _from_bytes(dst, "big") + proto + length
 
 
-def fcs(frame) -> bytes:
+def fcs(frame: BytesLike) -> bytes:
     """IEEE 802.3 frame check sequence: the CRC-32 of the frame, sent least significant byte
     first. zlib's crc32 is exactly that polynomial (0x04C11DB7, reflected, init and final
     XOR 0xFFFFFFFF)."""
@@ -59,6 +61,6 @@ def fcs(frame) -> bytes:
 FCS_RESIDUE = 0x2144DF1C
 
 
-def check_fcs(frame_with_fcs) -> bool:
+def check_fcs(frame_with_fcs: BytesLike) -> bool:
     """True when the frame (FCS included, last 4 bytes) carries a correct FCS."""
     return len(frame_with_fcs) >= 4 and zlib.crc32(frame_with_fcs) == FCS_RESIDUE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from .addr import mac_ntoa
+from .bytes_like import BytesLike
 from .checksum import check_fcs, fcs
 from .errors import MalformedPacket
 
@@ -30,12 +31,12 @@ class EthernetHeader:
     def __repr__(self) -> str:
         return f"Ethernet({mac_ntoa(self.src)} > {mac_ntoa(self.dst)}, type 0x{self.ethertype:04x})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, EthernetHeader) and (self.dst, self.src, self.ethertype) == (
             other.dst, other.src, other.ethertype)
 
 
-def parse(buf) -> tuple[EthernetHeader, memoryview]:
+def parse(buf: BytesLike) -> tuple[EthernetHeader, memoryview]:
     """Decode the 14-byte header; returns (header, payload). Padding stays in the payload:
     the layer above knows its own length."""
     if len(buf) < HEADER_LEN:
@@ -50,7 +51,7 @@ def parse(buf) -> tuple[EthernetHeader, memoryview]:
     return EthernetHeader(dst, src, ethertype), mv[HEADER_LEN:]
 
 
-def build(dst: bytes, src: bytes, ethertype: int, payload=b"", pad: bool = True) -> bytes:
+def build(dst: bytes, src: bytes, ethertype: int, payload: BytesLike = b"", pad: bool = True) -> bytes:
     """Header + payload, padded with zeros to the 60-byte minimum like a real adapter."""
     frame = b"".join((dst, src, _TYPE.pack(ethertype), payload))
     if pad and len(frame) < MIN_FRAME:
@@ -58,11 +59,11 @@ def build(dst: bytes, src: bytes, ethertype: int, payload=b"", pad: bool = True)
     return frame
 
 
-def add_fcs(frame) -> bytes:
+def add_fcs(frame: BytesLike) -> bytes:
     return bytes(frame) + fcs(frame)
 
 
-def strip_fcs(frame_with_fcs, verify: bool = True) -> memoryview:
+def strip_fcs(frame_with_fcs: BytesLike, verify: bool = True) -> memoryview:
     """Remove the trailing FCS; with ``verify`` raise MalformedPacket when it is wrong."""
     if len(frame_with_fcs) < HEADER_LEN + 4:
         raise MalformedPacket("frame too short to carry an FCS", "eth.rx_runts")

@@ -4,6 +4,7 @@ header. For any input it returns a Frame or raises MalformedPacket, never anythi
 from __future__ import annotations
 
 from . import arp, ethernet, icmp, ipv4, tcp, udp
+from .bytes_like import BytesLike
 from .errors import MalformedPacket
 
 
@@ -13,7 +14,10 @@ class Frame:
 
     __slots__ = ("eth", "arp", "ip", "icmp", "udp", "tcp", "payload")
 
-    def __init__(self, eth, arp=None, ip=None, icmp=None, udp=None, tcp=None, payload=b""):
+    def __init__(self, eth: ethernet.EthernetHeader, arp: arp.ArpPacket | None = None,
+                 ip: ipv4.IPv4Header | None = None, icmp: icmp.IcmpMessage | None = None,
+                 udp: udp.UdpHeader | None = None, tcp: tcp.TcpHeader | None = None,
+                 payload: BytesLike = b""):
         self.eth = eth
         self.arp = arp
         self.ip = ip
@@ -27,7 +31,7 @@ class Frame:
         return "Frame(" + " / ".join(map(repr, layers)) + ")"
 
 
-def parse_frame(data, fcs: bool = False, verify_checksums: bool = True) -> Frame:
+def parse_frame(data: BytesLike, fcs: bool = False, verify_checksums: bool = True) -> Frame:
     """Decode ``data`` (bytes-like). With ``fcs`` the last 4 bytes are the Ethernet FCS and
     are verified. Checksums of IPv4/ICMP/UDP/TCP are verified unless switched off; a first
     fragment's transport checksum cannot be (it covers the whole datagram) and is not."""
@@ -39,7 +43,7 @@ def parse_frame(data, fcs: bool = False, verify_checksums: bool = True) -> Frame
         raise MalformedPacket(f"undecodable frame ({type(exc).__name__}: {exc})") from exc
 
 
-def _parse(data, fcs, verify):
+def _parse(data: object, fcs: bool, verify: bool) -> Frame:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedPacket(f"frame must be bytes, not {type(data).__name__}")
     if isinstance(data, memoryview) and (data.format != "B" or data.ndim != 1 or not data.c_contiguous):

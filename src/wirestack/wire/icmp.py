@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import struct
 
+from typing import TYPE_CHECKING
+
+from .bytes_like import BytesLike
 from .checksum import internet_checksum, verify
 from .errors import MalformedPacket
+
+if TYPE_CHECKING:
+    from .ipv4 import IPv4Header
 
 ECHO_REPLY = 0
 DEST_UNREACHABLE = 3
@@ -40,7 +46,7 @@ UNREACH_NAMES = {NET_UNREACHABLE: "net unreachable", HOST_UNREACHABLE: "host unr
 class IcmpMessage:
     __slots__ = ("type", "code", "checksum", "rest", "payload")
 
-    def __init__(self, type: int, code: int, checksum: int, rest: bytes, payload):
+    def __init__(self, type: int, code: int, checksum: int, rest: bytes, payload: BytesLike):
         self.type = type
         self.code = code
         self.checksum = checksum
@@ -49,22 +55,25 @@ class IcmpMessage:
 
     @property
     def ident(self) -> int:
-        return _IDSEQ.unpack(self.rest)[0]
+        ident: int = _IDSEQ.unpack(self.rest)[0]
+        return ident
 
     @property
     def seq(self) -> int:
-        return _IDSEQ.unpack(self.rest)[1]
+        seq: int = _IDSEQ.unpack(self.rest)[1]
+        return seq
 
     @property
     def next_hop_mtu(self) -> int:
         """Fragmentation needed (type 3 code 4) carries the next-hop MTU (RFC 1191 §4)."""
-        return _MTU.unpack(self.rest)[1]
+        mtu: int = _MTU.unpack(self.rest)[1]
+        return mtu
 
     @property
     def is_error(self) -> bool:
         return self.type in ERROR_TYPES
 
-    def quoted(self):
+    def quoted(self) -> tuple[IPv4Header, memoryview]:
         """The quoted IP header and first bytes of the offending datagram, decoded without
         checksum verification (routers may have changed the TTL; only 8 bytes of transport
         follow). Returns (IPv4Header, transport_bytes) or raises MalformedPacket."""
@@ -86,7 +95,7 @@ class IcmpMessage:
         return f"ICMP {name} code {self.code}"
 
 
-def parse(buf, verify_checksum: bool = True) -> IcmpMessage:
+def parse(buf: BytesLike, verify_checksum: bool = True) -> IcmpMessage:
     if len(buf) < 8:
         raise MalformedPacket(f"ICMP message truncated: {len(buf)} < 8 bytes", "icmp.in_malformed")
     mv = memoryview(buf)
@@ -96,17 +105,17 @@ def parse(buf, verify_checksum: bool = True) -> IcmpMessage:
     return IcmpMessage(type_, code, csum, rest, mv[8:])
 
 
-def build(type: int, code: int, rest: bytes = b"\x00\x00\x00\x00", payload=b"") -> bytes:
+def build(type: int, code: int, rest: bytes = b"\x00\x00\x00\x00", payload: BytesLike = b"") -> bytes:
     body = bytes([type, code]) + b"\x00\x00" + rest + bytes(payload)
     csum = internet_checksum(body)
     return body[:2] + csum.to_bytes(2, "big") + body[4:]
 
 
-def build_echo(request: bool, ident: int, seq: int, payload=b"") -> bytes:
+def build_echo(request: bool, ident: int, seq: int, payload: BytesLike = b"") -> bytes:
     return build(ECHO_REQUEST if request else ECHO_REPLY, 0, _IDSEQ.pack(ident, seq), payload)
 
 
-def build_error(type: int, code: int, offending_datagram, next_hop_mtu: int = 0) -> bytes:
+def build_error(type: int, code: int, offending_datagram: BytesLike, next_hop_mtu: int = 0) -> bytes:
     """An error quoting the offending IP header plus the first 8 bytes of its data
     (RFC 792; RFC 1122 §3.2.2 allows more, we keep the classic 8)."""
     data = bytes(offending_datagram)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from .addr import ip_ntoa
+from .bytes_like import BytesLike
 from .checksum import internet_checksum, word_sum, fold
 from .errors import MalformedPacket
 
@@ -23,8 +25,9 @@ class IPv4Header:
     __slots__ = ("ihl", "tos", "total_length", "ident", "df", "mf", "frag_offset", "ttl",
                  "proto", "checksum", "src", "dst", "options")
 
-    def __init__(self, ihl, tos, total_length, ident, df, mf, frag_offset, ttl, proto,
-                 checksum, src, dst, options=b""):
+    def __init__(self, ihl: int, tos: int, total_length: int, ident: int, df: bool, mf: bool,
+                 frag_offset: int, ttl: int, proto: int, checksum: int, src: bytes, dst: bytes,
+                 options: bytes = b""):
         self.ihl = ihl                  # header length in 32-bit words
         self.tos = tos
         self.total_length = total_length
@@ -41,23 +44,24 @@ class IPv4Header:
 
     @property
     def header_length(self) -> int:
-        return self.ihl * 4
+        hl: int = self.ihl * 4
+        return hl
 
     @property
     def is_fragment(self) -> bool:
-        return self.mf or self.frag_offset != 0
+        return bool(self.mf or self.frag_offset != 0)
 
     def __repr__(self) -> str:
         frag = f" frag off={self.frag_offset}{' MF' if self.mf else ''}" if self.is_fragment else ""
         return (f"IPv4({ip_ntoa(self.src)} > {ip_ntoa(self.dst)}, proto {self.proto}, "
                 f"len {self.total_length}, ttl {self.ttl}, id {self.ident}{' DF' if self.df else ''}{frag})")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, IPv4Header) and all(
             getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
 
-def parse(buf, verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
+def parse(buf: BytesLike, verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
     """Validate and decode (RFC 1122 §3.2.1): version, IHL, lengths, checksum.
     Returns (header, payload) with link-layer padding removed."""
     n = len(buf)
@@ -86,7 +90,7 @@ def parse(buf, verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
     return hdr, mv[hl:total]
 
 
-def parse_header(buf) -> IPv4Header:
+def parse_header(buf: BytesLike) -> IPv4Header:
     """Decode just the header, without checking the checksum or that the whole datagram is
     present: for the quoted datagram of an ICMP error (RFC 792), which is cut short and
     may have been changed by routers on the way."""
@@ -141,5 +145,5 @@ def build_simple_header(src: bytes, dst: bytes, proto: int, payload_len: int, tt
     return _HDR.pack(0x45, tos, total, ident, frag, ttl, proto, acc ^ 0xFFFF, src, dst)
 
 
-def build(src: bytes, dst: bytes, proto: int, payload=b"", **kw) -> bytes:
+def build(src: bytes, dst: bytes, proto: int, payload: BytesLike = b"", **kw: Any) -> bytes:
     return build_header(src, dst, proto, len(payload), **kw) + bytes(payload)

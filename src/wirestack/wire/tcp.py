@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from .bytes_like import BytesLike
 from .checksum import fold, pseudo_header_sum, word_sum
 from .errors import MalformedPacket
 
@@ -27,8 +28,10 @@ class TcpOptions:
 
     __slots__ = ("mss", "wscale", "sack_permitted", "sack_blocks", "ts_val", "ts_ecr", "unknown")
 
-    def __init__(self, mss=None, wscale=None, sack_permitted=False, sack_blocks=(),
-                 ts_val=None, ts_ecr=None, unknown=()):
+    def __init__(self, mss: int | None = None, wscale: int | None = None,
+                 sack_permitted: bool = False, sack_blocks: tuple[tuple[int, int], ...] = (),
+                 ts_val: int | None = None, ts_ecr: int | None = None,
+                 unknown: tuple[tuple[int, bytes], ...] = ()):
         self.mss = mss
         self.wscale = wscale
         self.sack_permitted = sack_permitted
@@ -41,7 +44,7 @@ class TcpOptions:
     def has_ts(self) -> bool:
         return self.ts_val is not None
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, TcpOptions) and all(
             getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
@@ -50,7 +53,8 @@ class TcpOptions:
 
     def encode(self) -> bytes:
         out = encode_options(mss=self.mss, wscale=self.wscale, sack_permitted=self.sack_permitted,
-                             ts=(self.ts_val, self.ts_ecr) if self.ts_val is not None else None,
+                             # an absent echo is sent as 0 (RFC 7323 §3.2)
+                             ts=(self.ts_val, self.ts_ecr or 0) if self.ts_val is not None else None,
                              sack_blocks=self.sack_blocks)
         for kind, data in self.unknown:
             out += bytes([kind, len(data) + 2]) + data
@@ -85,8 +89,9 @@ class TcpHeader:
     __slots__ = ("sport", "dport", "seq", "ack", "header_length", "flags", "window", "checksum",
                  "urgent", "options")
 
-    def __init__(self, sport, dport, seq, ack, header_length, flags, window, checksum, urgent,
-                 options=NO_OPTIONS):
+    def __init__(self, sport: int, dport: int, seq: int, ack: int, header_length: int,
+                 flags: int, window: int, checksum: int, urgent: int,
+                 options: TcpOptions = NO_OPTIONS):
         self.sport = sport
         self.dport = dport
         self.seq = seq
@@ -118,7 +123,7 @@ class TcpHeader:
         return (f"TCP({self.sport} > {self.dport} [{self.flag_string}] seq {self.seq} ack {self.ack} "
                 f"win {self.window} {self.options!r})")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, TcpHeader) and all(
             getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
@@ -131,7 +136,7 @@ def flag_string(flags: int) -> str:
     return s or "none"
 
 
-def parse_options(data) -> TcpOptions:
+def parse_options(data: BytesLike) -> TcpOptions:
     """Decode the option bytes (RFC 9293 §3.2). A length field that is < 2 or runs past the
     header is malformed (the segment is dropped); a known option with the wrong length is
     kept as unknown and so ignored, as Linux does."""
@@ -139,10 +144,13 @@ def parse_options(data) -> TcpOptions:
     if n == 12 and data[:4] == _TS_ALIGNED:  # fast path: the usual data segment
         val, ecr = _TS.unpack_from(data, 4)
         return TcpOptions(ts_val=val, ts_ecr=ecr)
-    mss = wscale = ts_val = ts_ecr = None
+    mss: int | None = None
+    wscale: int | None = None
+    ts_val: int | None = None
+    ts_ecr: int | None = None
     sack_ok = False
-    blocks = ()
-    unknown = []
+    blocks: tuple[tuple[int, int], ...] = ()
+    unknown: list[tuple[int, bytes]] = []
     i = 0
     while i < n:
         kind = data[i]
@@ -173,7 +181,7 @@ def parse_options(data) -> TcpOptions:
     return TcpOptions(mss, wscale, sack_ok, blocks, ts_val, ts_ecr, tuple(unknown))
 
 
-def parse(buf, src: bytes | None = None, dst: bytes | None = None,
+def parse(buf: BytesLike, src: bytes | None = None, dst: bytes | None = None,
           verify_checksum: bool = True) -> tuple[TcpHeader, memoryview]:
     """Decode a TCP segment; with src/dst verify the pseudo-header checksum."""
     n = len(buf)
@@ -185,7 +193,7 @@ def parse(buf, src: bytes | None = None, dst: bytes | None = None,
     if hl < MIN_HEADER or hl > n:
         raise MalformedPacket(f"TCP data offset {hl} bytes does not fit the {n}-byte segment",
                               "tcp.in_hdr_errors")
-    if verify_checksum and src is not None:
+    if verify_checksum and src is not None and dst is not None:
         if fold(word_sum(mv) + pseudo_header_sum(src, dst, PROTO, n)) != 0xFFFF:
             raise MalformedPacket("TCP checksum mismatch", "tcp.in_csum_errors")
     options = parse_options(mv[MIN_HEADER:hl]) if hl > MIN_HEADER else NO_OPTIONS
@@ -199,7 +207,9 @@ def _pad4(options: bytes) -> bytes:
     return options
 
 
-def encode_options(mss=None, wscale=None, sack_permitted=False, ts=None, sack_blocks=()) -> bytes:
+def encode_options(mss: int | None = None, wscale: int | None = None, sack_permitted: bool = False,
+                   ts: tuple[int, int] | None = None,
+                   sack_blocks: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> bytes:
     """Encode options in the 32-bit aligned layout Linux uses, so they read well in a trace:
     MSS; SACK-permitted+TS (or NOP NOP TS); NOP + window scale; NOP NOP + SACK blocks."""
     out = []
@@ -226,7 +236,7 @@ def encode_options(mss=None, wscale=None, sack_permitted=False, ts=None, sack_bl
 
 
 def build(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
-          window: int, payload=b"", options: bytes = b"", urgent: int = 0) -> bytes:
+          window: int, payload: BytesLike = b"", options: bytes = b"", urgent: int = 0) -> bytes:
     """A complete segment with its checksum. ``options`` must be 32-bit aligned
     (use :func:`encode_options`)."""
     if len(options) % 4 or len(options) > 40:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from .bytes_like import BytesLike
 from .checksum import fold, pseudo_header_sum, word_sum
 from .errors import MalformedPacket
 
@@ -24,12 +25,12 @@ class UdpHeader:
     def __repr__(self) -> str:
         return f"UDP({self.sport} > {self.dport}, length {self.length})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, UdpHeader) and (self.sport, self.dport, self.length, self.checksum) == (
             other.sport, other.dport, other.length, other.checksum)
 
 
-def parse(buf, src: bytes | None = None, dst: bytes | None = None,
+def parse(buf: BytesLike, src: bytes | None = None, dst: bytes | None = None,
           verify_checksum: bool = True, first_fragment: bool = False) -> tuple[UdpHeader, memoryview]:
     """Decode a UDP datagram. The checksum is verified when src/dst are given and the field
     is non-zero (zero means the sender did not compute one, RFC 768). In a ``first_fragment``
@@ -44,13 +45,13 @@ def parse(buf, src: bytes | None = None, dst: bytes | None = None,
     if length < HEADER_LEN or length > n:
         raise MalformedPacket(f"UDP length {length} does not fit the {n}-byte datagram",
                               "udp.in_hdr_errors")
-    if verify_checksum and csum and src is not None:
+    if verify_checksum and csum and src is not None and dst is not None:
         if fold(word_sum(mv[:length]) + pseudo_header_sum(src, dst, PROTO, length)) != 0xFFFF:
             raise MalformedPacket("UDP checksum mismatch", "udp.in_csum_errors")
     return UdpHeader(sport, dport, length, csum), mv[HEADER_LEN:length]
 
 
-def build(src: bytes, dst: bytes, sport: int, dport: int, payload=b"") -> bytes:
+def build(src: bytes, dst: bytes, sport: int, dport: int, payload: BytesLike = b"") -> bytes:
     length = HEADER_LEN + len(payload)
     if length > 0xFFFF:
         raise ValueError("UDP datagram longer than 65535 bytes")
