@@ -50,7 +50,7 @@ import string
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 DEFAULT_PORT = 5201
 COOKIE_SIZE = 37
@@ -144,11 +144,11 @@ def _payload(size: int) -> bytes:
 @dataclass
 class _Stream:
     id: int
-    reader: object
-    writer: object
+    reader: Any                  # asyncio's StreamReader or a wirestack one: the same shape
+    writer: Any
+    done: asyncio.Future[None]
     bytes: int = 0
     task: Optional[asyncio.Task] = None
-    done: Optional[asyncio.Future] = None
 
 
 @dataclass
@@ -160,8 +160,8 @@ class _Test:
     block: int
     streams: list = field(default_factory=list)
     accepting: bool = False
-    all_connected: Optional[asyncio.Event] = None
-    running: Optional[asyncio.Event] = None      # set once TEST_RUNNING has been sent
+    all_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    running: asyncio.Event = field(default_factory=asyncio.Event)  # set once TEST_RUNNING was sent
     stopping: bool = False
     start: float = 0.0
     end: float = 0.0

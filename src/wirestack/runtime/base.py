@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING
+
 from . import datagram, streams
+
+if TYPE_CHECKING:
+    from ..iface import Host
 
 
 class RuntimeHost:
@@ -13,8 +19,8 @@ class RuntimeHost:
     like asyncio's own.
     """
 
-    host = None
-    loop = None
+    host: Host                      # set by the subclass
+    loop: asyncio.AbstractEventLoop  # set (or a property) in the subclass
 
     def kick(self) -> None:
         raise NotImplementedError

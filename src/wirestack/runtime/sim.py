@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from functools import partial
 from typing import Any
 
 from ..iface import Host, HostConfig
 from ..sim import DecisionLog, Hub, Link, LinkParams, Nic, Scheduler, Switch
+from ..sim.scheduler import Handle
 from ..trace.pcap import PcapWriter
 from ..units import MS, SEC
 from .base import RuntimeHost
@@ -54,7 +56,7 @@ class SimHost(RuntimeHost):
         self.host = host
         self.nics: list[Nic] = []
         self._service_pending = False
-        self._timer = None
+        self._timer: Handle | None = None
         self._timer_at: int | None = None
 
     def __repr__(self) -> str:
@@ -70,7 +72,7 @@ class SimHost(RuntimeHost):
         ifindex = self.host.add_interface(mac, address, mtu=mtu)
         iface = self.host.interfaces[ifindex]
         nic = Nic(self.net.sched, f"{self.host.name}.{iface.name}", iface.mac,
-                  on_receive=lambda frame, i=ifindex: self._on_frame(i, frame),
+                  on_receive=partial(self._on_frame, ifindex),
                   counters=self.host.counters, check_fcs=check_fcs)
         self.nics.append(nic)
         self.kick()  # the gratuitous ARP announcement goes out at once

@@ -33,18 +33,20 @@ class RttEstimator:
             r = 0
         self.samples += 1
         self.last_sample = r
-        if self.srtt is None:
-            self.srtt = r
-            self.rttvar = r >> 1
+        srtt, rttvar = self.srtt, self.rttvar
+        if srtt is None or rttvar is None:
+            srtt = r
+            rttvar = r >> 1
         elif weight <= 1:
             # RTTVAR <- (1 - 1/4) * RTTVAR + 1/4 * |SRTT - R'| ; SRTT <- 7/8 SRTT + 1/8 R'
-            self.rttvar += (abs(self.srtt - r) - self.rttvar) >> 2
-            self.srtt += (r - self.srtt) >> 3
+            rttvar += (abs(srtt - r) - rttvar) >> 2
+            srtt += (r - srtt) >> 3
         else:
-            self.rttvar += int((abs(self.srtt - r) - self.rttvar) / (4 * weight))
-            self.srtt += int((r - self.srtt) / (8 * weight))
-        k = self.rttvar << 2
-        rto = self.srtt + (k if k > _CLOCK_G else _CLOCK_G)
+            rttvar += int((abs(srtt - r) - rttvar) / (4 * weight))
+            srtt += int((r - srtt) / (8 * weight))
+        self.srtt, self.rttvar = srtt, rttvar
+        k = rttvar << 2
+        rto = srtt + (k if k > _CLOCK_G else _CLOCK_G)
         if rto < self.rto_min:   # §2.4
             rto = self.rto_min
         if rto > self.rto_max:   # §2.5

@@ -183,7 +183,7 @@ class TcpSocket:
             raise OSError(errno.EADDRINUSE, "Address already in use")
         from .connection import Connection
         conn = Connection(layer, self._cfg, lip, self._port, rip, rport, layer._now)
-        conn.sock = self
+        conn.sock = self  # type: ignore[assignment]  # connection.py declares sock as None
         self._conn = conn
         layer._add(conn)
         layer.counters.incr("tcp.active_opens")

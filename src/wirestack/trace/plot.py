@@ -43,7 +43,7 @@ class ConnectionRecorder:
         except MalformedPacket:
             return
         t = f.tcp
-        if t is None:
+        if t is None or f.ip is None:
             return
         a_ip = self.a.host.interfaces[0].address
         fwd = f.ip.src == a_ip

@@ -25,7 +25,7 @@ EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535
 MAX_PAYLOAD = 65535 - 20 - 8
 
 Address = tuple[str | bytes, int]   # what the API accepts: ("198.18.0.1", 7)
-IpOutput = Callable[[bytes, bytes, int, bytes, int], None]   # (src, dst, proto, payload, now)
+IpOutput = Callable[[bytes, bytes, int, bytes, int], object]   # (src, dst, proto, payload, now)
 
 
 def _addr(address: Any) -> tuple[bytes, int]:

@@ -47,7 +47,7 @@ class CongestionControl:
         # RFC 5681 §3.1: ssthresh SHOULD be set arbitrarily high initially.
         self.ssthresh = INITIAL_SSTHRESH
         self._ca_acc = 0
-        self.hystart = None         # a HyStart (RFC 9406) once enable_hystart() was called
+        self.hystart: HyStart | None = None   # a HyStart (RFC 9406) once enable_hystart() was called
 
     def enable_hystart(self) -> None:
         """Use HyStart++ (RFC 9406) in the initial slow start."""

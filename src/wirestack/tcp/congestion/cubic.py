@@ -44,7 +44,7 @@ class Cubic(CongestionControl):
         self.k = 0.0              # seconds
         self.w_est = 0.0          # segments (Reno-friendly estimate)
         self.cwnd_prior = 0.0     # segments: cwnd before the last reduction
-        self.epoch = None         # ns: start of the current congestion avoidance stage
+        self.epoch: int | None = None   # ns: start of the current congestion avoidance stage
         self._cwnd_f = float(self.cwnd)   # bytes, with the fraction the int cwnd drops
         self.region = "slow_start"
         self.fast_convergence = True      # RFC 9438 §4.7
