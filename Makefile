@@ -6,14 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.wirestack-installed
 
-.PHONY: all venv demo test test-fast bench clean distclean
+.PHONY: all venv demo test test-fast lint bench clean distclean
 
 all: test
 
 # The stamp depends on pyproject.toml: new dependencies trigger a reinstall.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
 venv: $(STAMP)
@@ -27,6 +27,12 @@ test: venv
 # Everything except the tests that need root and /dev/net/tun.
 test-fast: venv
 	$(PY) -m pytest -q -m "not interop and not slow"
+
+# ruff (rules in pyproject.toml [tool.ruff]) and mypy ([tool.mypy]: strict on wire/,
+# storage/, udp/; the rest of the package checked as annotated).
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 # Each bench/*.py is a self-contained measurement script that prints its figures.
 bench: venv

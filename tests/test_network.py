@@ -410,7 +410,7 @@ def test_two_networks_in_one_process_do_not_affect_each_other(tmp_path):
 
     nets = {seed: build(seed, "mixed") for seed in (1, 2)}
     for _ in range(1000):
-        for seed, (net, task, _) in nets.items():
+        for net, task, _ in nets.values():
             if not task.done():
                 net.run_for(0.037)
         if all(task.done() for _, task, _ in nets.values()):

@@ -220,7 +220,7 @@ def test_fuzzed_valid_checksum_segments_never_raise():
     p = RawPeer(TcpConfig(verify_checksum=False))
     _, s, theirs, ours = p.passive()
     rng = random.Random(9)
-    for i in range(3000):
+    for _ in range(3000):
         flags = rng.randrange(256)
         seq = theirs + rng.randrange(-70000, 70000)
         ack = ours + rng.randrange(-70000, 70000)
