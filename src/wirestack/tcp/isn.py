@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 
+from .seq import wrap
+
 _TICK_NS = 4_000  # RFC 9293 §3.4.1: the ISN clock is bound to a (roughly) 4 µs timer
 
 
 def isn(secret: bytes, lip: bytes, lport: int, rip: bytes, rport: int, now: int) -> int:
     h = hashlib.blake2s(lip + lport.to_bytes(2, "big") + rip + rport.to_bytes(2, "big"),
                         key=secret, digest_size=4).digest()
-    return (now // _TICK_NS + int.from_bytes(h, "big")) & 0xFFFFFFFF
+    return wrap(now // _TICK_NS + int.from_bytes(h, "big"))
