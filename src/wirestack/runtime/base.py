@@ -51,8 +51,11 @@ class RuntimeHost:
     async def open_connection(self, ip: str, port: int, **sockopts):
         return await streams.open_connection(self, ip, port, **sockopts)
 
-    async def start_server(self, client_connected_cb, port: int, host: str = "0.0.0.0", **kw):
-        return await streams.start_server(self, client_connected_cb, port, host, **kw)
+    async def start_server(self, client_connected_cb, host: str | int | None = None,
+                           port: int | str | None = None, **kw):
+        """``asyncio.start_server``'s order, ``(cb, "198.18.0.2", 7)`` or ``(cb, port=7)``;
+        the short ``(cb, 7)`` (port first, any address) works as well."""
+        return await streams.start_server(self, client_connected_cb, host, port, **kw)
 
     async def create_datagram_endpoint(self, protocol_factory, local_addr=None, remote_addr=None):
         return await datagram.create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr)

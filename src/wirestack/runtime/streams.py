@@ -338,9 +338,32 @@ class Server:
         await self.wait_closed()
 
 
-async def start_server(runtime, client_connected_cb, port: int, host: str = "0.0.0.0", *,
-                       backlog: int = 128, **sockopts) -> Server:
+def server_address(host: str | int | None, port: int | str | None) -> tuple[str, int]:
+    """The (ip, port) to listen on, from ``start_server``'s two positional places.
+
+    asyncio's order is ``(client_connected_cb, host, port)``; wirestack's first one was
+    ``(client_connected_cb, port, host)``. A port is an ``int`` and a host never is, so an
+    ``int`` in the host's place means the older order. As in asyncio, a host of ``None``
+    or ``""`` is every local address and a port of ``None`` an ephemeral one."""
+    if isinstance(host, int) and not isinstance(host, bool):
+        host, port = port, host        # (cb, port) or (cb, port, host)
+    if host is not None and not isinstance(host, str):
+        raise TypeError(f"host must be a str or None, not {type(host).__name__}")
+    if port is None:
+        port = 0
+    if not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    return host or "0.0.0.0", port
+
+
+async def start_server(runtime, client_connected_cb, host: str | int | None = None,
+                       port: int | str | None = None, *, backlog: int = 128,
+                       **sockopts) -> Server:
+    """Listen on ``(host, port)`` and run ``client_connected_cb(reader, writer)`` for each
+    connection, like ``asyncio.start_server``; see :func:`server_address` for the argument
+    order."""
+    ip, port = server_address(host, port)
     sock = runtime.host.tcp_socket(**sockopts)
-    sock.bind((host, port))
+    sock.bind((ip, port))
     sock.listen(backlog)
     return Server(runtime, sock, client_connected_cb)
