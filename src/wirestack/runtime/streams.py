@@ -43,8 +43,10 @@ class _Waiters:
         self.runtime.wake()
 
 
-class Connection:
-    """The shared state of a reader/writer pair around one TcpSocket."""
+class StreamState:
+    """What a StreamReader and its StreamWriter share about their TcpSocket: bytes written
+    but not yet taken by the socket, pending EOF/close, and who waits for the socket.
+    (The TCP connection itself is ``wirestack.tcp.connection.Connection``.)"""
 
     def __init__(self, runtime, sock):
         self.runtime = runtime
@@ -91,7 +93,7 @@ class Connection:
 
 
 class StreamReader:
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: StreamState):
         self._conn = conn
         self._buffer = bytearray()   # bytes taken from the socket that the app has not consumed
         self._eof = False
@@ -174,7 +176,7 @@ class StreamReader:
 
 
 class StreamWriter:
-    def __init__(self, conn: Connection, reader: StreamReader):
+    def __init__(self, conn: StreamState, reader: StreamReader):
         self._conn = conn
         self._reader = reader
 
@@ -256,7 +258,7 @@ class StreamWriter:
 
 
 def make_streams(runtime, sock) -> tuple[StreamReader, StreamWriter]:
-    conn = Connection(runtime, sock)
+    conn = StreamState(runtime, sock)
     reader = StreamReader(conn)
     return reader, StreamWriter(conn, reader)
 
@@ -266,7 +268,7 @@ async def open_connection(runtime, host: str, port: int, *, local_addr=None,
     sock = runtime.host.tcp_socket(**sockopts)
     if local_addr is not None:
         sock.bind(local_addr)
-    conn = Connection(runtime, sock)
+    conn = StreamState(runtime, sock)
     sock.connect((host, port))
     runtime.kick()
     while sock.state in ("SYN_SENT", "SYN_RECEIVED") and sock.error is None:
