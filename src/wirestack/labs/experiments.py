@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from . import observe
 from .transfer import TransferResult, run_transfer
 
 
@@ -156,4 +157,6 @@ def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
 
 def run_lab(name: str, seed: int = 1) -> str:
     lab = LABS[name]
-    return format_lab(lab, lab.runs(seed))
+    runs = lab.runs(seed)
+    observe.label_runs(runs)
+    return format_lab(lab, runs)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..iface import Host, HostConfig
 from ..sim import DecisionLog, Hub, Link, LinkParams, Nic, Scheduler, Switch
+from ..trace.capture import Capture, capture_format
 from ..trace.pcap import PcapWriter
 from ..units import MS, SEC
 from .base import RuntimeHost
@@ -133,7 +134,7 @@ class Network:
         self.log_events = log_events
         self.hosts: dict[str, SimHost] = {}
         self.media: list = []
-        self.captures: list[PcapWriter] = []
+        self.captures: list = []     # PcapWriter / Capture: closed by close()
         self._loop: VirtualTimeLoop | None = None
         self._macs = 0
 
@@ -193,10 +194,17 @@ class Network:
         self.media.append(sw)
         return sw
 
-    def capture(self, path, on=None) -> PcapWriter:
-        """Write a pcap of every frame on ``on`` (a link, hub, switch, host or NIC; default:
-        the first medium) with virtual-time timestamps."""
+    def capture(self, path, on=None):
+        """Capture the frames at ``on`` (a link, hub, switch, host or NIC; default: the first
+        medium) with virtual-time timestamps.
+
+        The format follows the file name: ``*.pcapng`` (or ``"-"``, stdout) gives pcapng with
+        the wire's decision as each packet's comment (see :mod:`wirestack.trace.capture`),
+        anything else classic pcap. On a medium: every frame as transmitted, lost ones
+        included; on a host or NIC: what that host sent and fully received."""
         target = on if on is not None else self.media[0]
+        if capture_format(path) == "pcapng":
+            return self._capture_pcapng(path, target)
         writer = PcapWriter(path)
         if isinstance(target, SimHost):
             for nic in target.nics:
@@ -207,6 +215,21 @@ class Network:
             target.add_tap(writer.write)
         self.captures.append(writer)
         return writer
+
+    def _capture_pcapng(self, path, target) -> Capture:
+        if path == "-":
+            import sys
+            path = sys.stdout.buffer
+        if isinstance(target, (SimHost, Nic)):
+            nics = target.nics if isinstance(target, SimHost) else [target]
+            cap = Capture(path, self.decisions, [nic.name for nic in nics])
+            for i, nic in enumerate(nics):
+                cap.nic(nic, i)
+        else:
+            cap = Capture(path, self.decisions, [target.name])
+            cap.medium(target)
+        self.captures.append(cap)
+        return cap
 
     # -- running --------------------------------------------------------------------------
     @property

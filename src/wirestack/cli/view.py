@@ -1,0 +1,98 @@
+"""Options that let a learner see a run: captures (`--pcap`, `--pcap-at`), ladder diagrams,
+the run viewer, and what-if re-runs. Shared by `demo` and `lab`.
+
+``add_view_options(parser)`` is called once at the end of a subcommand's ``register()``
+(after ``set_defaults(run=...)``): it adds the options the parser does not have yet and
+wraps the command, which then runs under a :class:`~wirestack.labs.observe.View`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import sys
+from contextlib import redirect_stdout
+
+
+def add_view_options(p: argparse.ArgumentParser) -> None:
+    have = p._option_string_actions
+    g = p.add_argument_group("seeing the run")
+
+    def add(flag, **kw):
+        if flag not in have:
+            g.add_argument(flag, **kw)
+
+    add("--pcap", metavar="FILE", default=None,
+        help="capture to FILE: *.pcapng gets the wire's decision as each packet's comment, "
+             "other names classic pcap, '-' streams pcapng to stdout")
+    add("--pcap-at", metavar="HOST", default=None,
+        help="capture at HOST's NIC (what that host sent and received) instead of on the wire")
+    add("--plot", metavar="FILE.png", default=None, help="plot the TCP connection (time-sequence, cwnd, RTT)")
+    add("--json", action="store_true", help="print one JSON object with the figures")
+    inner = p.get_default("run")
+    p.set_defaults(run=functools.partial(run_with_view, inner))
+
+
+class _TextToStderr:
+    """sys.stdout while pcapng streams to the real stdout: text goes to stderr, ``buffer``
+    is the real stdout's, so the capture and the report do not mix."""
+
+    def __init__(self, real):
+        self.buffer = real.buffer
+
+    def write(self, s):
+        return sys.stderr.write(s)
+
+    def flush(self):
+        sys.stderr.flush()
+        self.buffer.flush()
+
+
+def run_with_view(inner, args, parser) -> int:
+    from ..labs.observe import View, viewing
+    is_lab = getattr(args, "command", "") == "lab"
+    view = View(pcap_at=args.pcap_at)
+    if is_lab:
+        if args.name is None or args.name not in _lab_names():
+            return inner(args, parser)
+        view.pcap = args.pcap
+        view.plot = args.plot
+    out = sys.stdout
+    if args.pcap == "-":
+        out = _TextToStderr(sys.stdout)
+    text = io.StringIO()
+    with viewing(view), redirect_stdout(text if (is_lab and args.json) else out):
+        try:
+            status = inner(args, parser)
+        except ValueError as exc:
+            if "--pcap-at" not in str(exc):
+                raise
+            parser.error(str(exc))
+    with redirect_stdout(out):
+        if is_lab and args.json:
+            _print_lab_json(args, view, text.getvalue())
+        elif is_lab and view.runs and any(o.files for o in view.runs):
+            print("\nfiles: " + ", ".join(f for o in view.runs for f in o.files))
+    return status
+
+
+def _lab_names():
+    from ..labs.experiments import LABS
+    return LABS
+
+
+def _print_lab_json(args, view, text: str) -> None:
+    import dataclasses
+    import json
+    runs = []
+    for obs in view.runs:
+        r = obs.result
+        d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else {}
+        d.pop("progress", None)
+        if hasattr(r, "goodput_bps"):
+            d["goodput_bps"] = r.goodput_bps
+        runs.append({"label": obs.label, "files": obs.files, **d})
+    print(json.dumps({"lab": args.name, "seed": args.seed, "runs": runs, "report": text}, sort_keys=True,
+                     default=str))
+
