@@ -28,6 +28,8 @@ def add_view_options(p: argparse.ArgumentParser) -> None:
              "other names classic pcap, '-' streams pcapng to stdout")
     add("--pcap-at", metavar="HOST", default=None,
         help="capture at HOST's NIC (what that host sent and received) instead of on the wire")
+    add("--ladder", metavar="FILE", default=None,
+        help="ladder diagram of the run: '-' prints it, FILE.svg draws it, other names get the text")
     add("--plot", metavar="FILE.png", default=None, help="plot the TCP connection (time-sequence, cwnd, RTT)")
     add("--json", action="store_true", help="print one JSON object with the figures")
     inner = p.get_default("run")
@@ -52,7 +54,7 @@ class _TextToStderr:
 def run_with_view(inner, args, parser) -> int:
     from ..labs.observe import View, viewing
     is_lab = getattr(args, "command", "") == "lab"
-    view = View(pcap_at=args.pcap_at)
+    view = View(pcap_at=args.pcap_at, record=bool(args.ladder))
     if is_lab:
         if args.name is None or args.name not in _lab_names():
             return inner(args, parser)
@@ -70,11 +72,29 @@ def run_with_view(inner, args, parser) -> int:
                 raise
             parser.error(str(exc))
     with redirect_stdout(out):
+        if args.ladder:
+            _write_ladders(args.ladder, view)
         if is_lab and args.json:
             _print_lab_json(args, view, text.getvalue())
         elif is_lab and view.runs and any(o.files for o in view.runs):
             print("\nfiles: " + ", ".join(f for o in view.runs for f in o.files))
     return status
+
+
+def _write_ladders(target: str, view) -> None:
+    from ..labs.observe import numbered
+    from ..trace.ladder import svg_ladder, text_ladder
+    runs = [o for o in view.runs if o.data is not None]
+    for obs in runs:
+        if target == "-":
+            print()
+            print(text_ladder(obs.data), end="")
+            continue
+        path = target if len(runs) == 1 else numbered(target, obs.index)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(svg_ladder(obs.data) if path.endswith(".svg") else text_ladder(obs.data))
+        obs.files.append(path)
+        print(f"ladder of {obs.label or 'the run'} written to {path}")
 
 
 def _lab_names():

@@ -188,9 +188,14 @@ class RunRecorder:
             rec = self.frames[fid]
             notes = self.notes.get(fid, [])
             frames.append(self._frame_data(rec, notes, tracer, isn))
+        # Sequence numbers in events relative to the connection's ISN, as in the labels.
+        isn_of = {f"{ip_ntoa(k[0])}:{k[1]}>{ip_ntoa(k[2])}:{k[3]}": v for k, v in isn.items()}
         events = []
         for name, h in self.net.hosts.items():
             for e in h.host.log.entries:
+                base = isn_of.get(e.get("conn", ""))
+                if base is not None and isinstance(e.get("seq"), int):
+                    e = dict(e, seq=(e["seq"] - base) & 0xFFFFFFFF)
                 text = event_text(e)
                 if text:
                     events.append({"t": e["t"], "host": name, "kind": e["kind"], "text": text,
