@@ -30,6 +30,8 @@ def add_view_options(p: argparse.ArgumentParser) -> None:
         help="capture at HOST's NIC (what that host sent and received) instead of on the wire")
     add("--ladder", metavar="FILE", default=None,
         help="ladder diagram of the run: '-' prints it, FILE.svg draws it, other names get the text")
+    add("--html", metavar="FILE", default=None,
+        help="write the run viewer: one self-contained HTML file (ladder, graphs, per-frame reasons)")
     add("--plot", metavar="FILE.png", default=None, help="plot the TCP connection (time-sequence, cwnd, RTT)")
     add("--json", action="store_true", help="print one JSON object with the figures")
     inner = p.get_default("run")
@@ -54,7 +56,7 @@ class _TextToStderr:
 def run_with_view(inner, args, parser) -> int:
     from ..labs.observe import View, viewing
     is_lab = getattr(args, "command", "") == "lab"
-    view = View(pcap_at=args.pcap_at, record=bool(args.ladder))
+    view = View(pcap_at=args.pcap_at, record=bool(args.ladder or args.html))
     if is_lab:
         if args.name is None or args.name not in _lab_names():
             return inner(args, parser)
@@ -74,6 +76,8 @@ def run_with_view(inner, args, parser) -> int:
     with redirect_stdout(out):
         if args.ladder:
             _write_ladders(args.ladder, view)
+        if args.html:
+            _write_html(args, view)
         if is_lab and args.json:
             _print_lab_json(args, view, text.getvalue())
         elif is_lab and view.runs and any(o.files for o in view.runs):
@@ -95,6 +99,42 @@ def _write_ladders(target: str, view) -> None:
             f.write(svg_ladder(obs.data) if path.endswith(".svg") else text_ladder(obs.data))
         obs.files.append(path)
         print(f"ladder of {obs.label or 'the run'} written to {path}")
+
+
+def summary_of(result) -> dict:
+    """The figures of a demo or transfer result shown above the ladder."""
+    out = {}
+    secs = getattr(result, "transfer_seconds", None) or getattr(result, "virtual_seconds", None)
+    if secs:
+        out["transfer time"] = f"{secs:.3f} s"
+    if hasattr(result, "goodput_mbps"):
+        out["goodput"] = f"{result.goodput_mbps:.2f} Mbit/s"
+    elif hasattr(result, "goodput_bps"):
+        out["goodput"] = f"{result.goodput_bps / 1e6:.2f} Mbit/s"
+    stats = getattr(result, "tcp_stats", None) or getattr(result, "sender", None) or {}
+    if stats:
+        out["retransmissions"] = stats.get("retransmits", 0)
+    counters = getattr(result, "counters", {}) or {}
+    out["RTOs"] = counters.get("a", {}).get("tcp.rto_timeouts", 0)
+    return out
+
+
+def _write_html(args, view) -> None:
+    from ..trace import viewer
+    runs = []
+    for obs in view.runs:
+        if obs.data is None:
+            continue
+        obs.data["summary"] = summary_of(obs.result)
+        if obs.label:
+            obs.data["title"] = obs.label
+        runs.append(obs.data)
+    if not runs:
+        return
+    title = f"wirestack {args.command}" + (f" {args.name}" if getattr(args, "name", None) else "") + \
+        f" (seed {args.seed})"
+    viewer.write(args.html, runs, title)
+    print(f"run viewer written to {args.html} (open it in a browser; it needs no network)")
 
 
 def _lab_names():

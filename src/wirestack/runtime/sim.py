@@ -137,6 +137,7 @@ class Network:
         self.captures: list = []     # PcapWriter / Capture: closed by close()
         self._loop: VirtualTimeLoop | None = None
         self._macs = 0
+        self.recorder = None      # a RunRecorder, once record() is called
 
     # -- building -------------------------------------------------------------------------
     def _next_mac(self) -> bytes:
@@ -230,6 +231,23 @@ class Network:
             cap.medium(target)
         self.captures.append(cap)
         return cap
+
+    def record(self, title: str = "run"):
+        """Record the run for :meth:`report` (and ladders): call once the hosts and media
+        exist, before running. Returns the :class:`~wirestack.trace.record.RunRecorder`."""
+        from ..trace.record import RunRecorder
+        if self.recorder is None:
+            self.recorder = RunRecorder(self, title=title)
+        return self.recorder
+
+    def report(self, path: str, title: str | None = None) -> None:
+        """Write the run viewer (one self-contained HTML file) for what was recorded since
+        :meth:`record`."""
+        if self.recorder is None:
+            raise RuntimeError("nothing recorded: call net.record() after building the network, before running")
+        from ..trace import viewer
+        data = self.recorder.data()
+        viewer.write(path, [data], title or data["title"])
 
     # -- running --------------------------------------------------------------------------
     @property
