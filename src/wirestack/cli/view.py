@@ -34,6 +34,17 @@ def add_view_options(p: argparse.ArgumentParser) -> None:
         help="write the run viewer: one self-contained HTML file (ladder, graphs, per-frame reasons)")
     add("--plot", metavar="FILE.png", default=None, help="plot the TCP connection (time-sequence, cwnd, RTT)")
     add("--json", action="store_true", help="print one JSON object with the figures")
+    if p.prog.split()[-1] == "demo":
+        w = p.add_argument_group("what if: run again with one change, compare the two runs")
+        w.add_argument("--kill", type=_frame_number, metavar="N", default=None,
+                       help="drop frame N (the decision log's numbering: #N in captures and ladders)")
+        w.add_argument("--corrupt-frame", type=_frame_number, metavar="N", default=None,
+                       help="flip one bit of frame N")
+        w.add_argument("--delay-frame", type=_frame_delay, metavar="N:MS", default=None,
+                       help="hold frame N back MS milliseconds")
+        w.add_argument("--what-if", metavar="KEY=VALUE", action="append", default=[],
+                       help="change one setting: a demo option (loss=0.05, delay_ms=50, rate_mbps=1) "
+                            "or a TCP socket option (sack=off, nodelay=on, congestion_control=none)")
     inner = p.get_default("run")
     p.set_defaults(run=functools.partial(run_with_view, inner))
 
@@ -56,7 +67,13 @@ class _TextToStderr:
 def run_with_view(inner, args, parser) -> int:
     from ..labs.observe import View, viewing
     is_lab = getattr(args, "command", "") == "lab"
-    view = View(pcap_at=args.pcap_at, record=bool(args.ladder or args.html))
+    what_if = any(getattr(args, k, None) for k in ("kill", "corrupt_frame", "delay_frame", "what_if"))
+    if what_if:
+        try:
+            what_if_change(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+    view = View(pcap_at=args.pcap_at, record=bool(args.ladder or args.html or what_if))
     if is_lab:
         if args.name is None or args.name not in _lab_names():
             return inner(args, parser)
@@ -74,6 +91,8 @@ def run_with_view(inner, args, parser) -> int:
                 raise
             parser.error(str(exc))
     with redirect_stdout(out):
+        if what_if:
+            run_what_if(args, view)
         if args.ladder:
             _write_ladders(args.ladder, view)
         if args.html:
@@ -135,6 +154,120 @@ def _write_html(args, view) -> None:
         f" (seed {args.seed})"
     viewer.write(args.html, runs, title)
     print(f"run viewer written to {args.html} (open it in a browser; it needs no network)")
+
+
+def _frame_number(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a frame number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("frame numbers start at 1")
+    return n
+
+
+def _frame_delay(text: str) -> tuple[int, float]:
+    n, sep, ms = text.partition(":")
+    try:
+        value = (_frame_number(n), float(ms))
+    except ValueError:
+        value = None
+    if not sep or value is None or value[1] < 0:
+        raise argparse.ArgumentTypeError(f"expected N:MS (frame number, milliseconds), not {text!r}")
+    return value
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("on", "true", "yes"):
+        return True
+    if low in ("off", "false", "no"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def what_if_change(args) -> tuple[list, dict, str]:
+    """The one change asked for: (sim Faults for the link, DemoOptions changes, words)."""
+    from ..sim import Fault
+    from ..units import MS
+    faults, change, words = [], {}, []
+    if args.kill is not None:
+        faults.append(Fault("drop", frame=args.kill, name=f"kill #{args.kill}"))
+        words.append(f"frame #{args.kill} is lost")
+    if args.corrupt_frame is not None:
+        faults.append(Fault("corrupt", frame=args.corrupt_frame, name=f"corrupt #{args.corrupt_frame}"))
+        words.append(f"one bit of frame #{args.corrupt_frame} is flipped")
+    if args.delay_frame is not None:
+        n, ms = args.delay_frame
+        faults.append(Fault("delay", frame=n, delay=int(round(ms * MS)), name=f"delay #{n} +{ms:g} ms"))
+        words.append(f"frame #{n} is held back {ms:g} ms")
+    from ..labs.demo import DemoOptions
+    fields = DemoOptions.__dataclass_fields__
+    tcp = {}
+    for item in args.what_if:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--what-if: expected KEY=VALUE, not {item!r}")
+        v = _parse_value(value.strip())
+        if key in fields and key not in ("tcp_options", "pcap", "plot", "decisions_path", "events_path"):
+            change[key] = v
+        else:
+            tcp[key] = v
+        words.append(f"{key}={value.strip()}")
+    if tcp:
+        change["tcp_options"] = tcp
+    return faults, change, ", ".join(words)
+
+
+def first_difference(a: dict, b: dict) -> str:
+    """The first frame (by decision-log number) that differs between two recorded runs."""
+    fa = {f["id"]: f for f in a["frames"]}
+    fb = {f["id"]: f for f in b["frames"]}
+    for fid in sorted(set(fa) | set(fb)):
+        x, y = fa.get(fid), fb.get(fid)
+        key = lambda f: (f["t"], f["src"], f["summary"], f["fate"], f["reason"])  # noqa: E731
+        if x is None or y is None or key(x) != key(y):
+            def say(f):
+                if f is None:
+                    return "not sent"
+                fate = f["reason"] if f["fate"] == "lost" else f["fate"] + (f": {f['reason']}" if f["reason"] else "")
+                return f"{f['src']} → {f['dst']} at {f['t'] / 1e9:.6f} s, {f['label']}, {fate}"
+            return f"#{fid}\n    as it ran:        {say(x)}\n    with the change:  {say(y)}"
+    return "none: the two runs put the same frames on the wire"
+
+
+def run_what_if(args, view) -> None:
+    from ..labs.observe import View, viewing
+    base = next((o for o in view.runs if o.rerun is not None), None)
+    if base is None:
+        return
+    faults, change, words = what_if_change(args)
+    alt = View(record=True, faults=faults)
+    with viewing(alt), redirect_stdout(io.StringIO()):
+        base.rerun(**change)
+    other = alt.runs[0]
+    base.label = base.label if base.label not in ("", "demo", "run") else "as it ran"
+    other.label = "what if " + words
+    view.runs.append(other)
+    ra, rb = summary_of(base.result), summary_of(other.result)
+    rows = [("", "as it ran", "with the change")]
+    for key in ("transfer time", "goodput", "retransmissions", "RTOs"):
+        rows.append((key, str(ra.get(key, "-")), str(rb.get(key, "-"))))
+    rows.append(("frames on the wire", str(len(base.data["frames"])), str(len(other.data["frames"]))))
+    rows.append(("sha256", "ok" if getattr(base.result, "sha256_ok", False) else "MISMATCH",
+                 "ok" if getattr(other.result, "sha256_ok", False) else "MISMATCH"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print()
+    print(f"== what if {words}? The same seed again, with that one change:")
+    for r in rows:
+        print("  " + r[0].ljust(widths[0]) + "  " + r[1].rjust(widths[1]) + "  " + r[2].rjust(widths[2]))
+    print("  first frame that differs: " + first_difference(base.data, other.data))
 
 
 def _lab_names():

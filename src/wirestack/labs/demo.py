@@ -206,9 +206,8 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         with open(opt.events_path, "w") as f:
             a.log.to_jsonl(f)
             b.log.to_jsonl(f)
-    observe.finish(watch, res, rerun=lambda: run_demo(dataclasses.replace(opt, pcap=None, plot=None,
-                                                                          decisions_path=None,
-                                                                          events_path=None)))
+    observe.finish(watch, res, rerun=lambda **change: run_demo(dataclasses.replace(
+        opt, pcap=None, plot=None, decisions_path=None, events_path=None, **change)))
     net.close()
     return res
 
