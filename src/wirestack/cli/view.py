@@ -75,7 +75,10 @@ def run_with_view(inner, args, parser) -> int:
             parser.error(str(exc))
     view = View(pcap_at=args.pcap_at, record=bool(args.ladder or args.html or what_if))
     if is_lab:
-        if args.name is None or args.name not in _lab_names():
+        if args.name is None:
+            _list_labs()
+            return 0
+        if args.name not in _lab_names():
             return inner(args, parser)
         view.pcap = args.pcap
         view.plot = args.plot
@@ -268,6 +271,15 @@ def run_what_if(args, view) -> None:
     for r in rows:
         print("  " + r[0].ljust(widths[0]) + "  " + r[1].rjust(widths[1]) + "  " + r[2].rjust(widths[2]))
     print("  first frame that differs: " + first_difference(base.data, other.data))
+
+
+def _list_labs() -> None:
+    from ..labs.experiments import LABS
+    print("labs (run one with: wirestack lab NAME [--seed S] [--html F] [--pcap F] [--ladder F] [--plot F] "
+          "[--json]):")
+    for lab in LABS.values():
+        print(f"  {lab.name:<18} {lab.title}")
+        print(f"  {'':<18} {lab.question}")
 
 
 def _lab_names():

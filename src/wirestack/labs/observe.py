@@ -98,7 +98,7 @@ def attach(net, link=None, title: str = "run", own_capture: bool = False) -> Obs
         path = numbered(v.pcap, obs.index)
         net.capture(path, capture_point(net, link if link is not None else None))
         obs.files.append(path)
-    if v.plot and link is not None and "a" in net.hosts and "b" in net.hosts:
+    if v.plot and "a" in net.hosts and "b" in net.hosts:
         from ..trace.plot import ConnectionRecorder
         obs.plotter = ConnectionRecorder(net, link, net.hosts["a"], net.hosts["b"])
         obs.plot_path = numbered(v.plot, obs.index)

@@ -26,7 +26,22 @@ _FIELDS = ("id", "t", "t_end", "src", "dst", "len", "proto", "label", "summary",
            "where", "reason", "arrivals", "dup_of", "medium")
 
 
+# A browser stays responsive with a few thousand arrows; longer runs show the first ones in
+# the ladder and the details panel (the graphs always show the whole run).
+MAX_FRAMES = 4000
+
+
+def _cut(data: dict) -> dict:
+    if len(data["frames"]) <= MAX_FRAMES:
+        return data
+    frames = data["frames"][:MAX_FRAMES]
+    end = frames[-1]["t"]
+    return dict(data, frames=frames, events=[e for e in data["events"] if e["t"] <= end])
+
+
 def _slim(data: dict) -> dict:
+    total = sum(1 for f in data["frames"] if "dup_of" not in f)
+    data = _cut(data)
     frames = [{k: f[k] for k in _FIELDS if k in f} for f in data["frames"]]
     for f in frames:
         for h in f.get("headers", {}).values():
@@ -35,17 +50,18 @@ def _slim(data: dict) -> dict:
                     h.pop(k, None)
     return {"title": data["title"], "hosts": data["hosts"], "media": data["media"], "frames": frames,
             "events": data["events"], "series": data["series"], "end": data["end"],
-            "summary": data.get("summary", {})}
+            "summary": data.get("summary", {}), "total": total}
 
 
 def render(runs: list[dict], title: str = "wirestack run") -> str:
     """The HTML page for ``runs`` (each a RunRecorder.data() dict, optionally with a
     "summary" dict of figures shown above the ladder)."""
-    payload = json.dumps([_slim(r) for r in runs], separators=(",", ":"), sort_keys=True)
+    slim = [_slim(r) for r in runs]
+    payload = json.dumps(slim, separators=(",", ":"), sort_keys=True)
     payload = payload.replace("</", "<\\/")
     ladders = "\n".join(
         f'<div class="ladder-wrap" data-run="{i}" style="display:{"block" if i == 0 else "none"}">'
-        f'{svg_ladder(r, interactive=True)}</div>' for i, r in enumerate(runs))
+        f'{svg_ladder(_cut(r), interactive=True)}</div>' for i, r in enumerate(runs))
     tabs = "".join(f'<button class="tab{" active" if i == 0 else ""}" data-run="{i}">{escape(r["title"])}</button>'
                    for i, r in enumerate(runs))
     return (_PAGE.replace("%TITLE%", escape(title)).replace("%TABS%", tabs)
@@ -127,7 +143,8 @@ function wireFrames() { return R().frames.filter(f => f.dup_of === undefined); }
 function showSummary() {
   const r = R(), s = r.summary || {};
   const lost = r.frames.filter(f => f.fate === "lost").length, dropped = r.frames.filter(f => f.fate === "dropped").length;
-  let html = `<b>${esc(r.title)}</b>: <span id="frame-count">${wireFrames().length}</span> frames on the wire` +
+  let html = `<b>${esc(r.title)}</b>: <span id="frame-count">${r.total}</span> frames on the wire` +
+    (r.total > wireFrames().length ? ` (the ladder and details show the first ${wireFrames().length})` : "") +
     ` (${lost} lost on the wire, ${dropped} dropped by a receiver), hosts ${r.hosts.map(esc).join(", ")}`;
   for (const k in s) html += ` · ${esc(k)}: <b>${esc(s[k])}</b>`;
   document.getElementById("summary").innerHTML = html;
