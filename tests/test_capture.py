@@ -160,3 +160,17 @@ def test_cli_pcap_at_host_and_unknown_host(tmp_path):
     assert all("lost" not in (p.comment or "") for p in pkts if p.direction == "rx")
     bad = cli(cmd[:-1] + ["zz"], tmp_path, text=True)
     assert bad.returncode == 2 and "no host 'zz'" in bad.stderr
+
+
+def test_hub_capture_tells_collisions_and_backoff(tmp_path):
+    net = Network(seed=2)
+    hosts = [net.host(n, f"198.18.0.{i + 1}/24") for i, n in enumerate("abcd")]
+    net.hub(*hosts, csma_cd=True)
+    net.capture(str(tmp_path / "hub.pcapng"))      # the first medium: the hub
+    net.run_for(0.5)                                # four gratuitous ARPs at t=0 collide
+    net.close()
+    with PcapngReader(tmp_path / "hub.pcapng") as r:
+        comments = [p.comment for p in r]
+    assert len(comments) == 4
+    assert any(re.search(r"\d+ collisions \(attempts 1-\d+\), backoff [\d, ]+ slot times", c) or
+               "collision, attempt 1" in c for c in comments)

@@ -93,7 +93,8 @@ def run_with_view(inner, args, parser) -> int:
             if "--pcap-at" not in str(exc):
                 raise
             parser.error(str(exc))
-    with redirect_stdout(out):
+    # With the demo's --json, stdout is one JSON object: everything else goes to stderr.
+    with redirect_stdout(sys.stderr if (args.json and not is_lab) else out):
         if what_if:
             run_what_if(args, view)
         if args.ladder:

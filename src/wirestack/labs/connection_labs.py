@@ -95,7 +95,10 @@ def handshake_run(seed: int, lose_syn: bool) -> HandshakeResult:
     res.rtos = a.counters.get("tcp.rto_timeouts", 0)
     items = [(f["t"], 0, _step_text(f)) for f in tcp]
     for e in data["events"]:
-        if e["kind"] in ("state", "rto") and e["conn"] and not e["conn"].endswith(">*"):
+        # (connect() and listen() are left out: those events carry the host's last clock
+        # reading, not the moment the application called them.)
+        if e["kind"] in ("state", "rto") and e["conn"] and not e["conn"].endswith(">*") \
+                and "CLOSED →" not in e["text"]:
             items.append((e["t"], 1, f"{e['t'] / SEC:8.3f} s  {e['host']}: {e['text']}"))
     res.steps = [text for _, _, text in sorted(items, key=lambda x: (x[0], x[1]))]
     observe.finish(watch, res)

@@ -89,10 +89,25 @@ def describe(e: dict[str, Any], fid: int) -> str | None:
 def summary(entries: Iterable[dict[str, Any]], fid: int) -> str:
     """Every non-trivial decision about frame ``fid``, joined with "; " ("" if none)."""
     parts = []
+    attempts: list[int] = []
+    slots: list[int] = []
     for e in entries:
+        if e["event"] == "collision" and e["frame"] == fid:
+            attempts.append(e["attempt"])
+            if len(attempts) > 1:
+                continue          # a hub's retries are told in one phrase, below
+        elif e["event"] == "backoff" and e["frame"] == fid:
+            slots.append(e["slots"])
+            continue
         text = describe(e, fid)
         if text and text not in parts:
             parts.append(text)
+    if len(attempts) > 1:
+        i = parts.index(f"collision, attempt {attempts[0]}")
+        parts[i] = (f"{len(attempts)} collisions (attempts {attempts[0]}-{attempts[-1]}), backoff "
+                    + ", ".join(str(n) for n in slots) + " slot times")
+    elif slots:
+        parts.append(f"backoff {slots[0]} slot times")
     return "; ".join(parts)
 
 

@@ -63,7 +63,7 @@ LAYER_ORDER = ("eth", "arp", "ip", "icmp", "udp", "tcp")
 
 
 class RunRecorder:
-    def __init__(self, net, title: str = "run", max_frames: int = 200_000):
+    def __init__(self, net, title: str = "run", max_frames: int = 50_000):
         self.net = net
         self.title = title
         self.max_frames = max_frames
@@ -147,6 +147,8 @@ class RunRecorder:
     def _on_decision(self, e) -> None:
         fid = e["frame"]
         if e["event"] == "sent":
+            if len(self._sender) >= self.max_frames:
+                return      # bounded: the recording is full (data() says how much was skipped)
             self._sender[fid] = e.get("src", "")
             if e.get("src"):
                 self.queue.setdefault(e["src"], []).append((e["t"], 0))
