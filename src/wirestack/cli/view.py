@@ -259,11 +259,15 @@ def run_what_if(args, view) -> None:
     base.label = base.label if base.label not in ("", "demo", "run") else "as it ran"
     other.label = "what if " + words
     view.runs.append(other)
+    if base.data is None or other.data is None:
+        return
     ra, rb = summary_of(base.result), summary_of(other.result)
     rows = [("", "as it ran", "with the change")]
     for key in ("transfer time", "goodput", "retransmissions", "RTOs"):
         rows.append((key, str(ra.get(key, "-")), str(rb.get(key, "-"))))
-    rows.append(("frames on the wire", str(len(base.data["frames"])), str(len(other.data["frames"]))))
+    def on_wire(data):
+        return str(sum(1 for f in data["frames"] if "dup_of" not in f))
+    rows.append(("frames on the wire", on_wire(base.data), on_wire(other.data)))
     rows.append(("sha256", "ok" if getattr(base.result, "sha256_ok", False) else "MISMATCH",
                  "ok" if getattr(other.result, "sha256_ok", False) else "MISMATCH"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -294,7 +298,7 @@ def _print_lab_json(args, view, text: str) -> None:
     runs = []
     for obs in view.runs:
         r = obs.result
-        d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else {}
+        d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) and not isinstance(r, type) else {}
         d.pop("progress", None)
         if hasattr(r, "goodput_bps"):
             d["goodput_bps"] = r.goodput_bps

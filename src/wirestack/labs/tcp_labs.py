@@ -3,13 +3,22 @@ scaling, and the size of the bottleneck queue (bufferbloat)."""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+from dataclasses import dataclass, field
 
 from .lab import Lab, conclusion, ratio
 from .transfer import TransferResult, run_transfer
 
 
-def _measured(size: int, **kw) -> TransferResult:
+@dataclass
+class MeasuredTransfer(TransferResult):
+    rtt_ms: list = field(default_factory=list)    # the sender's RTT samples
+    rto_ms: list = field(default_factory=list)    # its RTO after each sample or timeout
+    queue: list = field(default_factory=list)     # frames waiting a->b when each frame was sent
+
+
+def _measured(size: int, **kw) -> MeasuredTransfer:
     """run_transfer, plus the sender's RTT samples / RTO values and the bottleneck queue
     seen a->b (kept on the result as ``rtt_ms``, ``rto_ms``, ``queue``)."""
     seen: dict = {}
@@ -22,7 +31,8 @@ def _measured(size: int, **kw) -> TransferResult:
         def tap(now, frame):
             depths.append(sum(1 for start in ab.waiting if start > now))
         wire.add_tap(tap)
-    r = run_transfer(size, net_setup=setup, **kw)
+    base = run_transfer(size, net_setup=setup, **kw)
+    r = MeasuredTransfer(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
     log = seen["net"].hosts["a"].host.log.entries
     r.rtt_ms = [e["rtt_ms"] for e in log if e["kind"] == "rtt"]
     r.rto_ms = [e["rto_ms"] for e in log if e["kind"] == "rtt"] + [e["rto"] / 1e6 for e in log if e["kind"] == "rto"]

@@ -137,7 +137,7 @@ class Network:
         self.captures: list = []     # PcapWriter / Capture: closed by close()
         self._loop: VirtualTimeLoop | None = None
         self._macs = 0
-        self.recorder = None      # a RunRecorder, once record() is called
+        self.recorder: Any = None     # a RunRecorder, once record() is called
 
     # -- building -------------------------------------------------------------------------
     def _next_mac(self) -> bytes:

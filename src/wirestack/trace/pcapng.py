@@ -174,15 +174,16 @@ class PcapngReader:
                 if _U32.unpack_from(body)[0] != BYTE_ORDER_MAGIC:
                     raise ValueError("only little-endian pcapng is read here")
             elif btype == IDB:
-                opts = dict(self._options(body, 8))
-                self.interfaces.append(opts.get(IF_NAME, b"").decode(errors="replace"))
-                resol = opts.get(IF_TSRESOL, b"\x06")[0]
+                named = dict(self._options(body, 8))
+                self.interfaces.append(named.get(IF_NAME, b"").decode(errors="replace"))
+                resol = named.get(IF_TSRESOL, b"\x06")[0]
                 self._resol.append(10 ** (resol & 0x7F) if not resol & 0x80 else 2 ** (resol & 0x7F))
             elif btype == EPB:
                 iface, hi, lo, cap, _orig = _EPB.unpack_from(body)
                 data = body[20:20 + cap]
                 opts = self._options(body, 20 + cap + _pad(cap))
-                comment = direction = None
+                comment: str | None = None
+                direction: str | None = None
                 for code, value in opts:
                     if code == OPT_COMMENT:
                         comment = value.decode(errors="replace")

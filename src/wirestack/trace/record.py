@@ -153,8 +153,7 @@ class RunRecorder:
             if e.get("src"):
                 self.queue.setdefault(e["src"], []).append((e["t"], 0))
         elif e["event"] == "queued":
-            src = self._sender.get(fid)
-            q = self.queue.get(src)
+            q = self.queue.get(self._sender.get(fid, ""))
             if q and q[-1][0] == e["t"]:
                 q[-1] = (e["t"], e["depth"])
         elif e["event"] == "queue_overflow" and e.get("src"):
