@@ -138,7 +138,10 @@ def summary_of(result) -> dict:
     if stats:
         out["retransmissions"] = stats.get("retransmits", 0)
     counters = getattr(result, "counters", {}) or {}
-    out["RTOs"] = counters.get("a", {}).get("tcp.rto_timeouts", 0)
+    if hasattr(result, "rtos"):
+        out["RTOs"] = result.rtos
+    elif counters:
+        out["RTOs"] = counters.get("a", {}).get("tcp.rto_timeouts", 0)
     return out
 
 

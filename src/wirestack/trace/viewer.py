@@ -203,10 +203,11 @@ function step(d) {
 // ---------------------------------------------------------------- charts (shared time axis)
 const W = 1000, H = 190, ML = 80, MR = 170, MT = 24, MB = 34;
 function fullDomain() {
+  // The whole run: from the first frame to the last arrival (zoom in from there).
   const r = R();
   let lo = Infinity, hi = 0;
-  const s = r.series;
-  for (const p of s.segments.concat(s.acks)) { lo = Math.min(lo, p[0]); hi = Math.max(hi, p[0]); }
+  for (const f of r.frames) { lo = Math.min(lo, f.t); hi = Math.max(hi, f.t_end); }
+  for (const p of r.series.segments.concat(r.series.acks)) { lo = Math.min(lo, p[0]); hi = Math.max(hi, p[0]); }
   if (lo === Infinity) { lo = 0; hi = Math.max(r.end, 1); }
   const pad = (hi - lo) * 0.03 + 1e6;
   return [Math.max(0, lo - pad), hi + pad];
