@@ -90,7 +90,7 @@ def test_demo_viewer_in_a_browser(browser, tmp_path):
         if "Len=1448" in info and "What host b did" in info:
             break
     assert "NIC b.eth0: FCS ok" in info
-    assert "IP datagram received; checksum ok, delivered to the transport layer" in info
+    assert "IP datagram received; checksum ok, delivered to TCP" in info
     assert "TCP segment received" in info
     browser.find_element(By.ID, "prev").click()
     assert "frame" in browser.find_element(By.ID, "position").text

@@ -174,6 +174,12 @@ class RunRecorder:
             # this frame's way up.
             other = [f"{k} +{moved[k]}" for k in sorted(moved)
                      if k.startswith(layer + ".") and k not in COUNTER_WORDS and ".out_" not in k]
+            if layer == "ip":
+                # Name the protocol IP handed the datagram to.
+                up = next((LAYER_NAMES[p] for p in ("tcp", "udp", "icmp")
+                           if any(k.startswith(p + ".in") for k in moved)), None)
+                if up:
+                    words = [w.replace("the transport layer", up) for w in words]
             if words or other:
                 out.append({"layer": LAYER_NAMES[layer], "text": "; ".join(words + other)})
         for e in events:

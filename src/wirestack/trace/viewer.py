@@ -64,7 +64,9 @@ def render(runs: list[dict], title: str = "wirestack run") -> str:
         f'{svg_ladder(_cut(r), interactive=True)}</div>' for i, r in enumerate(runs))
     tabs = "".join(f'<button class="tab{" active" if i == 0 else ""}" data-run="{i}">{escape(r["title"])}</button>'
                    for i, r in enumerate(runs))
-    return (_PAGE.replace("%TITLE%", escape(title)).replace("%TABS%", tabs)
+    compare = ('<label style="margin-left:12px"><input type="checkbox" id="compare"> both ladders side by side'
+               '</label>' if len(runs) == 2 else "")
+    return (_PAGE.replace("%TITLE%", escape(title)).replace("%TABS%", tabs).replace("%COMPARE%", compare)
             .replace("%LADDERS%", ladders).replace("%DATA%", payload))
 
 
@@ -85,6 +87,8 @@ header p{margin:0;font-size:13px;color:#cfd8dc}
 .tabs{padding:6px 16px;background:#eceff1}
 .tab{border:1px solid #90a4ae;background:#fff;padding:4px 10px;margin-right:4px;cursor:pointer;border-radius:4px}
 .tab.active{background:#1565c0;color:#fff}
+#ladder.compare{display:flex;gap:6px}
+#ladder.compare .ladder-wrap{display:block !important;flex:1;overflow:auto;border-right:2px solid #90a4ae}
 #summary{padding:4px 16px;font-size:13px}
 #main{display:flex;gap:8px;padding:0 8px}
 #left{flex:3;min-width:0}
@@ -109,7 +113,7 @@ g.frame.selected text{font-weight:bold}
 <body>
 <header><h1>%TITLE%</h1>
 <p>Each arrow is one Ethernet frame. Click an arrow (or use ◀ ▶ / the arrow keys) to see what it carried, what the wire did to it, and what the receiving host did with it.</p></header>
-<div class="tabs">%TABS%</div>
+<div class="tabs">%TABS%%COMPARE%</div>
 <div id="summary"></div>
 <div id="main">
  <div id="left"><div id="ladder">%LADDERS%</div></div>
@@ -333,6 +337,8 @@ function showRun(i) {
 }
 document.querySelectorAll(".tab").forEach(b => b.addEventListener("click", () => showRun(+b.dataset.run)));
 document.querySelectorAll("g.frame").forEach(g => g.addEventListener("click", () => select(+g.dataset.id, false)));
+const cmp = document.getElementById("compare");
+if (cmp) cmp.addEventListener("change", () => document.getElementById("ladder").classList.toggle("compare", cmp.checked));
 document.getElementById("prev").addEventListener("click", () => step(-1));
 document.getElementById("next").addEventListener("click", () => step(1));
 document.getElementById("zoom-in").addEventListener("click", () => zoom(0.5));
