@@ -58,13 +58,21 @@ def text_ladder(data: dict, gap: int = 76) -> str:
     hosts = data["hosts"]
     x = {h: i * gap for i, h in enumerate(hosts)}
     width = (len(hosts) - 1) * gap + 1
-    head = " " * 12 + "".join(h.ljust(gap) for h in hosts).rstrip()
+    # Two hosts on one medium: the medium gets a lane of its own, where lost frames stop.
+    wire_x = gap // 2 if len(hosts) == 2 and len(data["media"]) == 1 else None
+    head = list("".join(h.ljust(gap) for h in hosts).rstrip().ljust(width))
+    if wire_x is not None:
+        name = f"wire {data['media'][0]}"
+        start = max(1, wire_x - len(name) // 2)
+        head[start:start + len(name)] = list(name)
     lines = [f"ladder: {data['title']}  (#N = the wire's frame number; X = lost or dropped)", "",
-             "    time (s)  " + head[12:], ""]
+             "    time (s)  " + "".join(head).rstrip(), ""]
     for t, kind, item in rows(data):
         canvas = [" "] * width
         for h in hosts:
             canvas[x[h]] = "|"
+        if wire_x is not None:
+            canvas[wire_x] = ":"
         note = ""
         if kind == "frame":
             f = item
@@ -110,12 +118,14 @@ def text_ladder(data: dict, gap: int = 76) -> str:
                 continue
             text = f"* {e['host']}: {e['text']}"
             xh = x[e["host"]]
-            if xh + 2 + len(text) <= width or xh == 0:
+            if wire_x is not None and xh == 0 and len(text) > wire_x - 3:
+                pos = xh + 2      # may run over the wire's lane: events are about a host
+            elif xh + 2 + len(text) <= width or xh == 0:
                 pos = xh + 2
             else:
                 pos = max(0, xh - 1 - len(text))
             for i, ch in enumerate(text):
-                if pos + i < width and canvas[pos + i] != "|":
+                if pos + i < width and canvas[pos + i] not in "|":
                     canvas[pos + i] = ch
                 elif pos + i >= width:
                     note = text[i:]
@@ -179,6 +189,12 @@ def svg_ladder(data: dict, interactive: bool = False) -> str:
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(data["title"])}: ladder diagram</text>',
            f'<text x="10" y="{TOP - 12}" fill="#555">time (s)</text>']
+    if len(hosts) == 2 and len(data["media"]) == 1:
+        xm = (x[hosts[0]] + x[hosts[1]]) / 2
+        out.append(f'<line x1="{xm}" y1="{TOP - 8}" x2="{xm}" y2="{height - 20}" stroke="#bbb" '
+                   f'stroke-dasharray="2,4"/>')
+        out.append(f'<text x="{xm}" y="{TOP - 20}" text-anchor="middle" fill="#777">'
+                   f'wire {escape(data["media"][0])}</text>')
     for h in hosts:
         out.append(f'<line x1="{x[h]}" y1="{TOP - 8}" x2="{x[h]}" y2="{height - 20}" stroke="#888" stroke-width="2"/>')
         out.append(f'<text x="{x[h]}" y="{TOP - 20}" text-anchor="middle" font-size="13" font-weight="bold">'
