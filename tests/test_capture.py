@@ -77,6 +77,9 @@ def test_receiver_nic_capture_holds_no_lost_frame(tmp_path):
         pkts = list(r)
     rx = [p for p in pkts if p.direction == "rx"]
     assert rx and all("lost" not in (p.comment or "") and "FCS bad" not in (p.comment or "") for p in rx)
+    # By number: no frame the wire lost on its way to b, nor one b's NIC refused, was "received".
+    rx_ids = {int(p.comment.split()[0][1:]) for p in rx}
+    assert net_frames["lost_to_b"] and not rx_ids & net_frames["lost_to_b"]
     # ... and every frame delivered to b is there: rx count = what the NIC accepted.
     assert len(rx) == net_frames["b_rx"]
     assert len(pkts) - len(rx) == net_frames["b_tx"]
@@ -104,9 +107,10 @@ def _nic_capture(path):
         await reader.read()
     net.run(main())
     net.settle()
-    counts = {"b_rx": b.nics[0].rx_frames, "b_tx": b.nics[0].tx_frames}
-    lost = net.decisions.filter(event="dropped_loss")
-    assert lost, "the test needs losses"
+    counts = {"b_rx": b.nics[0].rx_frames, "b_tx": b.nics[0].tx_frames,
+              "lost_to_b": {e["frame"] for e in net.decisions
+                            if (e["event"] == "dropped_loss" and e["src"] == "a.eth0") or e["event"] == "fcs_drop"
+                            and e["by"] == "b.eth0"}}
     net.close()
     return counts
 
