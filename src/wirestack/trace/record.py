@@ -195,6 +195,7 @@ class RunRecorder:
             rec = self.frames[fid]
             notes = self.notes.get(fid, [])
             frames.append(self._frame_data(rec, notes, tracer, isn))
+        _answers(frames)
         # Sequence numbers in events relative to the connection's ISN, as in the labels.
         isn_of = {f"{ip_ntoa(k[0])}:{k[1]}>{ip_ntoa(k[2])}:{k[3]}": v for k, v in isn.items()}
         events = []
@@ -312,6 +313,38 @@ class RunRecorder:
         for nic in sender_nics:
             out["queue"] += [[t, d] for t, d in self.queue.get(nic, [])]
         return out
+
+
+def _answers(frames: list[dict]) -> None:
+    """Add to each arrival what the receiving host sent in the same instant (its ACK, its
+    echo reply...), and number duplicate ACKs per connection, as a learner reads them."""
+    last_ack: dict[str, tuple[int, int]] = {}
+    sent_at: dict[tuple[str, int], list[dict]] = {}
+    for f in frames:
+        if "dup_of" in f:
+            continue
+        sent_at.setdefault((f["src"], f["t"]), []).append(f)
+        t = f["headers"].get("TCP")
+        if t is not None and "." in t["flags"] and not t["len"] and t["flags"] == ".":
+            ack, n = last_ack.get(f["conn"], (-1, 0))
+            if t["ack"] == ack:
+                n += 1
+                f["dup_ack"] = n
+            else:
+                n = 0
+            last_ack[f["conn"]] = (t["ack"], n)
+        elif t is not None:
+            last_ack.pop(f["conn"], None)
+    for f in frames:
+        for a in f["arrivals"]:
+            if "layers" not in a:
+                continue
+            for g in sent_at.get((a["host"], a["t"]), ()):
+                if g["id"] == f["id"]:
+                    continue
+                what = f"duplicate ACK #{g['dup_ack']}: " if "dup_ack" in g else ""
+                a["layers"].append({"layer": "sent", "text": f"at the same instant {a['host']} sent "
+                                    f"#{g['id']}: {what}{g['label']}"})
 
 
 def decode(data: bytes, isn: dict) -> tuple[dict, str, str, str]:
