@@ -92,6 +92,11 @@ def test_demo_viewer_in_a_browser(browser, tmp_path):
     assert "NIC b.eth0: FCS ok" in info
     assert "IP datagram received; checksum ok, delivered to TCP" in info
     assert "TCP segment received" in info
+    # Somewhere in the run: an out-of-order segment kept, and the duplicate ACK b sent for it.
+    said = browser.execute_script(
+        "return RUNS[0].frames.flatMap(f => f.arrivals.flatMap(a => (a.layers || []).map(l => l.text)))")
+    assert any("out of order: kept, SACK block added" in x for x in said)
+    assert any(re.search(r"at the same instant b sent #\d+: duplicate ACK #2", x) for x in said)
     browser.find_element(By.ID, "prev").click()
     assert "frame" in browser.find_element(By.ID, "position").text
     # The graphs have labelled axes and a legend.
