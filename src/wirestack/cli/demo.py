@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .common import add_wire_options, nonneg, probability
+from .view import add_view_options
 
 
 def register(sub) -> None:
@@ -22,6 +23,7 @@ def register(sub) -> None:
     d.add_argument("--events", metavar="FILE", help="write the hosts' event logs (JSON lines)")
     d.add_argument("--trace", action="store_true", help="print every frame, tcpdump style")
     d.set_defaults(run=cmd_demo)
+    add_view_options(d)
 
 
 def cmd_demo(args, parser) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from .view import add_view_options
+
 
 def register(sub) -> None:
     lab = sub.add_parser("lab", help="switch one mechanism off and watch the failure it prevents")
     lab.add_argument("name", nargs="?", help="the lab to run (none: list them)")
     lab.add_argument("--seed", type=int, default=1)
     lab.set_defaults(run=cmd_lab)
+    add_view_options(lab)
 
 
 def cmd_lab(args, parser) -> int:

@@ -4,12 +4,14 @@ checked end to end by sha256. It is what `wirestack demo` runs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import random
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
 from ..runtime.sim import Network
+from . import observe
 from ..trace.text import TextTrace
 from ..units import SEC
 
@@ -106,8 +108,9 @@ def run_demo(opt: DemoOptions) -> DemoResult:
             head.append(line)
 
     link.add_tap(on_frame)
+    watch = observe.attach(net, link, title="demo", own_capture=True)
     if opt.pcap:
-        net.capture(opt.pcap, link)
+        net.capture(opt.pcap, observe.capture_point(net, link))
 
     recorder = None
     if opt.plot:
@@ -203,6 +206,8 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         with open(opt.events_path, "w") as f:
             a.log.to_jsonl(f)
             b.log.to_jsonl(f)
+    observe.finish(watch, res, rerun=lambda **change: run_demo(dataclasses.replace(
+        opt, pcap=None, plot=None, decisions_path=None, events_path=None, **change)))
     net.close()
     return res
 

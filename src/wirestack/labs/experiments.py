@@ -7,20 +7,14 @@ switch, and prints what a learner should compare. `wirestack lab` lists them;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
+from . import observe
+from .lab import Lab, conclusion, ratio
+from .connection_labs import HANDSHAKE, NAGLE_DELAYED_ACK, TIME_WAIT
+from .lan_labs import ARP_QUEUE, HUB_VS_SWITCH
+from .tcp_labs import BUFFERBLOAT, KARN, SACK, WINDOW_SCALING
 from .transfer import TransferResult, run_transfer
-
-
-@dataclass
-class Lab:
-    name: str
-    title: str
-    question: str
-    runs: Callable[[int], list[tuple[str, TransferResult]]]
-    columns: tuple[str, ...]
-    lesson: str
 
 
 def _c(r: TransferResult, host: str, name: str) -> int:
@@ -99,6 +93,54 @@ def _ooo(seed):
                                                         **link))]
 
 
+def _drops(r, *names) -> int:
+    return sum(_c(r, h, n) for h in "ab" for n in names)
+
+
+def _checksums_lesson(nic, tcp_sum, none):
+    tail = ("the data arrived corrupted (sha256 mismatch)" if none.completed and not none.sha256_ok
+            else f"the connection derailed ({none.error or 'failed'})" if not none.completed
+            else "this seed happened to flip only bits nobody reads")
+    return (f"the NIC's CRC-32 dropped {_drops(nic, 'eth.rx_fcs_errors')} damaged frames; with the FCS off "
+            f"IP dropped {_drops(tcp_sum, 'ip.in_bad_checksum')} and TCP {_drops(tcp_sum, 'tcp.in_csum_errors')}, "
+            f"and TCP retransmitted {tcp_sum.sender.get('retransmits', 0)} segments; with neither check, {tail}.")
+
+
+def _retransmission_lesson(on, off):
+    return (f"with retransmission the {on.size:,} bytes took {on.virtual_seconds:.2f} s despite "
+            f"{on.decisions.get('dropped_loss', 0)} lost frames; without it the receiver had {off.received:,} "
+            f"bytes when the run gave up after {off.virtual_seconds:.0f} s.")
+
+
+def _fast_lesson(on, off):
+    return (f"with fast retransmit {on.virtual_seconds:.2f} s and {_c(on, 'a', 'tcp.rto_timeouts')} timeouts; "
+            f"without, {off.virtual_seconds:.2f} s and {_c(off, 'a', 'tcp.rto_timeouts')} timeouts: "
+            f"{ratio(off.virtual_seconds, on.virtual_seconds)} slower.")
+
+
+def _congestion_lesson(reno, none):
+    return (f"NewReno: {reno.decisions.get('queue_overflow', 0)} queue overflows, "
+            f"{reno.goodput_bps / 1e6:.2f} Mbit/s; no congestion control: "
+            f"{none.decisions.get('queue_overflow', 0)} overflows, {none.goodput_bps / 1e6:.2f} Mbit/s, "
+            f"{none.sender.get('retransmits', 0)} retransmissions (NewReno {reno.sender.get('retransmits', 0)}).")
+
+
+def _nagle_lesson(on, off):
+    return (f"Nagle on: {on.segments_a_to_b} segments carried the 400 writes; nodelay: {off.segments_a_to_b} "
+            f"({ratio(off.segments_a_to_b, on.segments_a_to_b)} as many).")
+
+
+def _delack_lesson(on, off):
+    return (f"the receiver sent {on.segments_b_to_a} segments with delayed ACKs and {off.segments_b_to_a} "
+            f"without ({ratio(off.segments_b_to_a, on.segments_b_to_a)}).")
+
+
+def _ooo_lesson(on, off):
+    return (f"buffering on: {on.sender.get('retransmits', 0)} retransmissions, {on.virtual_seconds:.2f} s; "
+            f"off: {_c(off, 'b', 'tcp.ofo_dropped')} early segments dropped, "
+            f"{off.sender.get('retransmits', 0)} retransmissions, {off.virtual_seconds:.2f} s.")
+
+
 LABS: dict[str, Lab] = {lab.name: lab for lab in (
     Lab("checksums", "Why checksums: the FCS, then the TCP checksum",
         "2% of frames get a bit flipped on the wire. Who catches them?", _checksums,
@@ -106,44 +148,58 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
         "The NIC's CRC-32 drops damaged frames before IP sees them. Without it, the IP header "
         "and TCP checksums catch the damage and TCP retransmits. With neither, damaged segments "
         "are taken as they are: flipped payload bits reach the application (sha256 mismatch) "
-        "and flipped header bits (sequence numbers, flags, window) derail the connection."),
+        "and flipped header bits (sequence numbers, flags, window) derail the connection.",
+        conclude=lambda runs: conclusion(runs, _checksums_lesson)),
     Lab("retransmission", "Why retransmit: a lossy wire without it",
         "2% loss. What if lost segments are never sent again?", _retransmission,
         ("result", "time", "retransmits", "wire drops"),
         "Without retransmission the first lost segment leaves a hole the receiver can never "
-        "fill: it cannot deliver anything after the hole, and the transfer stalls for good."),
+        "fill: it cannot deliver anything after the hole, and the transfer stalls for good.",
+        conclude=lambda runs: conclusion(runs, _retransmission_lesson)),
     Lab("fast-retransmit", "Why fast retransmit: three duplicate ACKs vs. the RTO",
         "1% loss on a 40 ms path. How long does recovery take?", _fast_retransmit,
         ("result", "time", "goodput", "retransmits", "rto fired"),
         "Duplicate ACKs tell the sender about a loss within one RTT; without them every loss "
-        "waits for the retransmission timer (at least 1 s, RFC 6298) and cwnd drops to one segment."),
+        "waits for the retransmission timer (at least 1 s, RFC 6298) and cwnd drops to one segment.",
+        conclude=lambda runs: conclusion(runs, _fast_lesson)),
     Lab("congestion", "Why congestion control: a sender that ignores the bottleneck",
         "A 10 Mbit/s bottleneck with a 20-frame queue and a 1 MB receive window.", _congestion,
         ("result", "time", "goodput", "retransmits", "queue overflows"),
         "Without congestion control the sender fills the receiver's whole window at once; the "
         "bottleneck queue overflows over and over, and the link carries retransmissions instead "
-        "of new data."),
+        "of new data.",
+        conclude=lambda runs: conclusion(runs, _congestion_lesson)),
     Lab("nagle", "Why Nagle: tinygrams from an interactive sender",
         "400 writes of 10 bytes, 2 ms apart, on a 40 ms path.", _nagle,
         ("result", "time", "segments a->b", "segments b->a"),
         "With Nagle, small writes wait while data is unacknowledged and leave together: far fewer "
-        "segments (each costing 40+ bytes of headers). nodelay sends each write at once."),
+        "segments (each costing 40+ bytes of headers). nodelay sends each write at once.",
+        conclude=lambda runs: conclusion(runs, _nagle_lesson)),
     Lab("delayed-ack", "Why delayed ACKs: half the ACK traffic",
         "A 1 MB bulk transfer on a 40 ms path.", _delayed_ack,
         ("result", "time", "segments a->b", "segments b->a"),
         "Acknowledging every second full segment (RFC 1122 4.2.3.2) halves the segments the "
         "receiver sends. (Where a queue is the bottleneck, more ACKs also grow cwnd faster in "
-        "slow start, so it overshoots sooner: try `wirestack lab congestion`.)"),
+        "slow start, so it overshoots sooner: try `wirestack lab congestion`.)",
+        conclude=lambda runs: conclusion(runs, _delack_lesson)),
     Lab("ooo", "Why buffer out-of-order segments",
         "5% of frames are held back 5 ms, so later ones overtake them.", _ooo,
         ("result", "time", "retransmits", "ooo dropped"),
         "A receiver that drops segments arriving early makes the sender retransmit data that had "
-        "already arrived; keeping them (bounded) turns reordering into a small delay."),
+        "already arrived; keeping them (bounded) turns reordering into a small delay.",
+        conclude=lambda runs: conclusion(runs, _ooo_lesson)),
+    TIME_WAIT, KARN, HUB_VS_SWITCH, BUFFERBLOAT, ARP_QUEUE, SACK, WINDOW_SCALING, NAGLE_DELAYED_ACK,
+    HANDSHAKE,
 )}
 
 
+def _cell(lab: Lab, column: str, r) -> str:
+    fn = lab.extra_columns.get(column) or COLUMN_VALUES[column]
+    return fn(r)
+
+
 def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
-    rows = [("",) + lab.columns] + [(label,) + tuple(COLUMN_VALUES[c](r) for c in lab.columns)
+    rows = [("",) + lab.columns] + [(label,) + tuple(_cell(lab, c, r) for c in lab.columns)
                                     for label, r in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"lab {lab.name}: {lab.title}", f"  {lab.question}", ""]
@@ -151,9 +207,13 @@ def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
         lines.append("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                       for i, (cell, w) in enumerate(zip(row, widths))))
     lines += ["", "  " + lab.lesson]
+    if lab.conclude is not None:
+        lines += ["", "  In this run: " + lab.conclude(runs)]
     return "\n".join(lines)
 
 
 def run_lab(name: str, seed: int = 1) -> str:
     lab = LABS[name]
-    return format_lab(lab, lab.runs(seed))
+    runs = lab.runs(seed)
+    observe.label_runs(runs)
+    return format_lab(lab, runs)

@@ -12,6 +12,7 @@ from ..iface import HostConfig
 from ..runtime.sim import Network
 from ..tcp import TcpConfig
 from ..units import SEC
+from . import observe
 
 
 @dataclass
@@ -78,6 +79,7 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
 
     if count_segments:
         wire.add_tap(count)
+    watch = observe.attach(net, wire, title="transfer")
     data_rng = random.Random(f"transfer:{seed}")
     sent_hash = hashlib.sha256()
     client_opts = dict(tcp or {})
@@ -142,5 +144,6 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
     for e in net.decisions.entries:
         tally[e["event"]] = tally.get(e["event"], 0) + 1
     res.decisions = tally
+    observe.finish(watch, res)
     net.close()
     return res

@@ -24,6 +24,7 @@ from typing import Any
 from ..iface import Host, HostConfig
 from ..sim import DecisionLog, Hub, Link, LinkParams, Nic, Scheduler, Switch
 from ..sim.scheduler import Handle
+from ..trace.capture import Capture, capture_format
 from ..trace.pcap import PcapWriter
 from ..units import MS, SEC
 from .base import RuntimeHost
@@ -135,9 +136,10 @@ class Network:
         self.log_events = log_events
         self.hosts: dict[str, SimHost] = {}
         self.media: list = []
-        self.captures: list[PcapWriter] = []
+        self.captures: list = []     # PcapWriter / Capture: closed by close()
         self._loop: VirtualTimeLoop | None = None
         self._macs = 0
+        self.recorder: Any = None     # a RunRecorder, once record() is called
 
     # -- building -------------------------------------------------------------------------
     def _next_mac(self) -> bytes:
@@ -195,10 +197,17 @@ class Network:
         self.media.append(sw)
         return sw
 
-    def capture(self, path, on=None) -> PcapWriter:
-        """Write a pcap of every frame on ``on`` (a link, hub, switch, host or NIC; default:
-        the first medium) with virtual-time timestamps."""
+    def capture(self, path, on=None):
+        """Capture the frames at ``on`` (a link, hub, switch, host or NIC; default: the first
+        medium) with virtual-time timestamps.
+
+        The format follows the file name: ``*.pcapng`` (or ``"-"``, stdout) gives pcapng with
+        the wire's decision as each packet's comment (see :mod:`wirestack.trace.capture`),
+        anything else classic pcap. On a medium: every frame as transmitted, lost ones
+        included; on a host or NIC: what that host sent and fully received."""
         target = on if on is not None else self.media[0]
+        if capture_format(path) == "pcapng":
+            return self._capture_pcapng(path, target)
         writer = PcapWriter(path)
         if isinstance(target, SimHost):
             for nic in target.nics:
@@ -209,6 +218,38 @@ class Network:
             target.add_tap(writer.write)
         self.captures.append(writer)
         return writer
+
+    def _capture_pcapng(self, path, target) -> Capture:
+        if path == "-":
+            import sys
+            path = sys.stdout.buffer
+        if isinstance(target, (SimHost, Nic)):
+            nics = target.nics if isinstance(target, SimHost) else [target]
+            cap = Capture(path, self.decisions, [nic.name for nic in nics])
+            for i, nic in enumerate(nics):
+                cap.nic(nic, i)
+        else:
+            cap = Capture(path, self.decisions, [target.name])
+            cap.medium(target)
+        self.captures.append(cap)
+        return cap
+
+    def record(self, title: str = "run"):
+        """Record the run for :meth:`report` (and ladders): call once the hosts and media
+        exist, before running. Returns the :class:`~wirestack.trace.record.RunRecorder`."""
+        from ..trace.record import RunRecorder
+        if self.recorder is None:
+            self.recorder = RunRecorder(self, title=title)
+        return self.recorder
+
+    def report(self, path: str, title: str | None = None) -> None:
+        """Write the run viewer (one self-contained HTML file) for what was recorded since
+        :meth:`record`."""
+        if self.recorder is None:
+            raise RuntimeError("nothing recorded: call net.record() after building the network, before running")
+        from ..trace import viewer
+        data = self.recorder.data()
+        viewer.write(path, [data], title or data["title"])
 
     # -- running --------------------------------------------------------------------------
     @property

@@ -13,6 +13,11 @@ Levels
                    transfer over a clean wire records nothing, so memory stays small.
 ``"off"``          nothing (ids are still handed out).
 
+Watchers (``add_watcher(fn)``) see every decision as it is made, trivial ones included,
+whatever the level: a capture or a run recorder uses them to comment each frame with its
+fate. While a watcher is attached the media make the trivial decisions too (a dict each),
+but what the log *keeps* still follows the level.
+
 Memory is bounded: at most ``max_entries`` entries are kept (default one million); when the
 log is full the oldest entry is forgotten for each new one (``forgotten`` counts them).
 """
@@ -66,6 +71,7 @@ class DecisionLog:
         self.forgotten = 0
         self._next_id = 0
         self._media: dict[str, str] = {}
+        self._watchers: list = []
         self.level = level
 
     # The level is read by the media on every frame, so it is flattened into two booleans.
@@ -78,8 +84,21 @@ class DecisionLog:
         if value not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, not {value!r}")
         self._level = value
-        self.full = value == "full"          # record trivial decisions too
-        self.enabled = value != "off"        # record impairments
+        self._keep_trivial = value == "full"
+        self._keep_any = value != "off"
+        watched = bool(self._watchers)
+        self.full = self._keep_trivial or watched    # make (and pass on) trivial decisions too
+        self.enabled = self._keep_any or watched      # make impairment decisions
+
+    def add_watcher(self, fn) -> None:
+        """``fn(entry)`` for every decision from now on, trivial ones included (the entry
+        dict is the one the log keeps; do not change it)."""
+        self._watchers.append(fn)
+        self.level = self._level
+
+    def remove_watcher(self, fn) -> None:
+        self._watchers.remove(fn)
+        self.level = self._level
 
     def next_id(self) -> int:
         """A new frame id, unique among all frames using this log."""
@@ -95,6 +114,11 @@ class DecisionLog:
             return
         entry = {"t": t, "frame": frame, "medium": medium, "event": event}
         entry.update(fields)
+        if self._watchers:
+            for fn in self._watchers:
+                fn(entry)
+            if not self._keep_any or (not self._keep_trivial and event in TRIVIAL):
+                return
         if len(self.entries) == self.max_entries:
             self.forgotten += 1  # deque(maxlen) drops the oldest on append
         self.entries.append(entry)
@@ -154,7 +178,7 @@ class DecisionLog:
                    for e in entries if e["frame"] == fid):
             if any(e["event"] == "collision" for e in entries):
                 pass  # the collision/backoff lines already say how it went
-            elif not self.full:
+            elif not self._keep_trivial:
                 parts.append("no loss recorded (level 'impairments' does not record deliveries)")
         return head + ("; " + "; ".join(parts) if parts else "")
 

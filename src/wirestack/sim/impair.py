@@ -116,6 +116,9 @@ class Fault:
     start, end  virtual-time window [start, end) in ns, checked when the frame is sent;
              frames outside it are not counted as matching.
     count    fire at most this many times.
+    frame    fire only on the frame with this decision-log id (``net.decisions`` numbering,
+             the ``#N`` of captures and ladders): "what if frame 17 had been lost?". A re-run
+             with the same seed numbers frames identically up to the change.
 
     A Fault counts matches itself; adding the same Fault object to both directions of a
     link (``link.add_fault(f)``) counts frames of both directions together.
@@ -131,6 +134,7 @@ class Fault:
     delay: int = 0
     bits: int = 1
     name: str = ""
+    frame: int | None = None
     matched: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 
@@ -145,7 +149,8 @@ class Fault:
             raise ValueError("bits must be >= 1 and delay >= 0")
         if not self.name:
             self.name = self.action + (f"#nth={self.nth}" if self.nth else "") + (
-                f"#every={self.every}" if self.every else "")
+                f"#every={self.every}" if self.every else "") + (
+                f"#frame={self.frame}" if self.frame is not None else "")
 
     def in_window(self, now: int) -> bool:
         return (self.start is None or now >= self.start) and (self.end is None or now < self.end)
@@ -153,10 +158,13 @@ class Fault:
     def exhausted(self) -> bool:
         return self.count is not None and self.fired >= self.count
 
-    def decide(self, now: int, frame_obj_fn: Callable[[], Any]) -> bool:
+    def decide(self, now: int, frame_obj_fn: Callable[[], Any], fid: int | None = None) -> bool:
         """Does this fault fire for the frame being sent now? ``frame_obj_fn()`` returns the
-        decoded frame or None when it does not decode (called only if a match is set)."""
+        decoded frame or None when it does not decode (called only if a match is set);
+        ``fid`` is the frame's decision-log id."""
         if self.exhausted() or not self.in_window(now):
+            return False
+        if self.frame is not None and fid != self.frame:
             return False
         if self.match is not None:
             obj = frame_obj_fn()

@@ -96,7 +96,7 @@ class LinkDirection:
         self.faults.append(fault)
         self._refresh()
 
-    def transmit(self, data: bytes, fid: int | None = None) -> None:
+    def transmit(self, data: bytes, fid: int | None = None) -> int:
         """Put ``data`` (a frame with FCS) on this direction now. ``fid`` is given when a
         switch forwards a frame that already has an id."""
         now = self.sched.now
@@ -110,16 +110,19 @@ class LinkDirection:
             frame = data[:-4]
             for fn in link._taps:
                 fn(now, frame)
+        if link._frame_taps:
+            for fn in link._frame_taps:
+                fn(now, fid, self.src_name, data)
         if link.down:
             if log.enabled:
                 log.record(now, fid, self.mname, "link_down", src=self.src_name)
-            return
+            return fid
         n = len(data)
         if self.mtu is not None and n - 18 > self.mtu:
             if log.enabled:
                 log.record(now, fid, self.mname, "mtu_exceeded", src=self.src_name,
                            size=n - 18, mtu=self.mtu)
-            return
+            return fid
         rate = self.rate
         if rate:
             ser = -(-n * 8 * SEC // rate)
@@ -132,7 +135,7 @@ class LinkDirection:
                     if log.enabled:
                         log.record(now, fid, self.mname, "queue_overflow", src=self.src_name,
                                    depth=len(q), limit=self.queue_limit)
-                    return
+                    return fid
                 q.append(start)
                 if log.full:
                     log.record(now, fid, self.mname, "queued", depth=len(q))
@@ -149,8 +152,9 @@ class LinkDirection:
                 log.record(now, fid, self.mname, "delayed", total=arrival - now,
                            serialization=ser, propagation=self.delay, jitter=0)
             self.sched.call_at(arrival, self._arrive_cb, data, fid)
-            return
+            return fid
         self._impaired(data, fid, now, finish, ser)
+        return fid
 
     def _impaired(self, data: bytes, fid: int, now: int, finish: int, ser: int) -> None:
         p = self.params
@@ -173,7 +177,7 @@ class LinkDirection:
                 return decoded[0]
 
             for f in self.faults:
-                if not f.decide(now, frame_obj):
+                if not f.decide(now, frame_obj, fid):
                     continue
                 act = f.action
                 if act == "drop":
@@ -307,6 +311,7 @@ class Link:
         self.decode = decode or _default_decode
         self.down = False
         self._taps: list[Callable[[int, bytes], object]] = []
+        self._frame_taps: list[Callable[[int, int, str, bytes], object]] = []
         self.nic_a = nic_a
         self.nic_b = nic_b
         self.ab = LinkDirection(self, nic_a, nic_b, a_to_b, _derive_rng(seed, rng, self.name + ":a>b"), "a>b")
@@ -321,6 +326,11 @@ class Link:
         """``fn(now, frame_without_fcs)`` for every frame put on the link (either direction),
         at the moment it is handed to the link, as sent (before any impairment)."""
         self._taps.append(fn)
+
+    def add_frame_tap(self, fn: Callable[[int, int, str, bytes], object]) -> None:
+        """``fn(now, frame_id, sender_name, frame_with_fcs)`` for every frame put on the link,
+        as sent, with its decision-log id (a capture uses the id to comment on its fate)."""
+        self._frame_taps.append(fn)
 
     def add_fault(self, fault: Fault, direction: str = "both") -> Fault:
         """Attach a scripted fault to 'a>b', 'b>a' or 'both' directions."""
@@ -444,6 +454,7 @@ class Hub:
         self._txs: list[_Tx] = []   # transmissions whose signal may still be on the medium
         self._max_a = 0
         self._taps: list[Callable[[int, bytes], object]] = []
+        self._frame_taps: list[Callable[[int, int, str, bytes], object]] = []
 
     def __repr__(self) -> str:
         return f"<Hub {self.name} {len(self.stations)} stations{' CSMA/CD' if self.csma_cd else ''}>"
@@ -464,22 +475,31 @@ class Hub:
         its last bit has passed the hub (collided frames are not captured)."""
         self._taps.append(fn)
 
+    def add_frame_tap(self, fn: Callable[[int, int, str, bytes], object]) -> None:
+        """``fn(now, frame_id, station_name, frame_with_fcs)`` for every frame a station hands
+        to the hub, when it is handed over (its fate, collisions included, is in the log)."""
+        self._frame_taps.append(fn)
+
     # -- station side ----------------------------------------------------------------------
 
-    def _enqueue(self, st: _Station, data: bytes) -> None:
+    def _enqueue(self, st: _Station, data: bytes) -> int:
         now = self.sched.now
         log = self.log
         fid = log.next_id()
         if log.full:
             log.record(now, fid, self.name, "sent", src=st.name, size=len(data))
+        if self._frame_taps:
+            for fn in self._frame_taps:
+                fn(now, fid, st.name, data)
         if len(st.queue) >= self.queue_limit:
             if log.enabled:
                 log.record(now, fid, self.name, "queue_overflow", src=st.name,
                            depth=len(st.queue), limit=self.queue_limit)
-            return
+            return fid
         st.queue.append((data, fid))
         if st.tx is None and st.pending is None:
             self._attempt(st)
+        return fid
 
     def _attempt(self, st: _Station) -> None:
         st.pending = None

@@ -55,6 +55,7 @@ class Nic:
         self.medium = None
         self._tx: Callable[[bytes], object] | None = None
         self._taps: list[Callable[[int, str, bytes], object]] = []
+        self._frame_taps: list[Callable[[int, str, int | None, bytes], object]] = []
         self.tx_frames = self.tx_bytes = self.rx_frames = self.rx_bytes = 0
 
     def __repr__(self) -> str:
@@ -72,6 +73,12 @@ class Nic:
         """``fn(now, "tx"|"rx", frame_without_fcs)`` for every frame this NIC sends or accepts
         (tx before padding, as a capture on the host would see it)."""
         self._taps.append(fn)
+
+    def add_frame_tap(self, fn: Callable[[int, str, int | None, bytes], object]) -> None:
+        """``fn(now, "tx"|"rx", frame_id, frame_without_fcs)``: like :meth:`add_tap`, plus the
+        frame's decision-log id (None if the medium gives none), so a capture at this NIC can
+        say what the wire did to each frame. tx is reported once the medium has taken it."""
+        self._frame_taps.append(fn)
 
     def remove_tap(self, fn) -> None:
         self._taps.remove(fn)
@@ -100,6 +107,12 @@ class Nic:
             frame = frame + _PAD[len(frame):]
         self.tx_frames += 1
         self.tx_bytes += len(frame)
+        if self._frame_taps:
+            fid = tx(frame + zlib.crc32(frame).to_bytes(4, "little"))
+            now = self.sched.now
+            for fn in self._frame_taps:
+                fn(now, "tx", fid, frame)
+            return True
         tx(frame + zlib.crc32(frame).to_bytes(4, "little"))
         return True
 
@@ -134,6 +147,10 @@ class Nic:
             now = self.sched.now
             for fn in self._taps:
                 fn(now, "rx", frame)
+        if self._frame_taps:
+            now = self.sched.now
+            for fn in self._frame_taps:
+                fn(now, "rx", fid, frame)
         if self.on_receive is not None:
             self.on_receive(frame)
 

@@ -1,0 +1,168 @@
+"""Labs on one TCP transfer whose runs differ in one switch: Karn's rule, SACK, window
+scaling, and the size of the bottleneck queue (bufferbloat)."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass, field
+
+from .lab import Lab, conclusion, ratio
+from .transfer import TransferResult, run_transfer
+
+
+@dataclass
+class MeasuredTransfer(TransferResult):
+    rtt_ms: list = field(default_factory=list)    # the sender's RTT samples
+    rto_ms: list = field(default_factory=list)    # its RTO after each sample or timeout
+    queue: list = field(default_factory=list)     # frames waiting a->b when each frame was sent
+
+
+def _measured(size: int, **kw) -> MeasuredTransfer:
+    """run_transfer, plus the sender's RTT samples / RTO values and the bottleneck queue
+    seen a->b (kept on the result as ``rtt_ms``, ``rto_ms``, ``queue``)."""
+    seen: dict = {}
+
+    def setup(net, wire):
+        seen["net"] = net
+        ab = wire.ab
+        depths = seen["queue"] = []
+
+        def tap(now, frame):
+            depths.append(sum(1 for start in ab.waiting if start > now))
+        wire.add_tap(tap)
+    base = run_transfer(size, net_setup=setup, **kw)
+    r = MeasuredTransfer(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    log = seen["net"].hosts["a"].host.log.entries
+    r.rtt_ms = [e["rtt_ms"] for e in log if e["kind"] == "rtt"]
+    r.rto_ms = [e["rto_ms"] for e in log if e["kind"] == "rtt"] + [e["rto"] / 1e6 for e in log if e["kind"] == "rto"]
+    r.queue = seen["queue"]
+    return r
+
+
+def _ms(values, fn=max) -> str:
+    return f"{fn(values):.0f} ms" if values else "-"
+
+
+# -- karn ----------------------------------------------------------------------------------
+
+def _karn(seed):
+    # Timestamps off: with them every ACK names the copy it answers and Karn's rule is moot
+    # (RFC 7323 §4.1). Fast retransmit off: every loss is repaired by the timer, the case
+    # where a sample from the wrong copy is a whole timeout too long.
+    link = dict(delay_ms=20, rate_mbps=10, queue_limit=60, loss=0.03)
+    tcp = {"timestamps": False, "fast_retransmit": False}
+    return [("Karn's rule on", _measured(300_000, seed=seed, tcp=dict(tcp, karn=True), **link)),
+            ("Karn's rule off", _measured(300_000, seed=seed, tcp=dict(tcp, karn=False), **link))]
+
+
+def _karn_lesson(on, off):
+    return (f"With Karn's rule the sender took {len(on.rtt_ms)} RTT samples, never from a retransmitted "
+            f"segment: SRTT ended at {on.sender['srtt'] / 1e6:.0f} ms and the largest sample was "
+            f"{_ms(on.rtt_ms)}. Without it, {len(off.rtt_ms)} samples, some timing an ACK of the second copy "
+            f"from the first one's send time: largest sample {_ms(off.rtt_ms)}, SRTT ended at "
+            f"{off.sender['srtt'] / 1e6:.0f} ms; "
+            f"the transfer took {off.virtual_seconds:.2f} s vs {on.virtual_seconds:.2f} s.")
+
+
+KARN = Lab(
+    "karn", "Karn's rule: RTT samples only from segments sent once",
+    "3% loss, timestamps and fast retransmit off. What does the RTO estimate learn from "
+    "retransmitted segments?", _karn,
+    ("result", "time", "retransmits", "rto fired", "RTT samples", "max RTT sample", "final SRTT", "max RTO"),
+    "An ACK for a retransmitted segment cannot say which copy it acknowledges (RFC 6298 §3, "
+    "Karn and Partridge 1987). Timing it from the first copy inflates the estimate by the whole "
+    "timeout; Karn's rule takes no sample from such segments (and keeps the backed-off RTO "
+    "until a clean sample arrives).",
+    conclude=lambda runs: conclusion(runs, _karn_lesson),
+    extra_columns={"RTT samples": lambda r: str(len(r.rtt_ms)), "max RTT sample": lambda r: _ms(r.rtt_ms),
+                   "final SRTT": lambda r: f"{r.sender.get('srtt', 0) / 1e6:.0f} ms",
+                   "max RTO": lambda r: _ms(r.rto_ms)})
+
+
+# -- sack ----------------------------------------------------------------------------------
+
+def _sack(seed):
+    link = dict(delay_ms=20, rate_mbps=10, queue_limit=60, loss=0.05)
+    return [("SACK on", run_transfer(1_000_000, seed=seed, tcp={"sack": True}, **link)),
+            ("SACK off (NewReno only)", run_transfer(1_000_000, seed=seed, tcp={"sack": False}, **link))]
+
+
+def _sack_lesson(on, off):
+    return (f"With SACK the transfer took {on.virtual_seconds:.2f} s ({on.goodput_bps / 1e6:.2f} Mbit/s), "
+            f"{on.sender.get('retransmits', 0)} retransmissions, {on.counters['a'].get('tcp.rto_timeouts', 0)} "
+            f"timeouts; without it {off.virtual_seconds:.2f} s ({off.goodput_bps / 1e6:.2f} Mbit/s), "
+            f"{off.sender.get('retransmits', 0)} retransmissions, {off.counters['a'].get('tcp.rto_timeouts', 0)} "
+            f"timeouts: {ratio(off.virtual_seconds, on.virtual_seconds)} the time.")
+
+
+SACK = Lab(
+    "sack", "Selective acknowledgments: several losses in one window",
+    "5% loss on a 40 ms path. How much faster is recovery when the receiver says what it has?", _sack,
+    ("result", "time", "goodput", "retransmits", "rto fired"),
+    "A cumulative ACK only names the first hole; NewReno repairs one hole per round trip and "
+    "often falls back to the timer. SACK blocks (RFC 2018) list what arrived beyond the hole, so "
+    "the sender repairs every hole in one round trip (RFC 6675).",
+    conclude=lambda runs: conclusion(runs, _sack_lesson))
+
+
+# -- window scaling -------------------------------------------------------------------------
+
+def _window_scaling(seed):
+    link = dict(delay_ms=50, rate_mbps=50, queue_limit=400)
+    tcp = {"sndbuf": 4 << 20, "rcvbuf": 4 << 20}
+    return [("window scaling on", run_transfer(4_000_000, seed=seed, tcp=dict(tcp, window_scaling=True), **link)),
+            ("window scaling off", run_transfer(4_000_000, seed=seed, tcp=dict(tcp, window_scaling=False), **link))]
+
+
+def _ws_lesson(on, off):
+    cap = 65535 * 8 / 0.1 / 1e6
+    return (f"Without scaling the window field tops out at 65,535 bytes: at most {cap:.1f} Mbit/s on a "
+            f"100 ms round trip, and the run got {off.goodput_bps / 1e6:.2f} Mbit/s "
+            f"({off.virtual_seconds:.2f} s). With scaling (RFC 7323 §2) the 4 MB buffer is usable and "
+            f"the run got {on.goodput_bps / 1e6:.2f} Mbit/s ({on.virtual_seconds:.2f} s): "
+            f"{ratio(on.goodput_bps, off.goodput_bps)} the goodput.")
+
+
+WINDOW_SCALING = Lab(
+    "window-scaling", "Window scaling: a long fat pipe",
+    "50 Mbit/s, 100 ms round trip, 4 MB buffers. How fast can a 16-bit window go?", _window_scaling,
+    ("result", "time", "goodput", "peer window"),
+    "Throughput is at most window / RTT. The path holds 50 Mbit/s × 100 ms = 625 kB in flight, "
+    "ten times what 16 bits can advertise; the window-scale option multiplies the field.",
+    conclude=lambda runs: conclusion(runs, _ws_lesson),
+    extra_columns={"peer window": lambda r: f"{r.sender.get('snd_wnd', 0):,} B"})
+
+
+# -- bufferbloat ----------------------------------------------------------------------------
+
+def _bufferbloat(seed):
+    tcp = {"sndbuf": 4 << 20, "rcvbuf": 4 << 20}
+    out = []
+    for limit in (20, 500):
+        out.append((f"queue of {limit} frames", _measured(3_000_000, seed=seed, tcp=tcp, delay_ms=10,
+                                                          rate_mbps=10, queue_limit=limit)))
+    return out
+
+
+def _bloat_lesson(small, big):
+    return (f"The path's own round trip is 20 ms plus serialization. With a 20-frame queue the median "
+            f"RTT sample was {_ms(small.rtt_ms, statistics.median)} (max {_ms(small.rtt_ms)}), the queue held "
+            f"at most {max(small.queue, default=0)} frames, and {small.decisions.get('queue_overflow', 0)} frames "
+            f"overflowed it. With 500 frames: median RTT {_ms(big.rtt_ms, statistics.median)}, max "
+            f"{_ms(big.rtt_ms)}, up to {max(big.queue, default=0)} frames waiting, goodput "
+            f"{big.goodput_bps / 1e6:.2f} vs {small.goodput_bps / 1e6:.2f} Mbit/s. A bigger buffer bought "
+            f"almost no throughput and multiplied the delay every packet on the link sees.")
+
+
+BUFFERBLOAT = Lab(
+    "bufferbloat", "Bufferbloat: the same bottleneck with a small and a huge queue",
+    "10 Mbit/s, 20 ms round trip, a loss-based sender. What does a 500-frame queue do to delay?",
+    _bufferbloat,
+    ("result", "time", "goodput", "queue overflows", "max queue", "median RTT", "max RTT"),
+    "A loss-based congestion control fills whatever queue it finds before it sees a loss. A "
+    "queue much larger than the bandwidth-delay product adds its own drain time (500 × 1.2 ms "
+    "= 0.6 s at 10 Mbit/s) to every round trip without raising throughput.",
+    conclude=lambda runs: conclusion(runs, _bloat_lesson),
+    extra_columns={"max queue": lambda r: f"{max(r.queue, default=0)} frames",
+                   "median RTT": lambda r: _ms(r.rtt_ms, statistics.median), "max RTT": lambda r: _ms(r.rtt_ms)})
