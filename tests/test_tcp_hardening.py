@@ -225,3 +225,27 @@ def test_user_timeout_overrides_retry_count_and_idle_is_not_a_timeout():
     assert s.state == "ESTABLISHED" and s.stats()["retransmits"] > 2
     p.advance(101 * SEC)
     assert isinstance(s.error, TimeoutError)
+
+
+# ---------------------------------------------------------------------- RST as it arrived
+@pytest.mark.parametrize("flags,extra", [("R", b"x" * 200), ("R.", b"x" * 50), ("RF.", b"x" * 5),
+                                         ("RS.", b"")])
+def test_rst_below_rcv_nxt_reaching_it_does_not_reset(flags, extra):
+    """RFC 5961 §3.2 / RFC 9293 §3.10.7.4: the RST check looks at SEG.SEQ as it arrived.
+    A reset starting below RCV.NXT whose data (or SYN/FIN) reaches RCV.NXT is outside the
+    window for a RST: dropped silently, the connection lives."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    start = theirs - (len(extra) - 1 if extra else 1)    # the segment ends at/after RCV.NXT
+    p.inject(flags, start, ours, data=extra)
+    assert s.state == "ESTABLISHED" and s.error is None
+    assert p.counters["tcp.in_rsts"] == 0
+    assert p.counters["tcp.in_rst_out_of_window"] == 1
+    assert p.take() == []                                # no answer to an out-of-window RST
+    # a RST in the window but not exact gets a challenge ACK, even with data
+    p.inject(flags, theirs + 10, ours, data=extra)
+    assert s.state == "ESTABLISHED"
+    assert [(x.flags, x.ack) for x in p.take()] == [(".", theirs)]
+    assert p.counters["tcp.in_rst_challenged"] == 1
+    p.inject(flags, theirs, ours, data=extra)            # exact: the connection is reset
+    assert isinstance(s.error, ConnectionResetError)

@@ -1172,6 +1172,13 @@ class Connection:
                 seglen += 1
             if flags & FIN:
                 seglen += 1
+        rwnd = self.rcv_adv - rn
+        if rwnd < 0:
+            rwnd = 0
+        if flags & RST:
+            # Second check (RST) on the segment as it arrived, before any trimming.
+            self._rst_arrived(d, rwnd, now)
+            return
         if d == -1 and flags & SYN and flags & ACK:
             # A repeated SYN,ACK: its SYN is old news, its ACK may not be. Simultaneous
             # open (RFC 9293 Figure 8) needs the ACK; a peer still in SYN_RECEIVED needs
@@ -1180,9 +1187,6 @@ class Connection:
             d = 0
             seglen -= 1
             self.ack_now = True
-        rwnd = self.rcv_adv - rn
-        if rwnd < 0:
-            rwnd = 0
         # First: is the segment acceptable? (the four cases of RFC 9293 §3.10.7.4)
         if seglen == 0:
             ok = d == 0 if rwnd == 0 else 0 <= d < rwnd
@@ -1223,15 +1227,7 @@ class Connection:
         if tsval is not None and self.ts_ok and s <= self.last_ack_sent:
             self.ts_recent = tsval   # RFC 7323 §4.3 (PAWS above ensured TSval >= TS.Recent)
 
-        # Second: RST (RFC 9293 §3.10.7.4, with RFC 5961 §3 as an option).
-        if flags & RST:
-            if self.cfg.rst_challenge and d != 0:
-                # RFC 5961 §3.2: in the window but not exactly RCV.NXT -> challenge ACK.
-                self.counters.incr("tcp.in_rst_challenged")
-                self.layer._challenge_ack(self, now)
-                return
-            self._on_rst(now)
-            return
+        # Second (RST) was handled above, on the untrimmed segment.
         # Fourth: SYN in a synchronized state -> challenge ACK (RFC 9293 §3.10.7.4,
         # RFC 5961 §4), never a reset of the connection.
         if flags & SYN:
@@ -1575,10 +1571,7 @@ class Connection:
                 self.t_rtx = now + self.rtt.rto
 
     def _unacceptable(self, d: int, seglen: int, plen: int, flags: int, now: int) -> None:
-        """RFC 9293 §3.10.7.4 first check failed: ACK (unless RST) and drop."""
-        if flags & RST:
-            self.counters.incr("tcp.in_rst_out_of_window")
-            return
+        """RFC 9293 §3.10.7.4 first check failed: ACK and drop (RSTs never get here)."""
         if d + seglen <= 0:
             self.counters.incr("tcp.in_duplicate")     # old data we already have
             if plen and self.dsack_ok:
@@ -1598,6 +1591,23 @@ class Connection:
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
         self._emit(self.snd_nxt, ACK, b"", now)
+
+    def _rst_arrived(self, d: int, rwnd: int, now: int) -> None:
+        """RFC 9293 §3.10.7.4 first and second checks for a segment with RST, made on
+        SEG.SEQ as it arrived (``d`` = SEG.SEQ - RCV.NXT): RFC 5961 §3.2 resets only when
+        SEG.SEQ == RCV.NXT exactly; a SEG.SEQ elsewhere in the window earns a challenge
+        ACK; outside the window the RST is dropped. Data, SYN or FIN riding on the RST do
+        not move SEG.SEQ: trimming them first would let a blind attacker hit any of a
+        payload's worth of values below RCV.NXT instead of one."""
+        in_window = d == 0 if rwnd == 0 else 0 <= d < rwnd
+        if not in_window:
+            self.counters.incr("tcp.in_rst_out_of_window")
+            return
+        if d != 0 and self.cfg.rst_challenge:
+            self.counters.incr("tcp.in_rst_challenged")
+            self.layer._challenge_ack(self, now)
+            return
+        self._on_rst(now)
 
     def _on_rst(self, now: int) -> None:
         """A RST in the window (RFC 9293 §3.10.7.4 second)."""
