@@ -249,3 +249,31 @@ def test_rst_below_rcv_nxt_reaching_it_does_not_reset(flags, extra):
     assert p.counters["tcp.in_rst_challenged"] == 1
     p.inject(flags, theirs, ours, data=extra)            # exact: the connection is reset
     assert isinstance(s.error, ConnectionResetError)
+
+
+# ---------------------------------------------------------------------- TS.Recent (RFC 7323)
+def test_rejected_ack_does_not_poison_ts_recent():
+    """RFC 7323 §4.3 / §5.3: TS.Recent is updated only by a segment that passed the
+    acceptability checks, ACK included. One blind segment at RCV.NXT with an unacceptable
+    ACK and a far-future TSval must not make PAWS reject every later segment of the peer."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive(options=tcpw.encode_options(mss=1460, ts=(1000, 0)))
+    assert s.stats()["timestamps"]
+    p.inject(".", theirs, ours + 5000, data=b"EVIL",
+             options=tcpw.encode_options(ts=(1000 + 0x7FFF0000, 0)))
+    assert p.counters["tcp.in_ack_unsent"] == 1
+    with pytest.raises(BlockingIOError):
+        s.recv(100)
+    # so is a segment whose ACK is far too old
+    p.inject(".", theirs, ours - 200_000, data=b"EVIL",
+             options=tcpw.encode_options(ts=(1000 + 0x7FFF0000, 0)))
+    assert p.counters["tcp.in_ack_too_old"] == 1
+    p.take()
+    # the real peer's next segment, with its own (older) clock, still gets through
+    p.inject(".", theirs, ours, data=b"good", options=tcpw.encode_options(ts=(1001, 0)))
+    assert s.recv(100) == b"good"
+    assert p.counters["tcp.in_paws"] == 0
+    # and an accepted segment does update TS.Recent: it is echoed in our ACK
+    p.advance(1 * SEC)
+    acks = [x for x in p.take() if x.has(".")]
+    assert acks and acks[-1].h.options.ts_ecr == 1001

@@ -1200,6 +1200,7 @@ class Connection:
             self._unacceptable(d, seglen, plen, flags, now)
             return
         s = rn + d
+        seq_in = s                     # SEG.SEQ as it arrived, for the TS.Recent rule
         if d < 0:
             if plen and self.dsack_ok:
                 ds = s + 1 if flags & SYN else s
@@ -1224,8 +1225,6 @@ class Connection:
             flags &= ~FIN
             self.ack_now = True
             self.counters.incr("tcp.in_trimmed")
-        if tsval is not None and self.ts_ok and s <= self.last_ack_sent:
-            self.ts_recent = tsval   # RFC 7323 §4.3 (PAWS above ensured TSval >= TS.Recent)
 
         # Second (RST) was handled above, on the untrimmed segment.
         # Fourth: SYN in a synchronized state -> challenge ACK (RFC 9293 §3.10.7.4,
@@ -1277,6 +1276,12 @@ class Connection:
             self.counters.incr("tcp.in_ack_too_old")
             self.layer._challenge_ack(self, now)
             return
+        if tsval is not None and self.ts_ok and seq_in <= self.last_ack_sent:
+            # RFC 7323 §4.3 / §5.3 R3: TS.Recent moves only now, after every
+            # acceptability check including the ACK's, so a blind segment that guessed
+            # RCV.NXT but not SND.UNA cannot push it into the future and make PAWS reject
+            # the real peer. (PAWS above ensured TSval >= TS.Recent.)
+            self.ts_recent = tsval
         swnd = wnd << self.snd_wscale
         sack_new = False
         blocks = opts.sack_blocks
