@@ -277,3 +277,58 @@ def test_rejected_ack_does_not_poison_ts_recent():
     p.advance(1 * SEC)
     acks = [x for x in p.take() if x.has(".")]
     assert acks and acks[-1].h.options.ts_ecr == 1001
+
+
+# ---------------------------------------------------------------------- ACK storms
+def _desynchronise(w, a, b, ca, sb):
+    """A spoofed segment 'from b' with the right numbers gives a 10 bytes b never sent:
+    a's RCV.NXT is now beyond b's SND.NXT, each side finds the other's ACKs unacceptable
+    (RFC 5961 §5.2 on b, RFC 9293 §3.10.7.4 first check on a)."""
+    conn_a = a.tcp.connections()[0]
+    spoof = tcpw.build(b.ip, a.ip, conn_a.rport, conn_a.lport, conn_a.rcv_nxt & 0xFFFFFFFF,
+                       conn_a.snd_nxt & 0xFFFFFFFF, tcpw.ACK | tcpw.PSH, 65535, b"X" * 10, b"")
+    w.inject(B_IP, "198.18.0.1", spoof)
+
+
+def test_mutual_reject_does_not_become_an_ack_storm():
+    w = Wire(seed=3)
+    a, b = w.pair()
+    ca, sb, _ = connect_pair(w, a, b)
+    _desynchronise(w, a, b, ca, sb)
+    start = len(w.trace)
+    w.run(duration=10 * SEC)
+    acks = w.trace[start:]
+    # At most one answer per 500 ms per side (RFC 5961 §7, Linux's tcp_invalid_ratelimit),
+    # instead of one per round trip.
+    assert len(acks) <= 2 * (10_000 // 500) + 4, len(acks)
+    assert a.counters["tcp.oow_ack_limited"] + b.counters["tcp.oow_ack_limited"] > 0
+    assert a.log.filter(kind="oow_ack_limited") or b.log.filter(kind="oow_ack_limited")
+    # the exchange dies out instead of going on once per round trip; with the limit
+    # switched off (oow_ack_interval=0) only the host-wide challenge ACK budget bounds it
+    w2 = Wire(seed=3, log=False)
+    a2, b2 = w2.pair(TcpConfig(oow_ack_interval=0))
+    ca2, sb2, _ = connect_pair(w2, a2, b2)
+    _desynchronise(w2, a2, b2, ca2, sb2)
+    start = len(w2.trace)
+    w2.run(duration=10 * SEC)
+    assert len(w2.trace[start:]) > 5000
+    assert b2.counters["tcp.oow_ack_limited"] == 0
+
+
+def test_rate_limit_spares_segments_that_carry_data():
+    """A retransmitted data segment (its ACK was lost) is answered at once every time:
+    only answers to segments without data or FIN are limited, as in Linux."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    p.inject(".", theirs, ours, data=b"a" * 100)
+    p.take()
+    for _ in range(5):
+        p.inject(".", theirs, ours, data=b"a" * 100)      # duplicate data
+    assert len([x for x in p.take() if x.ack == theirs + 100]) == 5
+    for _ in range(5):
+        p.inject(".", theirs + 10**6, ours)               # pure ACK far outside the window
+    assert len(p.take()) == 1
+    assert p.counters["tcp.oow_ack_limited"] == 4
+    p.advance(500 * MS)
+    p.inject(".", theirs + 10**6, ours)
+    assert len(p.take()) == 1

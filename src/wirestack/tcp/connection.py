@@ -64,6 +64,8 @@ class Connection:
         "cc", "dupacks", "in_recovery", "recover", "_rtx_reason", "_limited",
         # RFC 7323
         "ws_ok", "ts_ok", "ts_recent", "ts_offset",
+        # RFC 5961 §7: time of the last ACK sent in answer to an unacceptable segment
+        "_oow_ack_time",
         # RFC 2018 / 2883 / 6675: SACK
         "sack_ok", "dsack_ok", "sb", "sack_rec", "high_rxt", "rescue_rxt", "_dsack", "_sack_due",
         # lost retransmissions during SACK recovery (the RFC 8985 idea, see _find_lost_rtx)
@@ -146,6 +148,7 @@ class Connection:
         self.ts_ok = False
         self.ts_recent = 0
         self.ts_offset = layer.rng.getrandbits(32)   # RFC 7323 §5.4: random TSval offset
+        self._oow_ack_time = None
 
         self.sack_ok = False           # both SYNs carried SACK-permitted (RFC 2018 §2)
         self.dsack_ok = False
@@ -1159,7 +1162,8 @@ class Connection:
             # duplicate from a previous incarnation of the sequence space.
             if (tsval - self.ts_recent) & M32 >= HALF:
                 self.counters.incr("tcp.in_paws")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                if self._oow_ack_allowed(len(payload), flags, now, "paws"):
+                    self._emit(self.snd_nxt, ACK, b"", now)
                 return
         rn = self.rcv_nxt
         d = (seq - rn) & M32
@@ -1264,17 +1268,19 @@ class Connection:
             # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth;
             # RFC 5961 §5.2 makes that ACK a rate-limited challenge ACK).
             self.counters.incr("tcp.in_ack_unsent")
-            if self.cfg.ack_check:
-                self.layer._challenge_ack(self, now)
-            else:
-                self._emit(self.snd_nxt, ACK, b"", now)
+            if self._oow_ack_allowed(plen, flags, now, "ack_unsent"):
+                if self.cfg.ack_check:
+                    self.layer._challenge_ack(self, now)
+                else:
+                    self._emit(self.snd_nxt, ACK, b"", now)
             return
         if da < 0 and self.cfg.ack_check and -da > self.max_snd_wnd:
             # RFC 5961 §5.2: SEG.ACK below SND.UNA - MAX.SND.WND is not acceptable: the
             # segment (and any data it carries -- a blind injection) is dropped and a
             # challenge ACK sent.
             self.counters.incr("tcp.in_ack_too_old")
-            self.layer._challenge_ack(self, now)
+            if self._oow_ack_allowed(plen, flags, now, "ack_too_old"):
+                self.layer._challenge_ack(self, now)
             return
         if tsval is not None and self.ts_ok and seq_in <= self.last_ack_sent:
             # RFC 7323 §4.3 / §5.3 R3: TS.Recent moves only now, after every
@@ -1595,7 +1601,27 @@ class Connection:
         if st is TIME_WAIT and flags & FIN:
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
-        self._emit(self.snd_nxt, ACK, b"", now)
+        if self._oow_ack_allowed(plen, flags, now, "out_of_window"):
+            self._emit(self.snd_nxt, ACK, b"", now)
+
+    def _oow_ack_allowed(self, plen: int, flags: int, now: int, reason: str) -> bool:
+        """May we ACK this unacceptable segment? RFC 5961 §7 asks for a (configurable)
+        limit on such ACKs: two TCPs that both find the other's ACKs unacceptable would
+        otherwise answer each other once per round trip for ever. As in Linux
+        (tcp_oow_rate_limited), segments that carry data or a FIN are always answered --
+        a peer retransmitting because our ACK was lost needs one each time -- and the
+        others get at most one ACK per ``oow_ack_interval`` per connection."""
+        if (plen or flags & FIN) and not flags & SYN:
+            return True
+        gap = self.cfg.oow_ack_interval
+        last = self._oow_ack_time
+        if gap and last is not None and now - last < gap:
+            self.counters.incr("tcp.oow_ack_limited")
+            self._record(now, "oow_ack_limited", reason=reason, seq=self.snd_nxt & M32,
+                         ack=self.rcv_nxt & M32)
+            return False
+        self._oow_ack_time = now
+        return True
 
     def _rst_arrived(self, d: int, rwnd: int, now: int) -> None:
         """RFC 9293 §3.10.7.4 first and second checks for a segment with RST, made on
