@@ -46,6 +46,7 @@ class HostConfig:
     reassembly_timeout: int = 30 * SEC
     reassembly_max_bytes: int = 256 * 1024
     reassembly_max_datagrams: int = 64
+    reassembly_max_bytes_per_source: int | None = None  # one source's share; None: half
     answer_ping: bool = True
     icmp_errors_per_second: int = 1000    # token bucket for the errors we send (RFC 1812 §4.3.2.8)
     tcp: object = None                    # wirestack.tcp.TcpConfig; None = defaults
@@ -86,7 +87,8 @@ class Host:
                             self.config.arp_retries, self.config.arp_queue_limit)
         self.reassembler = Reassembler(self.config.reassembly_timeout,
                                        self.config.reassembly_max_bytes,
-                                       self.config.reassembly_max_datagrams, self.counters)
+                                       self.config.reassembly_max_datagrams, self.counters,
+                                       self.config.reassembly_max_bytes_per_source)
         self._local: dict[bytes, Interface] = {}       # our unicast addresses
         self._broadcasts: set[bytes] = {BROADCAST_IP}
         self._out: list[tuple[int, bytes]] = []
