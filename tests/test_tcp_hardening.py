@@ -332,3 +332,20 @@ def test_rate_limit_spares_segments_that_carry_data():
     p.advance(500 * MS)
     p.inject(".", theirs + 10**6, ours)
     assert len(p.take()) == 1
+
+
+# ---------------------------------------------------------------------- SYN handling
+@pytest.mark.parametrize("flags", ["SF", "SR"])
+def test_syn_with_fin_or_rst_to_a_listener_is_dropped(flags):
+    """SYN+FIN (an old scanner trick) and SYN+RST are nonsense: dropped and counted, as
+    Linux and FreeBSD do; no TCB, no SYN,ACK."""
+    p = RawPeer()
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(8)
+    p.inject(flags, 1000, 0, options=tcpw.encode_options(mss=1460))
+    assert p.take() == []
+    assert p.layer.connection_count() == 0
+    assert p.counters["tcp.in_syn_bad_flags"] == 1
+    assert p.counters["tcp.passive_opens"] == 0
+
