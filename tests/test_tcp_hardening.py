@@ -349,3 +349,39 @@ def test_syn_with_fin_or_rst_to_a_listener_is_dropped(flags):
     assert p.counters["tcp.in_syn_bad_flags"] == 1
     assert p.counters["tcp.passive_opens"] == 0
 
+
+def test_duplicate_syns_get_a_rate_limited_synack_and_keep_the_initial_window():
+    """30 copies of one SYN: not 30 SYN,ACKs, none counted as a retransmission, and the
+    connection starts with the normal initial window (RFC 5681 §3.1 lowers it only when a
+    SYN or SYN,ACK was lost)."""
+    p = RawPeer()
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(8)
+    opts = tcpw.encode_options(mss=1460)
+    p.inject("S", 1000, 0, options=opts)
+    for _ in range(30):
+        p.inject("S", 1000, 0, options=opts)
+    synacks = [x for x in p.take() if x.has("S.")]
+    assert len(synacks) == 2                            # the answer to the SYN, one more
+    p.advance(600 * MS)                                 # a later copy is answered again
+    p.inject("S", 1000, 0, options=opts)
+    synacks += [x for x in p.take() if x.has("S.")]
+    assert len(synacks) == 3 and len({x.seq for x in synacks}) == 1
+    assert p.counters["tcp.retrans_segs"] == 0
+    assert p.counters["tcp.in_syn_duplicate"] == 31
+    p.inject(".", 1001, synacks[0].seq + 1)
+    s = lst.accept()
+    assert s.state == "ESTABLISHED"
+    assert s.stats()["cwnd"] > 1460
+    # a SYN,ACK that really was lost (the RTO fired) still lowers the initial window
+    p2 = RawPeer()
+    lst2 = p2.socket()
+    lst2.bind(("0.0.0.0", 80))
+    lst2.listen(8)
+    p2.inject("S", 1000, 0, options=opts)
+    iss = p2.take()[0].seq
+    p2.advance(1100 * MS)
+    assert p2.counters["tcp.retrans_segs"] == 1
+    p2.inject(".", 1001, iss + 1)
+    assert lst2.accept().stats()["cwnd"] == 1460

@@ -526,8 +526,19 @@ class Connection:
         maxb = 3 if self.ts_ok else 4
         return 4 + 8 * (nb if nb < maxb else maxb)
 
-    def _send_syn(self, now: int) -> None:
-        """SYN (SYN_SENT) or SYN,ACK (SYN_RECEIVED), first or again (same ISS)."""
+    def _duplicate_syn(self, now: int) -> None:
+        """The peer's SYN again while we are in SYN_RECEIVED: maybe our SYN,ACK was lost,
+        maybe the network (or an attacker) copied the SYN. Answer with the same SYN,ACK,
+        but at most once per ``oow_ack_interval`` (30 copies must not draw 30 answers),
+        and not as a retransmission: nothing of ours was found lost, so the initial
+        window stays (RFC 5681 §3.1 lowers it only after a lost SYN or SYN,ACK)."""
+        self.counters.incr("tcp.in_syn_duplicate")
+        if self._oow_ack_allowed(0, SYN, now, "duplicate_syn"):
+            self._send_syn(now, answer=True)
+
+    def _send_syn(self, now: int, answer: bool = False) -> None:
+        """SYN (SYN_SENT) or SYN,ACK (SYN_RECEIVED), first or again (same ISS). With
+        ``answer`` the SYN,ACK replies to a duplicate SYN and is not a retransmission."""
         cfg = self.cfg
         st = self.state
         if st is SYN_SENT:
@@ -547,6 +558,9 @@ class Connection:
             self.snd_nxt = self.snd_max = self.iss + 1
             self.rtt_seq = self.iss + 1
             self.rtt_time = now
+        elif answer:
+            if self.cfg.karn:
+                self.rtt_seq = None   # the ACK may answer either copy: no RTT sample
         else:
             self.syn_rexmits += 1
             self.retransmits += 1
@@ -1596,7 +1610,7 @@ class Connection:
         st = self.state
         if st is SYN_RECEIVED:
             if flags & SYN and d == -1:
-                self._send_syn(now)   # the peer did not get our SYN,ACK: repeat it
+                self._duplicate_syn(now)
             return
         if st is TIME_WAIT and flags & FIN:
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
