@@ -427,3 +427,17 @@ def test_non_final_fragment_of_odd_length_is_dropped():
     b.receive(_frag(A_IP, 11, 0, b"x" * 1001, True), 0)             # MF=1, 1001 % 8 != 0
     assert b.counters["ip.frag_bad_length"] == 1
     assert not b.reassembler.pending
+
+
+def test_pending_arp_resolutions_are_bounded():
+    """Answers to spoofed on-link sources each start an ARP resolution; their number is
+    bounded like the ARP cache itself (a /16 holds 65,534 addresses)."""
+    a = Host("a", config=HostConfig(arp_max_pending=100))
+    a.add_interface(A_MAC, "198.18.0.1/16")
+    frames_of(a)
+    s = a.udp_socket()
+    for i in range(1000):
+        s.sendto(b"x", (f"198.18.{i // 250 + 1}.{i % 250 + 1}", 9))
+    frames_of(a)
+    assert len(a.arp.pending) == 100
+    assert a.counters["arp.pending_overflow"] == 900

@@ -42,6 +42,7 @@ class HostConfig:
     arp_retry_interval: int = 1 * SEC     # RFC 1122 §2.3.2.1: at most one request a second
     arp_retries: int = 3
     arp_queue_limit: int = 64             # packets held per unresolved address (fragments count)
+    arp_max_pending: int = 1024           # addresses being resolved at once (spoofed sources)
     gratuitous_arp: bool = True           # announce our address when an interface comes up
     reassembly_timeout: int = 30 * SEC
     reassembly_max_bytes: int = 256 * 1024
@@ -354,6 +355,11 @@ class Host:
             datagram = datagram + bytes(payload)
         pending = self.arp.pending.get(next_hop)
         if pending is None:
+            if len(self.arp.pending) >= self.config.arp_max_pending:
+                # Answers to spoofed on-link sources would otherwise start one resolution
+                # per address: bounded, the datagram is dropped.
+                self.counters.incr("arp.pending_overflow")
+                return
             pending = self.arp.pending[next_hop] = PendingResolution(
                 iface.index, now + self.arp.retry_interval)
             self._send_arp_request(iface, next_hop)
