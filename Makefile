@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.wirestack-installed
 
-.PHONY: all venv demo test test-fast lint coverage bench clean distclean
+.PHONY: all venv demo test test-fast lint coverage bench fuzz clean distclean
 
 all: test
 
@@ -47,6 +47,11 @@ bench: venv
 	@set -e; found=0; for f in bench/*.py; do \
 	  [ -e "$$f" ] || continue; found=1; echo "== $$f"; $(PY) "$$f"; done; \
 	  [ $$found = 1 ] || echo "no benchmarks in bench/ yet"
+
+# 10^6 random and mutated frames into a live host (tests/host_fuzz.py): prints frames/s,
+# the number of exceptions (must be 0) and whether the connection still moves 4 MB intact.
+fuzz: venv
+	$(PY) tests/host_fuzz.py 1000000
 
 clean:
 	rm -rf build .pytest_cache .hypothesis .coverage demo.json src/*.egg-info

@@ -343,3 +343,101 @@ def test_two_hosts_in_one_process_share_nothing():
     a.counters.incr("test.only_a")
     assert b.counters["test.only_a"] == 0
     assert a.arp is not b.arp and a.routes is not b.routes and a.tcp is not b.tcp
+
+
+# ---------------------------------------------------------------------- hostile fragments
+def _frag(src, ident, offset, data, more, proto=17, dst=B_IP):
+    ip = ipv4.build(ip_aton(src), ip_aton(dst), proto, data, ident=ident, mf=more,
+                    frag_offset=offset)
+    return ethernet.build(B_MAC, A_MAC, 0x0800, ip, pad=False)
+
+
+def _udp_fragments(src, ident, payload, size=1480, dport=7):
+    dgram = udp.build(ip_aton(src), ip_aton(B_IP), 5555, dport, payload)
+    out = []
+    for off in range(0, len(dgram), size):
+        out.append(_frag(src, ident, off, dgram[off:off + size], off + size < len(dgram)))
+    return out
+
+
+def test_four_tiny_fragments_far_out_do_not_block_reassembly():
+    """Memory is accounted by the bytes a pending datagram holds, not by its highest
+    offset: four 8-byte fragments near offset 65,000 used to pin the whole budget."""
+    a, b = make_pair()
+    warm(a, b)
+    server = b.udp_socket()
+    server.bind(("0.0.0.0", 7))
+    for i in range(4):
+        b.receive(_frag("198.18.0.66", 100 + i, 65000 - 8 * i, b"A" * 8, True), 0)
+    assert b.reassembler.bytes_held < 1024
+    payload = bytes(range(256)) * 200                 # 51,200 bytes in 35 fragments
+    for f in _udp_fragments(A_IP, 7, payload):
+        b.receive(f, 1 * SEC)
+    assert server.recv() == payload
+    assert b.counters["ip.reasm_oks"] == 1
+
+
+def test_fragment_flood_from_one_source_does_not_starve_another():
+    a, b = make_pair()
+    warm(a, b)
+    server = b.udp_socket()
+    server.bind(("0.0.0.0", 7))
+    payload = b"legit" * 6000                         # 30,000 bytes
+    legit = _udp_fragments(A_IP, 1, payload)
+    got = []
+    t = 0
+    for k, f in enumerate(legit):
+        for i in range(300):                          # 300 flood fragments between each
+            ident = (k * 300 + i) & 0xFFFF
+            b.receive(_frag("198.18.0.66", ident, 0, b"F" * 1480, True), t)
+            t += 1000
+            assert b.reassembler.bytes_held <= 256 * 1024
+            assert len(b.reassembler.pending) <= 64
+        b.receive(f, t)
+    got = server.recv()
+    assert got == payload
+    assert b.counters["ip.reasm_evicted"] > 0
+
+
+def test_overlapping_fragments_with_different_bytes_discard_the_datagram():
+    """RFC 1858 / RFC 3128: overlaps that rewrite data are an attack (on filters that
+    looked at the first copy); the whole datagram goes. Identical overlaps are fine."""
+    a, b = make_pair()
+    warm(a, b)
+    server = b.udp_socket()
+    server.bind(("0.0.0.0", 7))
+    payload = bytes(range(200)) * 10
+    dgram = udp.build(ip_aton(A_IP), ip_aton(B_IP), 5555, 7, payload)
+    b.receive(_frag(A_IP, 9, 0, dgram[:1008], True), 0)
+    b.receive(_frag(A_IP, 9, 1000, dgram[1000:], False), 0)        # same bytes again: fine
+    assert server.recv() == payload
+    b.receive(_frag(A_IP, 10, 0, dgram[:1008], True), 0)
+    evil = bytearray(dgram[1000:])
+    evil[3] ^= 0xFF                                                   # byte 1003 differs
+    b.receive(_frag(A_IP, 10, 1000, bytes(evil), False), 0)
+    assert b.counters["ip.reasm_overlap_conflicts"] == 1
+    assert not b.reassembler.pending
+    with pytest.raises(BlockingIOError):
+        server.recv()
+
+
+def test_non_final_fragment_of_odd_length_is_dropped():
+    a, b = make_pair()
+    warm(a, b)
+    b.receive(_frag(A_IP, 11, 0, b"x" * 1001, True), 0)             # MF=1, 1001 % 8 != 0
+    assert b.counters["ip.frag_bad_length"] == 1
+    assert not b.reassembler.pending
+
+
+def test_pending_arp_resolutions_are_bounded():
+    """Answers to spoofed on-link sources each start an ARP resolution; their number is
+    bounded like the ARP cache itself (a /16 holds 65,534 addresses)."""
+    a = Host("a", config=HostConfig(arp_max_pending=100))
+    a.add_interface(A_MAC, "198.18.0.1/16")
+    frames_of(a)
+    s = a.udp_socket()
+    for i in range(1000):
+        s.sendto(b"x", (f"198.18.{i // 250 + 1}.{i % 250 + 1}", 9))
+    frames_of(a)
+    assert len(a.arp.pending) == 100
+    assert a.counters["arp.pending_overflow"] == 900

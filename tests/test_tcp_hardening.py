@@ -225,3 +225,163 @@ def test_user_timeout_overrides_retry_count_and_idle_is_not_a_timeout():
     assert s.state == "ESTABLISHED" and s.stats()["retransmits"] > 2
     p.advance(101 * SEC)
     assert isinstance(s.error, TimeoutError)
+
+
+# ---------------------------------------------------------------------- RST as it arrived
+@pytest.mark.parametrize("flags,extra", [("R", b"x" * 200), ("R.", b"x" * 50), ("RF.", b"x" * 5),
+                                         ("RS.", b"")])
+def test_rst_below_rcv_nxt_reaching_it_does_not_reset(flags, extra):
+    """RFC 5961 §3.2 / RFC 9293 §3.10.7.4: the RST check looks at SEG.SEQ as it arrived.
+    A reset starting below RCV.NXT whose data (or SYN/FIN) reaches RCV.NXT is outside the
+    window for a RST: dropped silently, the connection lives."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    start = theirs - (len(extra) - 1 if extra else 1)    # the segment ends at/after RCV.NXT
+    p.inject(flags, start, ours, data=extra)
+    assert s.state == "ESTABLISHED" and s.error is None
+    assert p.counters["tcp.in_rsts"] == 0
+    assert p.counters["tcp.in_rst_out_of_window"] == 1
+    assert p.take() == []                                # no answer to an out-of-window RST
+    # a RST in the window but not exact gets a challenge ACK, even with data
+    p.inject(flags, theirs + 10, ours, data=extra)
+    assert s.state == "ESTABLISHED"
+    assert [(x.flags, x.ack) for x in p.take()] == [(".", theirs)]
+    assert p.counters["tcp.in_rst_challenged"] == 1
+    p.inject(flags, theirs, ours, data=extra)            # exact: the connection is reset
+    assert isinstance(s.error, ConnectionResetError)
+
+
+# ---------------------------------------------------------------------- TS.Recent (RFC 7323)
+def test_rejected_ack_does_not_poison_ts_recent():
+    """RFC 7323 §4.3 / §5.3: TS.Recent is updated only by a segment that passed the
+    acceptability checks, ACK included. One blind segment at RCV.NXT with an unacceptable
+    ACK and a far-future TSval must not make PAWS reject every later segment of the peer."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive(options=tcpw.encode_options(mss=1460, ts=(1000, 0)))
+    assert s.stats()["timestamps"]
+    p.inject(".", theirs, ours + 5000, data=b"EVIL",
+             options=tcpw.encode_options(ts=(1000 + 0x7FFF0000, 0)))
+    assert p.counters["tcp.in_ack_unsent"] == 1
+    with pytest.raises(BlockingIOError):
+        s.recv(100)
+    # so is a segment whose ACK is far too old
+    p.inject(".", theirs, ours - 200_000, data=b"EVIL",
+             options=tcpw.encode_options(ts=(1000 + 0x7FFF0000, 0)))
+    assert p.counters["tcp.in_ack_too_old"] == 1
+    p.take()
+    # the real peer's next segment, with its own (older) clock, still gets through
+    p.inject(".", theirs, ours, data=b"good", options=tcpw.encode_options(ts=(1001, 0)))
+    assert s.recv(100) == b"good"
+    assert p.counters["tcp.in_paws"] == 0
+    # and an accepted segment does update TS.Recent: it is echoed in our ACK
+    p.advance(1 * SEC)
+    acks = [x for x in p.take() if x.has(".")]
+    assert acks and acks[-1].h.options.ts_ecr == 1001
+
+
+# ---------------------------------------------------------------------- ACK storms
+def _desynchronise(w, a, b, ca, sb):
+    """A spoofed segment 'from b' with the right numbers gives a 10 bytes b never sent:
+    a's RCV.NXT is now beyond b's SND.NXT, each side finds the other's ACKs unacceptable
+    (RFC 5961 §5.2 on b, RFC 9293 §3.10.7.4 first check on a)."""
+    conn_a = a.tcp.connections()[0]
+    spoof = tcpw.build(b.ip, a.ip, conn_a.rport, conn_a.lport, conn_a.rcv_nxt & 0xFFFFFFFF,
+                       conn_a.snd_nxt & 0xFFFFFFFF, tcpw.ACK | tcpw.PSH, 65535, b"X" * 10, b"")
+    w.inject(B_IP, "198.18.0.1", spoof)
+
+
+def test_mutual_reject_does_not_become_an_ack_storm():
+    w = Wire(seed=3)
+    a, b = w.pair()
+    ca, sb, _ = connect_pair(w, a, b)
+    _desynchronise(w, a, b, ca, sb)
+    start = len(w.trace)
+    w.run(duration=10 * SEC)
+    acks = w.trace[start:]
+    # At most one answer per 500 ms per side (RFC 5961 §7, Linux's tcp_invalid_ratelimit),
+    # instead of one per round trip.
+    assert len(acks) <= 2 * (10_000 // 500) + 4, len(acks)
+    assert a.counters["tcp.oow_ack_limited"] + b.counters["tcp.oow_ack_limited"] > 0
+    assert a.log.filter(kind="oow_ack_limited") or b.log.filter(kind="oow_ack_limited")
+    # the exchange dies out instead of going on once per round trip; with the limit
+    # switched off (oow_ack_interval=0) only the host-wide challenge ACK budget bounds it
+    w2 = Wire(seed=3, log=False)
+    a2, b2 = w2.pair(TcpConfig(oow_ack_interval=0))
+    ca2, sb2, _ = connect_pair(w2, a2, b2)
+    _desynchronise(w2, a2, b2, ca2, sb2)
+    start = len(w2.trace)
+    w2.run(duration=10 * SEC)
+    assert len(w2.trace[start:]) > 5000
+    assert b2.counters["tcp.oow_ack_limited"] == 0
+
+
+def test_rate_limit_spares_segments_that_carry_data():
+    """A retransmitted data segment (its ACK was lost) is answered at once every time:
+    only answers to segments without data or FIN are limited, as in Linux."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    p.inject(".", theirs, ours, data=b"a" * 100)
+    p.take()
+    for _ in range(5):
+        p.inject(".", theirs, ours, data=b"a" * 100)      # duplicate data
+    assert len([x for x in p.take() if x.ack == theirs + 100]) == 5
+    for _ in range(5):
+        p.inject(".", theirs + 10**6, ours)               # pure ACK far outside the window
+    assert len(p.take()) == 1
+    assert p.counters["tcp.oow_ack_limited"] == 4
+    p.advance(500 * MS)
+    p.inject(".", theirs + 10**6, ours)
+    assert len(p.take()) == 1
+
+
+# ---------------------------------------------------------------------- SYN handling
+@pytest.mark.parametrize("flags", ["SF", "SR"])
+def test_syn_with_fin_or_rst_to_a_listener_is_dropped(flags):
+    """SYN+FIN (an old scanner trick) and SYN+RST are nonsense: dropped and counted, as
+    Linux and FreeBSD do; no TCB, no SYN,ACK."""
+    p = RawPeer()
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(8)
+    p.inject(flags, 1000, 0, options=tcpw.encode_options(mss=1460))
+    assert p.take() == []
+    assert p.layer.connection_count() == 0
+    assert p.counters["tcp.in_syn_bad_flags"] == 1
+    assert p.counters["tcp.passive_opens"] == 0
+
+
+def test_duplicate_syns_get_a_rate_limited_synack_and_keep_the_initial_window():
+    """30 copies of one SYN: not 30 SYN,ACKs, none counted as a retransmission, and the
+    connection starts with the normal initial window (RFC 5681 §3.1 lowers it only when a
+    SYN or SYN,ACK was lost)."""
+    p = RawPeer()
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(8)
+    opts = tcpw.encode_options(mss=1460)
+    p.inject("S", 1000, 0, options=opts)
+    for _ in range(30):
+        p.inject("S", 1000, 0, options=opts)
+    synacks = [x for x in p.take() if x.has("S.")]
+    assert len(synacks) == 2                            # the answer to the SYN, one more
+    p.advance(600 * MS)                                 # a later copy is answered again
+    p.inject("S", 1000, 0, options=opts)
+    synacks += [x for x in p.take() if x.has("S.")]
+    assert len(synacks) == 3 and len({x.seq for x in synacks}) == 1
+    assert p.counters["tcp.retrans_segs"] == 0
+    assert p.counters["tcp.in_syn_duplicate"] == 31
+    p.inject(".", 1001, synacks[0].seq + 1)
+    s = lst.accept()
+    assert s.state == "ESTABLISHED"
+    assert s.stats()["cwnd"] > 1460
+    # a SYN,ACK that really was lost (the RTO fired) still lowers the initial window
+    p2 = RawPeer()
+    lst2 = p2.socket()
+    lst2.bind(("0.0.0.0", 80))
+    lst2.listen(8)
+    p2.inject("S", 1000, 0, options=opts)
+    iss = p2.take()[0].seq
+    p2.advance(1100 * MS)
+    assert p2.counters["tcp.retrans_segs"] == 1
+    p2.inject(".", 1001, iss + 1)
+    assert lst2.accept().stats()["cwnd"] == 1460

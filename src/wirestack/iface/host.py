@@ -42,10 +42,12 @@ class HostConfig:
     arp_retry_interval: int = 1 * SEC     # RFC 1122 §2.3.2.1: at most one request a second
     arp_retries: int = 3
     arp_queue_limit: int = 64             # packets held per unresolved address (fragments count)
+    arp_max_pending: int = 1024           # addresses being resolved at once (spoofed sources)
     gratuitous_arp: bool = True           # announce our address when an interface comes up
     reassembly_timeout: int = 30 * SEC
     reassembly_max_bytes: int = 256 * 1024
     reassembly_max_datagrams: int = 64
+    reassembly_max_bytes_per_source: int | None = None  # one source's share; None: half
     answer_ping: bool = True
     icmp_errors_per_second: int = 1000    # token bucket for the errors we send (RFC 1812 §4.3.2.8)
     tcp: object = None                    # wirestack.tcp.TcpConfig; None = defaults
@@ -86,7 +88,8 @@ class Host:
                             self.config.arp_retries, self.config.arp_queue_limit)
         self.reassembler = Reassembler(self.config.reassembly_timeout,
                                        self.config.reassembly_max_bytes,
-                                       self.config.reassembly_max_datagrams, self.counters)
+                                       self.config.reassembly_max_datagrams, self.counters,
+                                       self.config.reassembly_max_bytes_per_source)
         self._local: dict[bytes, Interface] = {}       # our unicast addresses
         self._broadcasts: set[bytes] = {BROADCAST_IP}
         self._out: list[tuple[int, bytes]] = []
@@ -352,6 +355,11 @@ class Host:
             datagram = datagram + bytes(payload)
         pending = self.arp.pending.get(next_hop)
         if pending is None:
+            if len(self.arp.pending) >= self.config.arp_max_pending:
+                # Answers to spoofed on-link sources would otherwise start one resolution
+                # per address: bounded, the datagram is dropped.
+                self.counters.incr("arp.pending_overflow")
+                return
             pending = self.arp.pending[next_hop] = PendingResolution(
                 iface.index, now + self.arp.retry_interval)
             self._send_arp_request(iface, next_hop)

@@ -63,6 +63,10 @@ class TcpConfig:
     isn_secret: bytes | None = None  # RFC 6528 key; None: drawn from the host's rng
     verify_checksum: bool = True
     challenge_ack_limit: int = 1000  # challenge ACKs per second, per host (RFC 5961 §7; 0: no limit)
+    oow_ack_interval: int = 500 * MS  # per connection, at most one ACK per interval in answer
+                                     # to segments without data that are out of window, fail
+                                     # PAWS or carry an unacceptable ACK (RFC 5961 §7, like
+                                     # Linux's tcp_invalid_ratelimit); stops ACK storms. 0: off
     keepalive_idle: int = 7200 * SEC   # idle time before the first probe (RFC 1122: >= 2 h)
     keepalive_interval: int = 75 * SEC  # between unanswered probes
     keepalive_probes: int = 9          # unanswered probes before the connection is dropped

@@ -64,6 +64,8 @@ class Connection:
         "cc", "dupacks", "in_recovery", "recover", "_rtx_reason", "_limited",
         # RFC 7323
         "ws_ok", "ts_ok", "ts_recent", "ts_offset",
+        # RFC 5961 §7: time of the last ACK sent in answer to an unacceptable segment
+        "_oow_ack_time",
         # RFC 2018 / 2883 / 6675: SACK
         "sack_ok", "dsack_ok", "sb", "sack_rec", "high_rxt", "rescue_rxt", "_dsack", "_sack_due",
         # lost retransmissions during SACK recovery (the RFC 8985 idea, see _find_lost_rtx)
@@ -146,6 +148,7 @@ class Connection:
         self.ts_ok = False
         self.ts_recent = 0
         self.ts_offset = layer.rng.getrandbits(32)   # RFC 7323 §5.4: random TSval offset
+        self._oow_ack_time = None
 
         self.sack_ok = False           # both SYNs carried SACK-permitted (RFC 2018 §2)
         self.dsack_ok = False
@@ -523,8 +526,19 @@ class Connection:
         maxb = 3 if self.ts_ok else 4
         return 4 + 8 * (nb if nb < maxb else maxb)
 
-    def _send_syn(self, now: int) -> None:
-        """SYN (SYN_SENT) or SYN,ACK (SYN_RECEIVED), first or again (same ISS)."""
+    def _duplicate_syn(self, now: int) -> None:
+        """The peer's SYN again while we are in SYN_RECEIVED: maybe our SYN,ACK was lost,
+        maybe the network (or an attacker) copied the SYN. Answer with the same SYN,ACK,
+        but at most once per ``oow_ack_interval`` (30 copies must not draw 30 answers),
+        and not as a retransmission: nothing of ours was found lost, so the initial
+        window stays (RFC 5681 §3.1 lowers it only after a lost SYN or SYN,ACK)."""
+        self.counters.incr("tcp.in_syn_duplicate")
+        if self._oow_ack_allowed(0, SYN, now, "duplicate_syn"):
+            self._send_syn(now, answer=True)
+
+    def _send_syn(self, now: int, answer: bool = False) -> None:
+        """SYN (SYN_SENT) or SYN,ACK (SYN_RECEIVED), first or again (same ISS). With
+        ``answer`` the SYN,ACK replies to a duplicate SYN and is not a retransmission."""
         cfg = self.cfg
         st = self.state
         if st is SYN_SENT:
@@ -544,6 +558,9 @@ class Connection:
             self.snd_nxt = self.snd_max = self.iss + 1
             self.rtt_seq = self.iss + 1
             self.rtt_time = now
+        elif answer:
+            if self.cfg.karn:
+                self.rtt_seq = None   # the ACK may answer either copy: no RTT sample
         else:
             self.syn_rexmits += 1
             self.retransmits += 1
@@ -1159,7 +1176,8 @@ class Connection:
             # duplicate from a previous incarnation of the sequence space.
             if (tsval - self.ts_recent) & M32 >= HALF:
                 self.counters.incr("tcp.in_paws")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                if self._oow_ack_allowed(len(payload), flags, now, "paws"):
+                    self._emit(self.snd_nxt, ACK, b"", now)
                 return
         rn = self.rcv_nxt
         d = (seq - rn) & M32
@@ -1172,6 +1190,13 @@ class Connection:
                 seglen += 1
             if flags & FIN:
                 seglen += 1
+        rwnd = self.rcv_adv - rn
+        if rwnd < 0:
+            rwnd = 0
+        if flags & RST:
+            # Second check (RST) on the segment as it arrived, before any trimming.
+            self._rst_arrived(d, rwnd, now)
+            return
         if d == -1 and flags & SYN and flags & ACK:
             # A repeated SYN,ACK: its SYN is old news, its ACK may not be. Simultaneous
             # open (RFC 9293 Figure 8) needs the ACK; a peer still in SYN_RECEIVED needs
@@ -1180,9 +1205,6 @@ class Connection:
             d = 0
             seglen -= 1
             self.ack_now = True
-        rwnd = self.rcv_adv - rn
-        if rwnd < 0:
-            rwnd = 0
         # First: is the segment acceptable? (the four cases of RFC 9293 §3.10.7.4)
         if seglen == 0:
             ok = d == 0 if rwnd == 0 else 0 <= d < rwnd
@@ -1196,6 +1218,7 @@ class Connection:
             self._unacceptable(d, seglen, plen, flags, now)
             return
         s = rn + d
+        seq_in = s                     # SEG.SEQ as it arrived, for the TS.Recent rule
         if d < 0:
             if plen and self.dsack_ok:
                 ds = s + 1 if flags & SYN else s
@@ -1220,18 +1243,8 @@ class Connection:
             flags &= ~FIN
             self.ack_now = True
             self.counters.incr("tcp.in_trimmed")
-        if tsval is not None and self.ts_ok and s <= self.last_ack_sent:
-            self.ts_recent = tsval   # RFC 7323 §4.3 (PAWS above ensured TSval >= TS.Recent)
 
-        # Second: RST (RFC 9293 §3.10.7.4, with RFC 5961 §3 as an option).
-        if flags & RST:
-            if self.cfg.rst_challenge and d != 0:
-                # RFC 5961 §3.2: in the window but not exactly RCV.NXT -> challenge ACK.
-                self.counters.incr("tcp.in_rst_challenged")
-                self.layer._challenge_ack(self, now)
-                return
-            self._on_rst(now)
-            return
+        # Second (RST) was handled above, on the untrimmed segment.
         # Fourth: SYN in a synchronized state -> challenge ACK (RFC 9293 §3.10.7.4,
         # RFC 5961 §4), never a reset of the connection.
         if flags & SYN:
@@ -1269,18 +1282,26 @@ class Connection:
             # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth;
             # RFC 5961 §5.2 makes that ACK a rate-limited challenge ACK).
             self.counters.incr("tcp.in_ack_unsent")
-            if self.cfg.ack_check:
-                self.layer._challenge_ack(self, now)
-            else:
-                self._emit(self.snd_nxt, ACK, b"", now)
+            if self._oow_ack_allowed(plen, flags, now, "ack_unsent"):
+                if self.cfg.ack_check:
+                    self.layer._challenge_ack(self, now)
+                else:
+                    self._emit(self.snd_nxt, ACK, b"", now)
             return
         if da < 0 and self.cfg.ack_check and -da > self.max_snd_wnd:
             # RFC 5961 §5.2: SEG.ACK below SND.UNA - MAX.SND.WND is not acceptable: the
             # segment (and any data it carries -- a blind injection) is dropped and a
             # challenge ACK sent.
             self.counters.incr("tcp.in_ack_too_old")
-            self.layer._challenge_ack(self, now)
+            if self._oow_ack_allowed(plen, flags, now, "ack_too_old"):
+                self.layer._challenge_ack(self, now)
             return
+        if tsval is not None and self.ts_ok and seq_in <= self.last_ack_sent:
+            # RFC 7323 §4.3 / §5.3 R3: TS.Recent moves only now, after every
+            # acceptability check including the ACK's, so a blind segment that guessed
+            # RCV.NXT but not SND.UNA cannot push it into the future and make PAWS reject
+            # the real peer. (PAWS above ensured TSval >= TS.Recent.)
+            self.ts_recent = tsval
         swnd = wnd << self.snd_wscale
         sack_new = False
         blocks = opts.sack_blocks
@@ -1575,10 +1596,7 @@ class Connection:
                 self.t_rtx = now + self.rtt.rto
 
     def _unacceptable(self, d: int, seglen: int, plen: int, flags: int, now: int) -> None:
-        """RFC 9293 §3.10.7.4 first check failed: ACK (unless RST) and drop."""
-        if flags & RST:
-            self.counters.incr("tcp.in_rst_out_of_window")
-            return
+        """RFC 9293 §3.10.7.4 first check failed: ACK and drop (RSTs never get here)."""
         if d + seglen <= 0:
             self.counters.incr("tcp.in_duplicate")     # old data we already have
             if plen and self.dsack_ok:
@@ -1592,12 +1610,49 @@ class Connection:
         st = self.state
         if st is SYN_RECEIVED:
             if flags & SYN and d == -1:
-                self._send_syn(now)   # the peer did not get our SYN,ACK: repeat it
+                self._duplicate_syn(now)
             return
         if st is TIME_WAIT and flags & FIN:
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
-        self._emit(self.snd_nxt, ACK, b"", now)
+        if self._oow_ack_allowed(plen, flags, now, "out_of_window"):
+            self._emit(self.snd_nxt, ACK, b"", now)
+
+    def _oow_ack_allowed(self, plen: int, flags: int, now: int, reason: str) -> bool:
+        """May we ACK this unacceptable segment? RFC 5961 §7 asks for a (configurable)
+        limit on such ACKs: two TCPs that both find the other's ACKs unacceptable would
+        otherwise answer each other once per round trip for ever. As in Linux
+        (tcp_oow_rate_limited), segments that carry data or a FIN are always answered --
+        a peer retransmitting because our ACK was lost needs one each time -- and the
+        others get at most one ACK per ``oow_ack_interval`` per connection."""
+        if (plen or flags & FIN) and not flags & SYN:
+            return True
+        gap = self.cfg.oow_ack_interval
+        last = self._oow_ack_time
+        if gap and last is not None and now - last < gap:
+            self.counters.incr("tcp.oow_ack_limited")
+            self._record(now, "oow_ack_limited", reason=reason, seq=self.snd_nxt & M32,
+                         ack=self.rcv_nxt & M32)
+            return False
+        self._oow_ack_time = now
+        return True
+
+    def _rst_arrived(self, d: int, rwnd: int, now: int) -> None:
+        """RFC 9293 §3.10.7.4 first and second checks for a segment with RST, made on
+        SEG.SEQ as it arrived (``d`` = SEG.SEQ - RCV.NXT): RFC 5961 §3.2 resets only when
+        SEG.SEQ == RCV.NXT exactly; a SEG.SEQ elsewhere in the window earns a challenge
+        ACK; outside the window the RST is dropped. Data, SYN or FIN riding on the RST do
+        not move SEG.SEQ: trimming them first would let a blind attacker hit any of a
+        payload's worth of values below RCV.NXT instead of one."""
+        in_window = d == 0 if rwnd == 0 else 0 <= d < rwnd
+        if not in_window:
+            self.counters.incr("tcp.in_rst_out_of_window")
+            return
+        if d != 0 and self.cfg.rst_challenge:
+            self.counters.incr("tcp.in_rst_challenged")
+            self.layer._challenge_ack(self, now)
+            return
+        self._on_rst(now)
 
     def _on_rst(self, now: int) -> None:
         """A RST in the window (RFC 9293 §3.10.7.4 second)."""

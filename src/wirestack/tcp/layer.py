@@ -310,6 +310,11 @@ class TcpLayer:
         at most ``backlog`` TCBs. Beyond that a SYN gets a SYN cookie (RFC 4987 §3.6, see
         ``syncookie``) instead of a TCB, so memory stays bounded under a SYN flood while
         legitimate clients still connect; with ``syn_cookies`` off it is dropped."""
+        if flags & SYN and flags & (FIN | RST):
+            # SYN+FIN or SYN+RST: no TCP opens a connection that way (a scanner's probe);
+            # dropped and counted, as Linux and FreeBSD do.
+            self.counters.incr("tcp.in_syn_bad_flags")
+            return
         if flags & RST:
             return
         if flags & ACK:
