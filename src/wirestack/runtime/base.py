@@ -59,3 +59,11 @@ class RuntimeHost:
         from ..apps.ping import ping
         return await ping(self, dst, count=count, interval=interval, size=size,
                           timeout=timeout, on_line=on_line)
+
+    async def traceroute(self, dst: str, *, max_hops: int = 30, queries: int = 3, wait: float = 5.0,
+                         icmp: bool = False, size: int = 60, on_line=None):
+        """traceroute(8) from this host: UDP probes (``icmp=True``: echo requests) with
+        TTL 1, 2, ...; returns a TracerouteResult, ``on_line`` gets the printed lines."""
+        from ..apps.traceroute import traceroute
+        return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait,
+                                icmp=icmp, size=size, on_line=on_line)

@@ -42,6 +42,7 @@ class UdpSocket:
         self.error: OSError | None = None
         self.closed = False
         self.on_event: Callable[[], None] | None = None
+        self.ttl: int | None = None   # IP_TTL: None = the host's default (traceroute sets it)
 
     # -- API ---------------------------------------------------------------------------
     def bind(self, address) -> None:
@@ -116,7 +117,7 @@ class UdpSocket:
             self.layer._bind(self, ANY_IP, 0)
         if ip != BROADCAST_IP and self.layer.route_source(ip) is None:
             raise OSError(errno.ENETUNREACH, "Network is unreachable")
-        self.layer.outbox.append((self, data, ip, port))
+        self.layer.outbox.append((self, data, ip, port, self.ttl))
         return len(data)
 
     def _deliver(self, data: bytes, src: bytes, sport: int) -> None:
@@ -176,7 +177,7 @@ class UdpLayer:
         if not self.outbox:
             return
         out, self.outbox = self.outbox, []
-        for sock, data, dst, dport in out:
+        for sock, data, dst, dport, ttl in out:
             src = sock.local[0]
             if src == ANY_IP:
                 src = self.route_source(dst)
@@ -185,7 +186,7 @@ class UdpLayer:
                     continue
             datagram = udp_codec.build(src, dst, sock.local[1], dport, data)
             self.counters.incr("udp.out_datagrams")
-            self.ip_output(src, dst, udp_codec.PROTO, datagram, now)
+            self.ip_output(src, dst, udp_codec.PROTO, datagram, now, ttl=ttl)
 
     def input(self, src: bytes, dst: bytes, body, ip_datagram, now: int, broadcast: bool) -> None:
         try:
