@@ -56,6 +56,9 @@ class HostConfig:
     forwarding: bool = False
     forward_queue_limit: int = 64         # datagrams waiting per output interface (drop-tail)
     icmp_errors: bool = True              # False: send no ICMP errors at all (a "black hole")
+    # RFC 1191: send TCP with DF set and learn the path MTU from fragmentation-needed.
+    pmtu_discovery: bool = True
+    pmtu_timeout: int = 600 * SEC         # RFC 1191 §6.3: forget a lowered PMTU after 10 min
 
 
 class Interface:
@@ -111,6 +114,7 @@ class Host:
         self._icmp_tokens_at = 0
         self._now = 0
         self._fwd_queued = 0                             # datagrams in all forwarding queues
+        self.pmtu: dict[bytes, tuple[int, int]] = {}     # dst -> (path MTU, expires), RFC 1191
         self.udp = UdpLayer(self.counters, self.rng, self.ip_output, self.source_for,
                             self._send_port_unreachable)
         self.icmp = IcmpLayer(self.counters, self.rng, self.ip_output, self.source_for,
@@ -156,8 +160,16 @@ class Host:
         return None if hop is None else self.interfaces[hop[0]].address
 
     def mtu_for(self, dst: bytes) -> int:
+        """The MTU towards dst: the outgoing interface's, or the path MTU learned from a
+        fragmentation-needed message (RFC 1191 §3), whichever is smaller."""
         hop = self.routes.lookup(dst)
-        return self.interfaces[hop[0]].mtu if hop is not None else 576
+        mtu = self.interfaces[hop[0]].mtu if hop is not None else 576
+        learned = self.pmtu.get(dst)
+        if learned is not None:
+            if learned[1] > self._now:
+                return min(mtu, learned[0])
+            del self.pmtu[dst]  # RFC 1191 §6.3: an old estimate may be too low; try again
+        return mtu
 
     def add_route(self, cidr: str, via: str, ifindex: int | None = None):
         """A static route: datagrams for ``cidr`` go to the gateway ``via`` (on a connected
@@ -359,6 +371,8 @@ class Host:
         Returns False when it could not be sent (no route, too big with DF)."""
         counters = self.counters
         counters["ip.out_requests"] += 1   # (Counters starts every name at 0)
+        if proto == 6 and self.config.pmtu_discovery:
+            df = True   # RFC 1191 §3: TCP probes the path with DF; frag-needed lowers its MSS
         if dst in self._local:
             # To ourselves: loop it back through input on the next transmit.
             self._ident = (self._ident + 1) & 0xFFFF
@@ -625,6 +639,7 @@ class Host:
                 err = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
             elif code == icmp_codec.FRAG_NEEDED:
                 err = OSError(errno.EMSGSIZE, "Message too long")
+                mtu = self._learn_pmtu(qhdr, mtu, now)
             elif code == icmp_codec.NET_UNREACHABLE:
                 err = OSError(errno.ENETUNREACH, "Network is unreachable")
             else:
@@ -637,6 +652,26 @@ class Host:
             self.udp.icmp_error(err, qhdr.src, sport, qhdr.dst, dport)
         elif qhdr.proto == 6:
             self.tcp.icmp_error((type_, code, mtu), qhdr.src, qhdr.dst, bytes(qdata), now)
+
+    def _learn_pmtu(self, qhdr, mtu: int, now: int) -> None:
+        """RFC 1191 §3, §5: remember the smaller path MTU towards the quoted destination, so
+        new connections start at the right size too. A router that does not fill in the
+        next-hop MTU (RFC 792 routers send 0) gets the next plateau below the quoted size
+        (RFC 1191 §7). Bounded: the oldest estimate goes first. Returns the MTU used."""
+        if not mtu:
+            mtu = next((p for p in _MTU_PLATEAUS if p < qhdr.total_length), 68)
+        if mtu < 68 or mtu >= self.mtu_for(qhdr.dst):
+            return mtu
+        if len(self.pmtu) >= 1024 and qhdr.dst not in self.pmtu:
+            del self.pmtu[next(iter(self.pmtu))]
+        self.pmtu[qhdr.dst] = (mtu, now + self.config.pmtu_timeout)
+        self.counters.incr("ip.pmtu_learned")
+        self.log.record(now, "pmtu", dst=ip_ntoa(qhdr.dst), mtu=mtu)
+        return mtu
+
+
+# RFC 1191 §7, table 7-1: the MTU plateaus to try when a router does not tell.
+_MTU_PLATEAUS = (32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 
 def _copied_options(options: bytes) -> bytes:
