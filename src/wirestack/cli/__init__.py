@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import demo, lab, ping, realnet
+from . import arp, demo, lab, ping, realnet, route, traceroute
 from .common import Parser
 
-COMMANDS = (ping, demo, lab, realnet)
+COMMANDS = (ping, demo, lab, realnet, traceroute, arp, route)
 
 
 def build_parser() -> Parser:

@@ -207,6 +207,21 @@ class Host:
             lines.append(f"{ip_ntoa(ip)} dev {self.interfaces[p.ifindex].name} INCOMPLETE")
         return lines
 
+    def arp_resolve(self, ip, now: int) -> bytes | None:
+        """The MAC address of ``ip`` (on a connected network) if known; otherwise start
+        resolving it (one request now, retries from transmit()) and return None. What
+        ``arping``/``ip neigh`` use; ``arp.resolution_failed`` counts the failures."""
+        self._now = now
+        ip = ip_aton(ip)
+        hop = self.routes.lookup(ip)
+        if hop is None or hop[1] != ip:
+            raise OSError(errno.ENETUNREACH, f"{ip_ntoa(ip)} is not on a connected network")
+        mac = self.arp.lookup(ip, now)
+        if mac is None and ip not in self.arp.pending:
+            self.arp.pending[ip] = PendingResolution(hop[0], now + self.arp.retry_interval)
+            self._send_arp_request(self.interfaces[hop[0]], ip)
+        return mac
+
     # ------------------------------------------------------------------ sockets
     def udp_socket(self, **options) -> UdpSocket:
         return self.udp.socket(**options)

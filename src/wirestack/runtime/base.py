@@ -67,3 +67,22 @@ class RuntimeHost:
         from ..apps.traceroute import traceroute
         return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait,
                                 icmp=icmp, size=size, on_line=on_line)
+
+    async def resolve(self, ip: str, timeout: float = 5.0) -> str | None:
+        """ARP-resolve ``ip`` (on a connected network): its MAC as 'aa:bb:..', or None when
+        nobody answered (after the host's retries) or ``timeout`` seconds passed."""
+        import asyncio
+        from ..wire.addr import ip_aton
+        host = self.host
+        addr = ip_aton(ip)
+        deadline = self.loop.time() + timeout
+        mac = host.arp_resolve(addr, self.now_ns())
+        self.kick()
+        while mac is None and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+            entry = host.arp.entries.get(addr)
+            if entry is not None:
+                mac = entry.mac
+            elif addr not in host.arp.pending:
+                return None   # every retry went unanswered
+        return None if mac is None else mac.hex(":")
