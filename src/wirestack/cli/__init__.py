@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import arp, demo, lab, ping, realnet, route, traceroute
+from . import arp, demo, lab, ping, realnet, route, router, traceroute
 from .common import Parser
 
-COMMANDS = (ping, demo, lab, realnet, traceroute, arp, route)
+COMMANDS = (ping, demo, lab, realnet, traceroute, arp, route, router)
 
 
 def build_parser() -> Parser:
