@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from . import internet
 from .transfer import TransferResult, run_transfer
 
 
@@ -21,6 +22,7 @@ class Lab:
     runs: Callable[[int], list[tuple[str, TransferResult]]]
     columns: tuple[str, ...]
     lesson: str
+    values: dict[str, Callable] | None = None   # the lab's own columns, beside COLUMN_VALUES
 
 
 def _c(r: TransferResult, host: str, name: str) -> int:
@@ -139,11 +141,15 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
         ("result", "time", "retransmits", "ooo dropped"),
         "A receiver that drops segments arriving early makes the sender retransmit data that had "
         "already arrived; keeping them (bounded) turns reordering into a small delay."),
+    internet.traceroute_lab(),
+    internet.pmtud_lab(),
+    internet.fairness_lab(),
 )}
 
 
 def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
-    rows = [("",) + lab.columns] + [(label,) + tuple(COLUMN_VALUES[c](r) for c in lab.columns)
+    values = dict(COLUMN_VALUES, **(lab.values or {}))
+    rows = [("",) + lab.columns] + [(label,) + tuple(values[c](r) for c in lab.columns)
                                     for label, r in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"lab {lab.name}: {lab.title}", f"  {lab.question}", ""]
