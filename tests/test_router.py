@@ -212,3 +212,15 @@ def test_router_queue_is_bounded_drop_tail_and_paced():
     # Paced at 1 Mbit/s: (1028 + 18) bytes * 8 = 8.368 ms apart.
     gaps = {b - a for a, b in zip(arrivals, arrivals[1:])}
     assert gaps == {8_368_000}
+
+
+def test_readme_router_example_works_as_written(capsys):
+    """The README's 'two subnets and a router' block, run verbatim, prints what it shows."""
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code, shown = re.search(r"### Subnets and routers.*?```python\n(.*?)```\n\n```\n(.*?)```", readme,
+                            re.S).groups()
+    assert len(code.strip().splitlines()) <= 11
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == shown
