@@ -100,6 +100,7 @@ class Host:
         self.log = EventLog(host=name, enabled=self.config.log_events)
         self.interfaces: list[Interface] = []
         self.routes = RoutingTable()
+        self.dns_servers: list[str] = []   # resolvers the stub resolver asks (set by DHCP or by hand)
         self.arp = ArpCache(self.config.arp_timeout, self.config.arp_retry_interval,
                             self.config.arp_retries, self.config.arp_queue_limit)
         self.reassembler = Reassembler(self.config.reassembly_timeout,
@@ -126,27 +127,48 @@ class Host:
                             route_source=self.source_for, mtu_for=self.mtu_for)
 
     # ------------------------------------------------------------------ configuration
-    def add_interface(self, mac, address: str, mtu: int = 1500, name: str | None = None,
+    def add_interface(self, mac, address: str | None, mtu: int = 1500, name: str | None = None,
                       rate_bps: int | None = None) -> int:
         """Attach an interface with ``address`` like '198.18.0.1/24'; adds the connected route.
-        ``rate_bps`` paces what a router forwards out of it (see HostConfig.forwarding)."""
-        ip, prefix = parse_cidr(address)
+        ``address=None`` leaves it unconfigured (0.0.0.0, for a DHCP client: it can send and
+        receive limited broadcasts only) until ``set_address``. ``rate_bps`` paces what a
+        router forwards out of it (see HostConfig.forwarding)."""
         if mtu < 68:
             raise ValueError("an IPv4 link MTU is at least 68 bytes (RFC 791)")
         if rate_bps is not None and rate_bps <= 0:
             raise ValueError("rate_bps must be positive (or None for no pacing)")
         index = len(self.interfaces)
-        iface = Interface(index, name or f"eth{index}", mac_aton(mac), ip, prefix, mtu, rate_bps)
+        iface = Interface(index, name or f"eth{index}", mac_aton(mac), b"\0\0\0\0", 32, mtu, rate_bps)
         self.interfaces.append(iface)
+        if address is not None:
+            self.set_address(index, address)
+        return index
+
+    def set_address(self, ifindex: int, address: str | None) -> None:
+        """(Re)configure an interface's address ('198.18.5.10/24') with its connected route
+        and a gratuitous ARP, or remove it (None) -- what a DHCP client does on bind/expiry."""
+        iface = self.interfaces[ifindex]
+        if iface.address != b"\0\0\0\0":
+            self._local.pop(iface.address, None)
+            if not any(i.broadcast == iface.broadcast for i in self.interfaces if i is not iface):
+                self._broadcasts.discard(iface.broadcast)
+            self._broadcasts.add(BROADCAST_IP)
+            self.routes.remove_interface_routes(ifindex, iface.network, iface.prefix)
+        if address is None:
+            iface.__init__(ifindex, iface.name, iface.mac, b"\0\0\0\0", 32, iface.mtu, iface.rate_bps)
+            return
+        ip, prefix = parse_cidr(address)
+        queue = iface.fwd_queue
+        iface.__init__(ifindex, iface.name, iface.mac, ip, prefix, iface.mtu, iface.rate_bps)
+        iface.fwd_queue = queue
         self._local[ip] = iface
         self._broadcasts.add(iface.broadcast)
         net = ip_ntoa(iface.network.to_bytes(4, "big"))
-        self.routes.add(f"{net}/{prefix}", index)
+        self.routes.add(f"{net}/{prefix}", ifindex)
         if self.config.gratuitous_arp:
-            self._out.append((index, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC, ip,
-                                                     ZERO_MAC)))
+            self._out.append((ifindex, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC, ip,
+                                                       ZERO_MAC)))
             self.counters.incr("arp.out_gratuitous")
-        return index
 
     @property
     def addresses(self) -> list[str]:
@@ -156,6 +178,8 @@ class Host:
         """The local address to send from towards dst (the outgoing interface's)."""
         if dst in self._local:
             return dst
+        if dst == BROADCAST_IP:   # a limited broadcast leaves by the first interface
+            return self.interfaces[0].address if self.interfaces else None
         hop = self.routes.lookup(dst)
         return None if hop is None else self.interfaces[hop[0]].address
 
@@ -313,7 +337,7 @@ class Host:
             self.log.record(now, "arp_conflict", ip=ip_ntoa(pkt.spa), mac=pkt.sha.hex(":"))
             return
         # RFC 826 packet reception: merge first, then add if the packet is for us.
-        for_us = pkt.tpa == iface.address
+        for_us = pkt.tpa == iface.address and iface.address != b"\0\0\0\0"
         known = self.arp.update(pkt.spa, pkt.sha, now, create=for_us) if pkt.spa != b"\0\0\0\0" else False
         if pkt.op == arp_codec.REQUEST:
             self.counters.incr("arp.in_requests")
