@@ -42,8 +42,17 @@ class RuntimeHost:
     def log(self):
         return self.host.log
 
-    async def open_connection(self, ip: str, port: int, **sockopts):
+    async def open_connection(self, host: str, port: int, **sockopts):
+        """Like asyncio.open_connection; a name is looked up first with the host's stub
+        resolver (``host.dns_servers``), as getaddrinfo would."""
+        ip = (await self.getaddrinfo(host))[0]
         return await streams.open_connection(self, ip, port, **sockopts)
+
+    async def getaddrinfo(self, name: str, servers: list[str] | None = None) -> list[str]:
+        """The IPv4 addresses of ``name`` (an address is returned as it is), from a DNS query
+        to ``servers`` or ``host.dns_servers``; ``socket.gaierror`` when it cannot be found."""
+        from ..apps.dns import resolve
+        return await resolve(self, name, servers)
 
     async def start_server(self, client_connected_cb, port: int, host: str = "0.0.0.0", **kw):
         return await streams.start_server(self, client_connected_cb, port, host, **kw)
