@@ -408,14 +408,15 @@ class DhcpClientService:
                                  counters=host.counters, log=host.log)
         self.sock = host.udp_socket()
         self.sock.bind(("0.0.0.0", d.CLIENT_PORT))
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future | None = None
         self.sock.on_event = self._on_event
         self.bound = asyncio.Event()
         self.task: asyncio.Task | None = None
 
     def _on_event(self) -> None:
-        self._wake.set()
-        self.rt.wake()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+            self.rt.wake()
 
     @property
     def lease(self) -> DhcpLease | None:
@@ -455,13 +456,20 @@ class DhcpClientService:
                 rt.kick()
             while client.events:
                 self._apply(*client.events.pop(0))
+            # Sleep until a datagram arrives or the next timer (one future, so that close()
+            # ends the task at once).
             t = client.poll_at()
-            self._wake.clear()
-            timeout = None if t is None else max(0.0, (t - rt.now_ns()) / SEC)
+            loop = rt.loop
+            self._wake = fut = loop.create_future()
+            timer = None
+            if t is not None:
+                timer = loop.call_later(max(0.0, (t - rt.now_ns()) / SEC),
+                                        lambda: fut.done() or fut.set_result(None))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                await fut
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     def close(self) -> None:
         if self.task is not None:

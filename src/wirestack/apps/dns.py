@@ -115,6 +115,8 @@ class DnsService:
         self.sock.close()
         if self.tcp is not None:
             self.tcp.close()
+            for task in list(self.tcp.tasks):   # connections still open: end them too
+                task.cancel()
 
 
 async def serve_dns(rt, zone: dict, ttl: int = 300, port: int = d.PORT) -> DnsService:

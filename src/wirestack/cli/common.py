@@ -58,3 +58,4 @@ def add_tap_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mac", metavar="MAC")
     g.add_argument("--netns", metavar="NS", help="create the TAP in this network namespace")
     g.add_argument("--peer-ip", metavar="ADDR/PREFIX", help="the kernel side's address on the TAP")
+    g.add_argument("--dns", metavar="ADDR", action="append", help="DNS server for names (repeatable)")

@@ -110,6 +110,7 @@ class _Setup:
             self.host.add_interface(mac, args.ip)
             if args.gateway:
                 self.host.routes.add_default(args.gateway)
+            self.host.dns_servers = list(getattr(args, "dns", None) or [])
             taps = []
             if getattr(args, "pcap", None):
                 from ..trace.pcap import PcapWriter
