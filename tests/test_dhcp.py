@@ -180,3 +180,23 @@ def test_client_gets_through_a_lossy_link():
 
     assert net.run(main()).address == "198.18.5.50/24"
     assert c.counters["dhcp.out_discover"] + c.counters["dhcp.out_request"] > 2
+
+
+def test_cli_dhcp_on_the_simulated_wire_shows_the_exchange(capsys):
+    from wirestack.cli import main
+    assert main(["dhcp", "--loss", "0.3", "--seed", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in out[:-3]] == ["DHCPDISCOVER", "DHCPOFFER", "DHCPDISCOVER",
+                                                      "DHCPOFFER", "DHCPREQUEST", "DHCPACK"]
+    assert out[-3:] == ["bound to 198.18.5.50/24 from 198.18.5.1, lease 3600 s", "router 198.18.5.1",
+                        "dns 198.18.5.1"]
+
+
+def test_readme_dhcp_dns_example_works_as_written(capsys):
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = re.search(r"### Addresses by DHCP, names by DNS\n\n```python\n(.*?)```", readme, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out, err = capsys.readouterr()
+    assert out == "198.18.5.50/24 ['198.18.5.1']\n3600.012\n" and err == ""

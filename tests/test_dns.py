@@ -113,3 +113,14 @@ def test_lost_queries_are_retried_then_give_up():
     got, waited, err = net.run(main())
     assert got == ["198.18.6.10"] and 4.0 <= waited < 4.1        # two 2-second timeouts
     assert a.counters["dns.timeouts"] >= 2 + 3 and err == socket.EAI_AGAIN
+
+
+def test_cli_dns_on_the_simulated_wire(capsys):
+    from wirestack.cli import main
+    assert main(["dns", "www.lab.test"]) == 0
+    assert capsys.readouterr().out == "www.lab.test has address 198.18.6.10\n"
+    assert main(["dns", "www.x.test", "--zone", "www.x.test=198.18.6.7,198.18.6.8"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["www.x.test has address 198.18.6.7",
+                                                    "www.x.test has address 198.18.6.8"]
+    assert main(["dns", "nope.lab.test"]) == 1
+    assert "Name or service not known" in capsys.readouterr().err
