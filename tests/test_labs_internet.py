@@ -3,7 +3,7 @@
 import pytest
 
 from wirestack.cli import main
-from wirestack.labs.experiments import LABS, run_lab
+from wirestack.labs.experiments import LABS
 from wirestack.labs.internet import dumbbell, jain_index
 
 
