@@ -343,3 +343,18 @@ def test_two_hosts_in_one_process_share_nothing():
     a.counters.incr("test.only_a")
     assert b.counters["test.only_a"] == 0
     assert a.arp is not b.arp and a.routes is not b.routes and a.tcp is not b.tcp
+
+
+def test_layer3_interface_takes_and_gives_bare_ip_without_arp():
+    h = Host("h", config=HostConfig())
+    h.add_interface(None, "198.18.12.2/24", layer3=True)
+    assert h.transmit(0) == []                            # no gratuitous ARP on a TUN
+    request = ipv4.build(ip_aton("198.18.12.1"), ip_aton("198.18.12.2"), 1,
+                         icmp.build_echo(True, 7, 1, b"ping"), ttl=64)
+    h.receive(request, 0, 0)
+    ((ifindex, out),) = h.transmit(0)
+    hdr, body = ipv4.parse(out)                           # a bare datagram, no Ethernet header
+    assert ifindex == 0 and hdr.dst == ip_aton("198.18.12.1")
+    msg = icmp.parse(body)
+    assert msg.type == icmp.ECHO_REPLY and bytes(msg.payload) == b"ping"
+    assert h.counters["arp.out_requests"] == 0

@@ -64,11 +64,14 @@ class HostConfig:
 class Interface:
     __slots__ = ("index", "name", "mac", "address", "prefix", "mtu", "network", "mask",
                  "broadcast", "rate_bps", "fwd_queue", "fwd_free_at", "fwd_queue_peak",
-                 "fwd_queue_drops")
+                 "fwd_queue_drops", "layer3")
 
     def __init__(self, index: int, name: str, mac: bytes, address: bytes, prefix: int, mtu: int,
-                 rate_bps: int | None = None):
+                 rate_bps: int | None = None, layer3: bool = False):
         self.index = index
+        # A layer-3 (TUN, point-to-point) interface carries bare IP datagrams: no Ethernet
+        # header, no ARP; the next hop is simply "the other end".
+        self.layer3 = layer3
         self.name = name
         self.mac = mac
         self.address = address
@@ -128,17 +131,20 @@ class Host:
 
     # ------------------------------------------------------------------ configuration
     def add_interface(self, mac, address: str | None, mtu: int = 1500, name: str | None = None,
-                      rate_bps: int | None = None) -> int:
+                      rate_bps: int | None = None, layer3: bool = False) -> int:
         """Attach an interface with ``address`` like '198.18.0.1/24'; adds the connected route.
         ``address=None`` leaves it unconfigured (0.0.0.0, for a DHCP client: it can send and
         receive limited broadcasts only) until ``set_address``. ``rate_bps`` paces what a
-        router forwards out of it (see HostConfig.forwarding)."""
+        router forwards out of it (see HostConfig.forwarding). ``layer3=True`` makes it a
+        TUN-style interface: frames in and out are bare IP datagrams."""
         if mtu < 68:
             raise ValueError("an IPv4 link MTU is at least 68 bytes (RFC 791)")
         if rate_bps is not None and rate_bps <= 0:
             raise ValueError("rate_bps must be positive (or None for no pacing)")
         index = len(self.interfaces)
-        iface = Interface(index, name or f"eth{index}", mac_aton(mac), b"\0\0\0\0", 32, mtu, rate_bps)
+        iface = Interface(index, name or (f"tun{index}" if layer3 else f"eth{index}"),
+                          mac_aton(mac) if mac is not None else bytes(6), b"\0\0\0\0", 32, mtu,
+                          rate_bps, layer3)
         self.interfaces.append(iface)
         if address is not None:
             self.set_address(index, address)
@@ -155,17 +161,19 @@ class Host:
             self._broadcasts.add(BROADCAST_IP)
             self.routes.remove_interface_routes(ifindex, iface.network, iface.prefix)
         if address is None:
-            iface.__init__(ifindex, iface.name, iface.mac, b"\0\0\0\0", 32, iface.mtu, iface.rate_bps)
+            iface.__init__(ifindex, iface.name, iface.mac, b"\0\0\0\0", 32, iface.mtu, iface.rate_bps,
+                           iface.layer3)
             return
         ip, prefix = parse_cidr(address)
         queue = iface.fwd_queue
-        iface.__init__(ifindex, iface.name, iface.mac, ip, prefix, iface.mtu, iface.rate_bps)
+        iface.__init__(ifindex, iface.name, iface.mac, ip, prefix, iface.mtu, iface.rate_bps,
+                       iface.layer3)
         iface.fwd_queue = queue
         self._local[ip] = iface
         self._broadcasts.add(iface.broadcast)
         net = ip_ntoa(iface.network.to_bytes(4, "big"))
         self.routes.add(f"{net}/{prefix}", ifindex)
-        if self.config.gratuitous_arp:
+        if self.config.gratuitous_arp and not iface.layer3:
             self._out.append((ifindex, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC, ip,
                                                        ZERO_MAC)))
             self.counters.incr("arp.out_gratuitous")
@@ -258,16 +266,19 @@ class Host:
 
     # ------------------------------------------------------------------ the sans-I/O surface
     def receive(self, frame, now: int, ifindex: int = 0) -> None:
-        """A frame (no FCS) arrived on interface ``ifindex``."""
+        """A frame (no FCS) arrived on interface ``ifindex`` (a bare IP datagram on a
+        layer-3 interface)."""
         self._now = now
-        n = len(frame)
-        if n < 14:
-            self.counters.incr("eth.rx_runts")
-            return
         try:
             iface = self.interfaces[ifindex]
         except IndexError:
             self.counters.incr("eth.rx_no_interface")
+            return
+        if iface.layer3:
+            self._ip_input(memoryview(frame), now, iface)
+            return
+        if len(frame) < 14:
+            self.counters.incr("eth.rx_runts")
             return
         dst = frame[:6]
         if dst != iface.mac and dst != BROADCAST_MAC and not dst[0] & 1:
@@ -455,6 +466,9 @@ class Host:
                      payload=b"") -> None:
         """Frame ``datagram + payload`` (kept apart so the bytes are copied only once, into
         the frame) for ``next_hop``, or queue it until ARP has resolved it."""
+        if iface.layer3:
+            self._out.append((iface.index, b"".join((datagram, payload)) if payload else bytes(datagram)))
+            return
         if next_hop == BROADCAST_IP or next_hop == iface.broadcast:
             mac = BROADCAST_MAC
         else:
