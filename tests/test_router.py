@@ -66,6 +66,15 @@ def test_a_host_that_is_not_a_router_drops_what_is_not_for_it():
     assert r.transmit(0) == [] and r.counters["ip.in_addr_errors"] == 1
 
 
+def test_unicast_datagram_in_a_link_broadcast_is_not_forwarded():
+    r = _router()
+    frame = _frame(b"x" * 10)
+    r.receive(b"\xff" * 6 + frame[6:], 0, 0)
+    assert r.transmit(0) == [] and r.counters["ip.in_addr_errors"] == 1
+    r.receive(frame, 0, 0)
+    assert len(r.transmit(0)) == 1 and r.counters["ip.forw_datagrams"] == 1
+
+
 def test_ttl_one_gets_time_exceeded_from_the_incoming_side():
     r = _router()
     r.receive(_frame(b"x" * 10, ttl=1), 0, 0)

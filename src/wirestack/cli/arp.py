@@ -37,7 +37,7 @@ def cmd_arp(args, parser) -> int:
         try:
             ip_aton(ip)
         except ValueError:
-            parser.error(f"{ip}: not an IPv4 address")
+            parser.error(f"arp: {ip}: not an IPv4 address")
     if args.tap:
         if not args.addresses:
             parser.error("arp --tap needs an address to resolve")

@@ -36,7 +36,7 @@ def register(sub) -> None:
 def _pool(text: str, parser) -> tuple[str, str]:
     first, sep, last = text.partition("-")
     if not sep:
-        parser.error("--serve FIRST-LAST, e.g. 198.18.5.50-198.18.5.99")
+        parser.error("dhcp: --serve FIRST-LAST, e.g. 198.18.5.50-198.18.5.99")
     return first, last
 
 
@@ -174,7 +174,7 @@ async def _serve_tap(args, parser) -> int:
             svc = serve_dhcp(setup.runtime, args.ip, _pool(args.serve, parser), router=args.router,
                              dns=args.dns_server, lease_time=args.lease)
         except ValueError as exc:
-            parser.error(str(exc))
+            parser.error(f"dhcp: {exc}")
         print("ready", flush=True)
         await _until_signal()
         for ip, mac, left in svc.server.leases(setup.runtime.now_ns()):

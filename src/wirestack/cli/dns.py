@@ -32,7 +32,7 @@ def _zone(args, parser) -> dict[str, list[str]]:
     for item in args.zone:
         name, sep, addresses = item.partition("=")
         if not sep or not name:
-            parser.error(f"--zone {item!r}: expected NAME=ADDR[,ADDR...]")
+            parser.error(f"dns: --zone {item!r}: expected NAME=ADDR[,ADDR...]")
         zone[name] = addresses.split(",")
     return zone
 

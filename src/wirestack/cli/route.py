@@ -36,7 +36,7 @@ def _show(host, args, parser) -> int:
         try:
             print(route_get(host, args.words[1]))
         except ValueError:
-            parser.error(f"{args.words[1]}: not an IPv4 address")
+            parser.error(f"route: {args.words[1]}: not an IPv4 address")
         except OSError as exc:
             print(f"wirestack route: {args.words[1]}: {exc.strerror}", file=sys.stderr)
             return 1
@@ -59,11 +59,11 @@ def cmd_route(args, parser) -> int:
         return realnet._guard(parser, lambda: asyncio.run(run()))
     from ..runtime.sim import Network
     if args.routers > 200:
-        parser.error("--routers: at most 200")
+        parser.error("route: --routers: at most 200")
     net = Network(seed=1)
     net.chain(args.routers)
     if args.host not in net.hosts:
-        parser.error(f"--host: no host {args.host!r} (there are {', '.join(net.hosts)})")
+        parser.error(f"route: --host: no host {args.host!r} (there are {', '.join(net.hosts)})")
     status = _show(net.hosts[args.host].host, args, parser)
     net.close()
     return status

@@ -61,9 +61,9 @@ def cmd_router(args, parser) -> int:
     try:
         ports = [Port(t) for t in args.tap]
     except ValueError as exc:
-        parser.error(str(exc))
+        parser.error(f"router: {exc}")
     if len(ports) < 2:
-        parser.error("a router needs at least two --tap interfaces")
+        parser.error("router: a router needs at least two --tap interfaces")
     from .realnet import _guard
     return _guard(parser, lambda: asyncio.run(_run(args, ports)))
 

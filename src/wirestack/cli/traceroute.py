@@ -43,9 +43,9 @@ def cmd_traceroute(args, parser) -> int:
         return realnet._guard(parser, lambda: asyncio.run(_trace_tap(args, parser)))
     from ..runtime.sim import Network
     if args.routers > 200:
-        parser.error("--routers: at most 200")
+        parser.error("traceroute: --routers: at most 200")
     if any(k > args.routers for k in args.silent):
-        parser.error(f"--silent: there are only {args.routers} routers")
+        parser.error(f"traceroute: --silent: there are only {args.routers} routers")
     net = Network(seed=args.seed)
     link = dict(delay_ms=args.delay if args.delay is not None else 1.0,
                 jitter_ms=args.jitter or 0.0, loss=args.loss or 0.0)

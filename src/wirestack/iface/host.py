@@ -118,6 +118,7 @@ class Host:
         self._icmp_tokens_at = 0
         self._now = 0
         self._fwd_queued = 0                             # datagrams in all forwarding queues
+        self._rx_link_broadcast = False                  # the frame being handled was broadcast
         self.pmtu: dict[bytes, tuple[int, int]] = {}     # dst -> (path MTU, expires), RFC 1191
         self.udp = UdpLayer(self.counters, self.rng, self.ip_output, self.source_for,
                             self._send_port_unreachable)
@@ -286,6 +287,12 @@ class Host:
             return
         ethertype = frame[12:14]
         if ethertype == _ETH_IPV4:
+            if dst[0] & 1:
+                # Sent to every station: RFC 1812 §5.3.4 says a router must not forward it.
+                self._rx_link_broadcast = True
+                self._ip_input(memoryview(frame)[14:], now, iface)
+                self._rx_link_broadcast = False
+                return
             self._ip_input(memoryview(frame)[14:], now, iface)
         elif ethertype == _ETH_ARP:
             self._arp_input(memoryview(frame)[14:], now, iface)
@@ -549,8 +556,9 @@ class Host:
         ip.frag_oks / ip.frag_creates, ip.fwd_queue_drops, ip.in_addr_errors."""
         counters = self.counters
         src, dst = ip.src, ip.dst
-        # RFC 1812 §5.3.7: never forward from or to a martian address.
-        if (src[0] == 0 or src[0] == 127 or src[0] >= 224 or src in self._broadcasts
+        # RFC 1812 §5.3.7: never forward from or to a martian address (nor, §5.3.4, what came
+        # in a link-layer broadcast).
+        if (self._rx_link_broadcast or src[0] == 0 or src[0] == 127 or src[0] >= 224 or src in self._broadcasts
                 or dst[0] == 0 or dst[0] == 127 or dst[0] >= 224):
             counters.incr("ip.in_addr_errors")
             return
