@@ -516,7 +516,7 @@ class Host:
             if dst in self._broadcasts:
                 broadcast = True
             elif self.config.forwarding and iface is not None:
-                self._forward(ip, data, now, iface)
+                self._forward(ip, data, now)
                 return
             else:
                 # We are a host, not a router (RFC 1122 §3.3.1.1): not for us -> drop.
@@ -550,7 +550,7 @@ class Host:
                                       icmp_codec.PROTO_UNREACHABLE, now)
 
     # ------------------------------------------------------------------ forwarding (router)
-    def _forward(self, ip, data, now: int, in_iface: Interface) -> None:
+    def _forward(self, ip, data, now: int) -> None:
         """RFC 1812 §5.2, §5.3: forward a datagram that is not for us. Every outcome has a
         counter: ip.forw_datagrams, ip.ttl_exceeded, ip.out_no_routes, ip.frag_fails (DF),
         ip.frag_oks / ip.frag_creates, ip.fwd_queue_drops, ip.in_addr_errors."""
@@ -558,8 +558,8 @@ class Host:
         src, dst = ip.src, ip.dst
         # RFC 1812 §5.3.7: never forward from or to a martian address (nor, §5.3.4, what came
         # in a link-layer broadcast).
-        if (self._rx_link_broadcast or src[0] == 0 or src[0] == 127 or src[0] >= 224 or src in self._broadcasts
-                or dst[0] == 0 or dst[0] == 127 or dst[0] >= 224):
+        if (self._rx_link_broadcast or src[0] in (0, 127) or src[0] >= 224 or src in self._broadcasts
+                or dst[0] in (0, 127) or dst[0] >= 224):
             counters.incr("ip.in_addr_errors")
             return
         datagram = data[:ip.total_length]  # without the link layer's padding
