@@ -74,7 +74,9 @@ def test_router_without_icmp_is_a_black_hole():
     assert r1.counters["ip.frag_fails"] >= 3 and r1.counters["icmp.out_suppressed"] == r1.counters["ip.frag_fails"]
     assert a.counters["tcp.retrans_segs"] >= 3
     # The router's event log says what happened to each of them.
-    assert len(r1.log.filter(kind="frag_needed")) == r1.counters["ip.frag_fails"]
+    events = r1.log.filter(kind="frag_needed")
+    assert len(events) == r1.counters["ip.frag_fails"]
+    assert {(e["mtu"], e["icmp_sent"]) for e in events} == {(576, False)}
 
 
 def test_learned_path_mtu_is_used_by_the_next_connection_and_expires():

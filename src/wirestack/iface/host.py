@@ -582,8 +582,9 @@ class Host:
             if ip.df:
                 # RFC 1191 §4: say how big a datagram the next hop takes.
                 counters.incr("ip.frag_fails")
+                # icmp_sent=False is a PMTU black hole: the sender will never know why.
                 self.log.record(now, "frag_needed", src=ip_ntoa(src), dst=ip_ntoa(dst),
-                                size=ip.total_length, mtu=out.mtu)
+                                size=ip.total_length, mtu=out.mtu, icmp_sent=self.config.icmp_errors)
                 self._send_icmp_error(datagram, icmp_codec.DEST_UNREACHABLE,
                                       icmp_codec.FRAG_NEEDED, now, next_hop_mtu=out.mtu)
                 return
