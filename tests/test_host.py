@@ -358,3 +358,11 @@ def test_layer3_interface_takes_and_gives_bare_ip_without_arp():
     msg = icmp.parse(body)
     assert msg.type == icmp.ECHO_REPLY and bytes(msg.payload) == b"ping"
     assert h.counters["arp.out_requests"] == 0
+
+
+def test_no_arp_on_a_layer3_interface():
+    h = Host("h")
+    h.add_interface(None, "198.18.12.2/24", layer3=True)
+    with pytest.raises(OSError) as exc:
+        h.arp_resolve("198.18.12.1", 0)
+    assert exc.value.errno == errno.EOPNOTSUPP and h.transmit(0) == []

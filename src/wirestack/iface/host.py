@@ -249,6 +249,8 @@ class Host:
         hop = self.routes.lookup(ip)
         if hop is None or hop[1] != ip:
             raise OSError(errno.ENETUNREACH, f"{ip_ntoa(ip)} is not on a connected network")
+        if self.interfaces[hop[0]].layer3:
+            raise OSError(errno.EOPNOTSUPP, f"{self.interfaces[hop[0]].name} is a layer-3 link: no ARP")
         mac = self.arp.lookup(ip, now)
         if mac is None and ip not in self.arp.pending:
             self.arp.pending[ip] = PendingResolution(hop[0], now + self.arp.retry_interval)
