@@ -39,6 +39,7 @@ TUN_PATH = "/dev/net/tun"
 # <linux/if_tun.h>: _IOW('T', 202, int) and _IOW('T', 208, unsigned int)
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
+IFF_TUN = 0x0001
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 
@@ -81,10 +82,12 @@ class TapDevice:
     """
 
     def __init__(self, name: str = "ws0", netns: Optional[str] = None,
-                 bufsize: Optional[int] = None):
+                 bufsize: Optional[int] = None, tun: bool = False):
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
             raise TapError(f"invalid interface name {name!r} (1-15 characters, no '/' or spaces)")
         self.netns = netns
+        # tun=True: a TUN device (IFF_TUN), each read/write one bare IP datagram, no Ethernet.
+        self.tun = tun
         self.bufsize = bufsize or _bufsize_for(DEFAULT_MTU)
         self.fd = -1
         self.rx_frames = 0
@@ -113,7 +116,7 @@ class TapDevice:
             raise TapError(f"no permission to open {TUN_PATH}: run as root "
                            "(or with CAP_NET_ADMIN)") from None
         try:
-            ifr = _IFREQ.pack(name.encode(), IFF_TAP | IFF_NO_PI)
+            ifr = _IFREQ.pack(name.encode(), (IFF_TUN if self.tun else IFF_TAP) | IFF_NO_PI)
             try:
                 res = fcntl.ioctl(fd, TUNSETIFF, ifr)
             except PermissionError:
@@ -124,7 +127,8 @@ class TapDevice:
                     raise TapError(f"interface {name!r} already exists and is busy; "
                                    "choose another name") from None
                 if e.errno == errno.EINVAL:
-                    raise TapError(f"interface {name!r} exists and is not a TAP device") from None
+                    raise TapError(f"interface {name!r} exists and is not a "
+                                   f"{'TUN' if self.tun else 'TAP'} device") from None
                 raise TapError(f"could not create TAP device {name!r}: {e.strerror}") from None
             # The kernel may have filled in a name (e.g. for "tap%d").
             real = _IFREQ.unpack(res)[0].rstrip(b"\0").decode()

@@ -4,6 +4,9 @@ One asyncio loop does everything, with no thread hops: the TAP fd is a reader on
 when it is readable we drain a batch of frames into the host, then ask the host for its
 output once (so a burst of incoming segments produces one round of ACKs and data), and
 arm a loop timer for the host's next deadline.
+
+A host with several interfaces (a router) gets one device per interface, ``devices[i]``
+carrying interface ``i``: each is a reader on the same loop.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ BATCH = 128   # frames read per wake-up before the host is asked for output
 
 
 class RealtimeHost(RuntimeHost):
-    def __init__(self, host, device, loop: asyncio.AbstractEventLoop | None = None, taps=()):
+    def __init__(self, host, device, loop: asyncio.AbstractEventLoop | None = None, taps=(),
+                 more_devices=()):
         self.host = host
         self.device = device
+        self.devices = [device, *more_devices]   # devices[i] carries host interface i
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
         self._service_scheduled = False
@@ -33,28 +38,30 @@ class RealtimeHost(RuntimeHost):
     def start(self) -> None:
         if not self._started:
             self._started = True
-            self.loop.add_reader(self.device.fileno(), self._on_readable)
+            for ifindex, device in enumerate(self.devices):
+                self.loop.add_reader(device.fileno(), self._on_readable, ifindex)
             self.kick()
 
     def stop(self) -> None:
         if self._started:
             self._started = False
-            self.loop.remove_reader(self.device.fileno())
+            for device in self.devices:
+                self.loop.remove_reader(device.fileno())
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
 
-    def _on_readable(self) -> None:
+    def _on_readable(self, ifindex: int = 0) -> None:
         host = self.host
         receive = host.receive
         taps = self.taps
         now = time.monotonic_ns()
-        frames = self.device.read_frames(BATCH)
+        frames = self.devices[ifindex].read_frames(BATCH)
         for frame in frames:
             if taps:
                 for tap in taps:
                     tap(now, "rx", frame)
-            receive(frame, now, 0)
+            receive(frame, now, ifindex)
         self._service()
 
     def kick(self) -> None:
@@ -67,13 +74,13 @@ class RealtimeHost(RuntimeHost):
         if not self._started:
             return  # a kick() queued before stop(): the device (and pcap) may be closed
         now = time.monotonic_ns()
-        write = self.device.write
+        devices = self.devices
         taps = self.taps
-        for _ifindex, frame in self.host.transmit(now):
+        for ifindex, frame in self.host.transmit(now):
             if taps:
                 for tap in taps:
                     tap(now, "tx", frame)
-            write(frame)
+            devices[ifindex].write(frame)
         t = self.host.poll_at()
         if t is None or t == self._timer_at:
             return

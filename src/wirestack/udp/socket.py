@@ -51,6 +51,7 @@ class UdpSocket:
         self.error: OSError | None = None
         self.closed = False
         self.on_event: Callable[[], None] | None = None
+        self.ttl: int | None = None   # IP_TTL: None = the host's default (traceroute sets it)
 
     # -- API ---------------------------------------------------------------------------
     def bind(self, address: Address) -> None:
@@ -125,7 +126,7 @@ class UdpSocket:
             self.layer._bind(self, ANY_IP, 0)
         if ip != BROADCAST_IP and self.layer.route_source(ip) is None:
             raise OSError(errno.ENETUNREACH, "Network is unreachable")
-        self.layer.outbox.append((self, data, ip, port))
+        self.layer.outbox.append((self, data, ip, port, self.ttl))
         return len(data)
 
     def _deliver(self, data: bytes, src: bytes, sport: int) -> None:
@@ -187,7 +188,7 @@ class UdpLayer:
         if not self.outbox:
             return
         out, self.outbox = self.outbox, []
-        for sock, data, dst, dport in out:
+        for sock, data, dst, dport, ttl in out:
             assert sock.local is not None  # _send binds before queueing
             src = sock.local[0]
             if src == ANY_IP:
@@ -198,7 +199,7 @@ class UdpLayer:
                 src = routed
             datagram = udp_codec.build(src, dst, sock.local[1], dport, data)
             self.counters.incr("udp.out_datagrams")
-            self.ip_output(src, dst, udp_codec.PROTO, datagram, now)
+            self.ip_output(src, dst, udp_codec.PROTO, datagram, now, ttl=ttl)
 
     def input(self, src: bytes, dst: bytes, body: BytesLike, ip_datagram: BytesLike, now: int,
               broadcast: bool) -> None:
