@@ -146,15 +146,32 @@ def iperf3(ns: str, reverse: bool) -> float | None:
         return None
 
 
-def suite(ns: str, ip: str, args, size: int) -> dict:
-    """One round of every measure against the server at IP, clients in namespace NS."""
+MSS = 1448   # payload of a full segment at MTU 1500 with timestamps: the unit of "per segment"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process PID has used so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def suite(ns: str, ip: str, args, size: int, pid: int) -> dict:
+    """One round of every measure against the server at IP, clients in namespace NS; PID is
+    the process in the middle (forwarder or wirestack), whose CPU time per full-size data
+    segment is recorded for the two bulk transfers."""
     rr = request_response(ns, ip, args.rounds)
     cn = connects(ns, ip, args.connects)
+    c0 = cpu_seconds(pid)
+    up = linux_to_server(ns, ip, size)
+    c1 = cpu_seconds(pid)
+    down = server_to_linux(ns, ip, size)
+    c2 = cpu_seconds(pid)
     return {
-        "linux_to_ws": linux_to_server(ns, ip, size),
-        "ws_to_linux": server_to_linux(ns, ip, size),
+        "linux_to_ws": up, "ws_to_linux": down,
         "rr_p50_us": pct(rr, 50), "rr_p99_us": pct(rr, 99),
         "connect_p50_us": pct(cn, 50), "connect_p99_us": pct(cn, 99),
+        "cpu_up_us": (c1 - c0) / (size / MSS) * 1e6, "cpu_down_us": (c2 - c1) / (size / MSS) * 1e6,
     }
 
 
@@ -231,9 +248,9 @@ def main() -> int:
             order = ("ref", "ws") if i % 2 == 0 else ("ws", "ref")
             for which in order:
                 if which == "ref":
-                    ref_runs.append(suite(ref_a, REF_IP, args, size))
+                    ref_runs.append(suite(ref_a, REF_IP, args, size, fwd.pid))
                 else:
-                    r = suite(ns, WS_IP, args, size)
+                    r = suite(ns, WS_IP, args, size, proc.pid)
                     if args.iperf3:
                         r["iperf3_up"] = iperf3(ns, False)
                         r["iperf3_down"] = iperf3(ns, True)
@@ -261,6 +278,8 @@ def main() -> int:
         ("64 B request/response p99", "rr_p99_us", "us", ".0f"),
         ("connect p50", "connect_p50_us", "us", ".0f"),
         ("connect p99", "connect_p99_us", "us", ".0f"),
+        ("CPU per segment, Linux -> srv", "cpu_up_us", "us", ".1f"),
+        ("CPU per segment, srv -> Linux", "cpu_down_us", "us", ".1f"),
     ]
     print(f"wirestack TAP bench: {args.size_mb:g} MB transfers, {args.rounds} round trips, "
           f"{args.connects} connects, median of {len(ws_runs)} interleaved run(s)")
@@ -275,6 +294,9 @@ def main() -> int:
             mark = "ok" if ok else "MISSED"
         print(f"{name:<30}{format(ref[key], fmt) + ' ' + unit:>14}{format(res[key], fmt) + ' ' + unit:>14}"
               f"{ratio:>7.2f}x  {target:<9}{mark}")
+    print("(CPU: user + system time of the process in the middle -- forwarder or wirestack --")
+    print(f" per {MSS}-byte data segment of the bulk transfers; ACKs and kernel work in its "
+          "syscalls included)")
     if "iperf3_up" in res:
         print(f"{'iperf3 -c (Linux -> ws)':<30}{'':>14}{res['iperf3_up']:>9.1f} MB/s")
     if "iperf3_down" in res:
