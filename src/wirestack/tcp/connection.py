@@ -1360,7 +1360,10 @@ class Connection:
             elif self.cfg.ooo_buffering and st in RECEIVING:
                 self.ooo_fin = s + plen
                 self.ack_now = True
-        self.output(now)
+        if self.layer.defer_output:
+            self._want_output()     # answered once per batch, at the next poll
+        else:
+            self.output(now)
 
     def _rcv_in_order(self, payload, plen: int, now: int) -> None:
         n = self.rcvq.append(payload)

@@ -61,6 +61,13 @@ class TcpLayer:
         self._tick = itertools.count()
         self._dirty: list[Connection] = []             # connections with output to do at poll
         self._notify: list[TcpSocket] = []             # sockets whose on_event is due
+        # False: a segment's answer (the ACK, data its ACK lets out) leaves from input().
+        # True: it waits for the next poll(). A runtime that feeds a whole batch of frames
+        # before polling (the real-time TAP loop) sets it, so a burst of N in-order
+        # segments is answered by one cumulative ACK: a stretch ACK, like a Linux receiver
+        # behind GRO (RFC 5681 §4.2 asks for every second segment; the batch size bounds
+        # the stretch, see runtime/realtime.py).
+        self.defer_output = False
         self._now = 0
         # RFC 5961 §7 challenge ACK rate limit: a token bucket in units of 1/limit s.
         self._chal_credit = self.config.challenge_ack_limit * SEC
