@@ -87,7 +87,13 @@ class RealtimeHost(RuntimeHost):
                     tap(now, "tx", frame)
             write(frame)
         t = self.host.poll_at()
-        if t is None or t == self._timer_at:
+        if t is None:
+            return
+        at = self._timer_at
+        if at is not None and at <= t:
+            # The armed timer fires no later than needed: keep it.  Re-arming on every
+            # wake-up (the retransmission deadline moves with each ACK) would cancel and
+            # allocate a loop timer per batch; an early firing just polls and re-arms.
             return
         if self._timer is not None:
             self._timer.cancel()
