@@ -1,7 +1,7 @@
 """wirestack over a TAP device, measured as a ratio to a reference in the same run (not a test).
 
     sudo .venv/bin/python bench/tap_bench.py [--size-mb 50] [--rounds 1000] [--connects 200]
-                                             [--repeat 1] [--iperf3] [--json]
+                                             [--repeat 1] [--offload] [--iperf3] [--json]
 
 Absolute figures on a shared machine drift by 2x from day to day, so every run measures a
 REFERENCE next to wirestack and prints wirestack's figures as ratios to it:
@@ -205,6 +205,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="alternate reference and wirestack N times each, report medians")
     ap.add_argument("--iperf3", action="store_true", help="also run iperf3 -c / -R for 3 s each")
+    ap.add_argument("--offload", action="store_true",
+                    help="wirestack's TAP with virtio-net offloads (serve --offload); the "
+                         "reference stays without")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
@@ -223,6 +226,8 @@ def main() -> int:
                   "--echo", "7", "--discard", "9", "--chargen", "19"]
     if args.iperf3:
         serve_argv += ["--iperf3", "5201"]
+    if args.offload:
+        serve_argv.append("--offload")
     fwd_argv = [sys.executable, os.path.join(HERE, "tap_forwarder.py"), ref_a, ref_b,
                 "--ip-a", f"{REF_CLIENT_IP}/24", "--ip-b", f"{REF_IP}/24"]
     svc_argv = ["ip", "netns", "exec", ref_b, sys.executable, os.path.join(HERE, "linux_services.py")]
@@ -282,7 +287,8 @@ def main() -> int:
         ("CPU per segment, srv -> Linux", "cpu_down_us", "us", ".1f"),
     ]
     print(f"wirestack TAP bench: {args.size_mb:g} MB transfers, {args.rounds} round trips, "
-          f"{args.connects} connects, median of {len(ws_runs)} interleaved run(s)")
+          f"{args.connects} connects, median of {len(ws_runs)} interleaved run(s)"
+          + (", wirestack with offloads" if args.offload else ""))
     print(f"{'measure':<30}{'reference':>14}{'wirestack':>14}{'ratio':>8}  {'target':<9}")
     for name, key, unit, fmt in rows:
         ratio = res[key] / ref[key] if ref.get(key) else float("nan")

@@ -48,6 +48,7 @@ def main() -> int:
     ap.add_argument("--py-spy", metavar="FILE", dest="pyspy",
                     help="sample the serve process with py-spy during the workload "
                          "(collapsed stacks: one 'stack count' line each)")
+    ap.add_argument("--offload", action="store_true", help="serve --offload")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     ns = f"ws-prof-{os.getpid()}"
@@ -57,6 +58,8 @@ def main() -> int:
     argv += ["-m", "wirestack", "serve", "--netns", ns, "--tap", "wsprof0", "--ip",
              f"{tap_bench.WS_IP}/24", "--peer-ip", "198.18.0.1/24",
              "--echo", "7", "--discard", "9", "--chargen", "19"]
+    if args.offload:
+        argv.append("--offload")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(HERE, "..", "src") + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -155,8 +155,12 @@ class Host:
         return self.icmp.ping_socket()
 
     # ------------------------------------------------------------------ the sans-I/O surface
-    def receive(self, frame, now: int, ifindex: int = 0) -> None:
-        """A frame (no FCS) arrived on interface ``ifindex``."""
+    def receive(self, frame, now: int, ifindex: int = 0, checksum_ok: bool = False) -> None:
+        """A frame (no FCS) arrived on interface ``ifindex``.
+
+        ``checksum_ok``: the device vouches for the TCP checksum (a NIC's receive checksum
+        offload, or a kernel that handed over a segment it made itself, checksum not yet
+        filled in); TCP then skips its own check.  The IP header checksum is always checked."""
         self._now = now
         n = len(frame)
         if n < 14:
@@ -173,7 +177,7 @@ class Host:
             return
         ethertype = frame[12:14]
         if ethertype == _ETH_IPV4:
-            self._ip_input(memoryview(frame)[14:], now, iface)
+            self._ip_input(memoryview(frame)[14:], now, iface, checksum_ok)
         elif ethertype == _ETH_ARP:
             self._arp_input(memoryview(frame)[14:], now, iface)
         else:
@@ -367,7 +371,7 @@ class Host:
         pending.packets.append(datagram)
 
     # ------------------------------------------------------------------ IPv4 input
-    def _ip_input(self, data, now: int, iface: Interface | None) -> None:
+    def _ip_input(self, data, now: int, iface: Interface | None, checksum_ok: bool = False) -> None:
         # Fast path for what nearly every datagram is: a 20-byte header (IHL 5), TCP, for
         # one of our addresses, not a fragment (only DF may be set), TTL above zero, the
         # length consistent and the header checksum good.  It makes the same checks as
@@ -381,7 +385,7 @@ class Host:
                 counters = self.counters
                 counters["ip.in_receives"] += 1
                 counters["ip.in_delivers"] += 1
-                self.tcp.input(src, dst, data[20:total], now)
+                self.tcp.input(src, dst, data[20:total], now, checksum_ok)
                 return
         try:
             ip, body = ip_codec.parse(data)
@@ -413,7 +417,7 @@ class Host:
         if proto == 6:
             counters["ip.in_delivers"] += 1
             if not broadcast:
-                self.tcp.input(ip.src, dst, body, now)
+                self.tcp.input(ip.src, dst, body, now, checksum_ok)
         elif proto == 17:
             self.counters.incr("ip.in_delivers")
             self.udp.input(ip.src, dst, body, data, now, broadcast)

@@ -132,9 +132,10 @@ class TcpLayer:
                 break
             self._flush_notify()
 
-    def input(self, src: bytes, dst: bytes, segment, now: int) -> None:
+    def input(self, src: bytes, dst: bytes, segment, now: int, checksum_ok: bool = False) -> None:
         """One TCP segment (header + data) from IP. Never raises for bad input: it is
-        counted and dropped."""
+        counted and dropped. ``checksum_ok``: the device already vouched for the checksum
+        (receive checksum offload), so it is not summed again."""
         self._now = now
         counters = self.counters
         n = len(segment)
@@ -146,7 +147,7 @@ class TcpLayer:
         if hl < 20 or hl > n or sport == 0 or dport == 0:
             counters.incr("tcp.in_hdr_errors")
             return
-        if self.config.verify_checksum:
+        if self.config.verify_checksum and not checksum_ok:
             # RFC 9293 §3.1: the checksum covers a pseudo-header, the header and the data.
             # The segment as one big integer (see wire/checksum.py); the pseudo-header
             # words are summed as a small int first so the big one is added to only once.
