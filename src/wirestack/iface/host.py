@@ -59,7 +59,7 @@ class HostConfig:
 
 class Interface:
     __slots__ = ("index", "name", "mac", "address", "prefix", "mtu", "network", "mask",
-                 "broadcast")
+                 "broadcast", "tso")
 
     def __init__(self, index: int, name: str, mac: bytes, address: bytes, prefix: int, mtu: int):
         self.index = index
@@ -68,6 +68,9 @@ class Interface:
         self.address = address
         self.prefix = prefix
         self.mtu = mtu
+        # TCP segmentation offload: the device below cuts TCP datagrams larger than the MTU
+        # into MTU-sized segments itself (a NIC's TSO), so they are not fragmented here.
+        self.tso = False
         self.mask = prefix_mask(prefix)
         a = int.from_bytes(address, "big")
         self.network = a & self.mask
@@ -322,7 +325,7 @@ class Host:
         self._ident = ident = (self._ident + 1) & 0xFFFF
         ttl = ttl or self.config.ttl
         n = len(payload)
-        if 20 + n <= iface.mtu:
+        if 20 + n <= iface.mtu or (proto == 6 and iface.tso and 20 + n <= 0xFFFF):
             header = ip_codec.build_simple_header(src, dst, proto, n, ttl, ident, df)
             self._link_output(iface, next_hop, header, now, payload)
             return True

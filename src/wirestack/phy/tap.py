@@ -29,7 +29,8 @@ the MTU, with the TCP checksum left to do (flag NEEDS_CSUM).  read_frames_offloa
 strips the header and reports, per frame, whether the kernel vouches for the checksum
 (NEEDS_CSUM: made locally and never corrupted; DATA_VALID: already checked), which is
 what a NIC driver passes up as CHECKSUM_PARTIAL / CHECKSUM_UNNECESSARY.  Frames we write
-carry an all-zero header (no offload requested: our checksums are complete).
+carry an all-zero header (no offload requested: our checksums are complete), except TCP
+super-segments larger than the MTU, which carry a TSO request (see _vnet_header).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ VNET_HDR = struct.Struct("<BBHHHH")
 VNET_HDR_LEN = VNET_HDR.size    # 10
 VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
 VIRTIO_NET_HDR_F_DATA_VALID = 2
+VIRTIO_NET_HDR_GSO_TCPV4 = 1
 _NO_VNET = bytes(VNET_HDR_LEN)  # flags 0, GSO_NONE: a finished frame
 OFFLOAD_BUFSIZE = VNET_HDR_LEN + 14 + 4 + 65535   # header + Ethernet (+ VLAN) + largest IP datagram
 
@@ -110,6 +112,7 @@ class TapDevice:
             raise TapError(f"invalid interface name {name!r} (1-15 characters, no '/' or spaces)")
         self.netns = netns
         self.offload = offload
+        self.mtu = DEFAULT_MTU   # the kernel side's MTU: where a TSO super-segment is cut
         self.bufsize = bufsize or (OFFLOAD_BUFSIZE if offload else _bufsize_for(DEFAULT_MTU))
         self.fd = -1
         self.rx_frames = 0
@@ -250,7 +253,8 @@ class TapDevice:
         try:
             if self.offload:
                 # writev: the header and the frame leave in one syscall without a copy.
-                os.writev(self.fd, (_NO_VNET, frame))
+                os.writev(self.fd, (self._vnet_header(frame) if len(frame) > self.mtu + 14
+                                    else _NO_VNET, frame))
             else:
                 os.write(self.fd, frame)
         except (BlockingIOError, OSError) as e:
@@ -263,6 +267,16 @@ class TapDevice:
             raise TapError(f"writing to TAP {self.name!r} failed: {e.strerror}") from None
         self.tx_frames += 1
         return True
+
+    def _vnet_header(self, frame) -> bytes:
+        """The virtio-net header of a TCP/IPv4 super-segment (larger than the MTU): ask the
+        kernel to cut it into MTU-sized segments (GSO_TCPV4, each carrying gso_size payload
+        bytes and a copy of the headers) and to finish each checksum from the pseudo-header
+        sum in the field (NEEDS_CSUM at csum_start + csum_offset) -- a NIC's TSO."""
+        ihl = (frame[14] & 0x0F) * 4
+        thl = (frame[14 + ihl + 12] >> 4) * 4
+        return VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+                             14 + ihl + thl, self.mtu - ihl - thl, 14 + ihl, 16)
 
     def close(self) -> None:
         """Close the fd; the kernel deletes the (non-persistent) interface."""
@@ -333,6 +347,7 @@ class TapDevice:
         self._disable_ipv6()
         if mtu is not None:
             self._ip("link", "set", "dev", self.name, "mtu", str(mtu))
+            self.mtu = mtu
             self.bufsize = max(self.bufsize, _bufsize_for(mtu) + (VNET_HDR_LEN if self.offload else 0))
         if ip_cidr:
             self._ip("addr", "add", ip_cidr, "dev", self.name)

@@ -33,6 +33,12 @@ class RealtimeHost(RuntimeHost):
         host.tcp.defer_output = True
         self.device = device
         self.offload = getattr(device, "offload", False)
+        if self.offload:
+            # The device segments for us (TSO): TCP may hand it super-segments of up to
+            # 64 KB, cut by the kernel into MTU-sized ones (IP total length <= 65535).
+            host.tcp.gso_max = 0xFFFF - 20 - 32
+            for iface in host.interfaces:
+                iface.tso = True
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
         self._service_scheduled = False

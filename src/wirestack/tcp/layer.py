@@ -67,6 +67,11 @@ class TcpLayer:
         # behind GRO (RFC 5681 §4.2 asks for every second segment; the batch size bounds
         # the stretch, see runtime/realtime.py).
         self.defer_output = False
+        # TCP segmentation offload (0 = off): new data may leave as one super-segment of up
+        # to this many payload bytes, a multiple of the MSS, which the device (a NIC's TSO,
+        # the kernel behind a TAP with a virtio-net header) cuts into MSS-sized segments
+        # with the same headers, completing each checksum.  Set by the real-time runtime.
+        self.gso_max = 0
         self._now = 0
         # RFC 5961 §7 challenge ACK rate limit: a token bucket in units of 1/limit s.
         self._chal_credit = self.config.challenge_ack_limit * SEC
