@@ -75,6 +75,7 @@ class RealtimeHost(RuntimeHost):
                     tap(now, "rx", frame)
                 receive(frame, now, 0, checksum_ok)
             self._service()
+            self._after_tasks()
             return
         frames = self.device.read_frames(BATCH)
         for frame in frames:
@@ -83,6 +84,15 @@ class RealtimeHost(RuntimeHost):
                     tap(now, "rx", frame)
             receive(frame, now, 0)
         self._service()
+        self._after_tasks()
+
+    def _after_tasks(self) -> None:
+        """Queue one more _service behind the tasks the batch just woke (their wake-ups were
+        queued by _service, so this handle runs after them in the same loop iteration):
+        what they write -- an echo's reply, a response -- then leaves without waiting for
+        an extra turn of the loop (and an extra epoll_wait) that their own kick() would
+        take.  When no task writes, it finds nothing to send."""
+        self.kick()
 
     def kick(self) -> None:
         if not self._service_scheduled:
