@@ -56,6 +56,8 @@ REF_CLIENT_IP = "198.18.1.1"
 # Ratio targets: (key, "higher"|"lower" is better, bound)
 TARGETS = {"linux_to_ws": (">=", 0.9), "ws_to_linux": (">=", 0.9),
            "rr_p50_us": ("<=", 1.0), "connect_p50_us": ("<=", 1.5)}
+# With offloads (wirestack only) the bulk transfers are to beat the plain forwarder 3x.
+OFFLOAD_TARGETS = dict(TARGETS, linux_to_ws=(">=", 3.0), ws_to_linux=(">=", 3.0))
 
 
 def sock_in(ns: str, nodelay: bool = False) -> socket.socket:
@@ -293,8 +295,9 @@ def main() -> int:
     for name, key, unit, fmt in rows:
         ratio = res[key] / ref[key] if ref.get(key) else float("nan")
         target, mark = "", ""
-        if key in TARGETS:
-            op, bound = TARGETS[key]
+        targets = OFFLOAD_TARGETS if args.offload else TARGETS
+        if key in targets:
+            op, bound = targets[key]
             target = f"{op} {bound:g}x"
             ok = ratio >= bound if op == ">=" else ratio <= bound
             mark = "ok" if ok else "MISSED"
