@@ -450,7 +450,7 @@ class Connection:
                 tsecr = self.ts_recent
                 hl = 32
                 offflags = (32 << 10) | flags
-                if n > self.snd_mss:
+                if n > self.snd_mss and self.layer.gso_max:
                     # A TSO super-segment: like a NIC driver, leave the checksum to the
                     # device, with the pseudo-header sum in the field (what it starts from).
                     csum = (self._csum_base - self.lport - self.rport + 32 + n) % 0xFFFF or 0xFFFF
