@@ -174,3 +174,32 @@ def test_defer_output_acks_a_batch_once():
     acks = b.counters.get("ip.out_requests", 0)
     acks2 = b2.counters.get("ip.out_requests", 0)
     assert acks < acks2 / 2, (acks, acks2)
+
+
+def test_deferred_output_still_sends_one_duplicate_ack_per_segment_above_a_hole():
+    """A batch with a hole: every segment above the hole gets its own immediate duplicate
+    ACK (RFC 5681 §4.2), so the sender's fast retransmit (three duplicates) is not starved
+    by answering batches once."""
+    a, b = make_pair()
+    b.tcp.defer_output = True
+    ls = b.tcp_socket()
+    ls.bind(("0.0.0.0", 9))
+    ls.listen()
+    c = a.tcp_socket()
+    c.connect((B_IP, 9))
+    for _ in range(10):
+        for _, f in a.transmit(0):
+            b.receive(f, 0, 0)
+        for _, f in b.transmit(0):
+            a.receive(f, 0, 0)
+    assert c.state == "ESTABLISHED"
+    c.send(bytes(6 * 1448))
+    segs = [f for _, f in a.transmit(1000)]
+    data = [f for f in segs if len(f) > 1000]
+    assert len(data) == 3                  # the initial window (RFC 5681 §3.1)
+    for f in data[1:]:                     # one batch; the first segment is lost
+        b.receive(f, 2000, 0)
+    acks = [f for _, f in b.transmit(2000) if f[23] == 6 and len(f) < 100]
+    acked = {int.from_bytes(f[42:46], "big") for f in acks}
+    assert len(acks) == 2, f"{len(acks)} ACK(s) for two segments above the hole"
+    assert len(acked) == 1, "the duplicates all acknowledge the same edge"

@@ -1377,9 +1377,11 @@ class Connection:
             elif self.cfg.ooo_buffering and st in RECEIVING:
                 self.ooo_fin = s + plen
                 self.ack_now = True
-        if self.layer.defer_output:
+        if self.layer.defer_output and not self.asm:
             self._want_output()     # answered once per batch, at the next poll
         else:
+            # Out-of-order data is answered at once even in a batch: each segment above a
+            # hole owes the sender its own duplicate ACK (RFC 5681 §4.2, §3.2).
             self.output(now)
 
     def _rcv_in_order(self, payload, plen: int, now: int) -> None:
