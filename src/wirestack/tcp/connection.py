@@ -453,13 +453,18 @@ class Connection:
                 tsecr = self.ts_recent
                 hl = 32
                 offflags = (32 << 10) | flags
-                s = (self._csum_base + 32 + n + seq + ack + offflags + win
-                     + _TSOPT_WORDS + tsval + tsecr)
-                if n:
-                    s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
-                r = s % 0xFFFF
-                seg = (_HDR.pack(self.lport, self.rport, seq, ack, offflags, win,
-                                 0xFFFF - (r or 0xFFFF), 0)
+                if n > self.snd_mss and self.layer.gso_max:
+                    # A TSO super-segment: like a NIC driver, leave the checksum to the
+                    # device, with the pseudo-header sum in the field (what it starts from).
+                    csum = (self._csum_base - self.lport - self.rport + 32 + n) % 0xFFFF or 0xFFFF
+                else:
+                    s = (self._csum_base + 32 + n + seq + ack + offflags + win
+                         + _TSOPT_WORDS + tsval + tsecr)
+                    if n:
+                        s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+                    r = s % 0xFFFF
+                    csum = 0xFFFF - (r or 0xFFFF)
+                seg = (_HDR.pack(self.lport, self.rport, seq, ack, offflags, win, csum, 0)
                        + _TSOPT.pack(_TSOPT_HEAD, tsval, tsecr))
                 if n:
                     seg += payload
@@ -603,6 +608,12 @@ class Connection:
         sndq = self.sndq
         sent = False
         cc = self.cc
+        # Super-segments only when the device's cut (MTU - IP - TCP header with the
+        # timestamp option) equals our MSS, i.e. the peer accepts full-size segments.
+        gso = self.layer.gso_max
+        if gso and (budget is not None or not self.ts_ok or self._sack_due
+                    or mss + 52 != self.layer.mtu_for(self.rip)):
+            gso = 0
         while True:
             nxt = self.snd_nxt
             data_end = self._sbase + len(sndq)
@@ -646,6 +657,12 @@ class Connection:
                     # Nagle (RFC 896, RFC 9293 §3.7.4): one small segment in flight at a
                     # time. A queued FIN flushes it, as there is nothing left to coalesce.
                     break
+                if n == mss and gso and nxt >= self.snd_max:
+                    # TSO: new data in one super-segment, a whole number of MSS-sized
+                    # pieces within the window (the device cuts it up, see layer.gso_max).
+                    k = min(avail, usable, gso) // mss
+                    if k > 1:
+                        n = k * mss
                 end = nxt + n
                 flags = ACK | PSH if n == avail else ACK
                 if end == data_end and self.fin_queued and self.state is not SYN_RECEIVED:
@@ -1381,7 +1398,12 @@ class Connection:
             elif self.cfg.ooo_buffering and st in RECEIVING:
                 self.ooo_fin = s + plen
                 self.ack_now = True
-        self.output(now)
+        if self.layer.defer_output and not self.asm:
+            self._want_output()     # answered once per batch, at the next poll
+        else:
+            # Out-of-order data is answered at once even in a batch: each segment above a
+            # hole owes the sender its own duplicate ACK (RFC 5681 §4.2, §3.2).
+            self.output(now)
 
     def _rcv_in_order(self, payload, plen: int, now: int) -> None:
         n = self.rcvq.append(payload)
