@@ -8,6 +8,7 @@ async functions at the bottom drive them over the host's UDP sockets (ports 67 a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..units import SEC
@@ -44,7 +45,7 @@ class DhcpServer:
     ACK to a renewing client to its own address."""
 
     def __init__(self, server: str, pool: tuple[str, str], *, router: str | None = None,
-                 dns: list[str] = (), lease_time: int = 3600, offer_hold: int = 60, counters=None,
+                 dns: Sequence[str] = (), lease_time: int = 3600, offer_hold: int = 60, counters=None,
                  log=None):
         self.server_ip, self.prefix = parse_cidr(server)
         first, last = (int.from_bytes(ip_aton(x), "big") for x in pool)
@@ -110,8 +111,9 @@ class DhcpServer:
             return []
         if msg.op != d.BOOTREQUEST:
             return []
-        self._count("dhcp.in_" + d.TYPE_NAMES.get(msg.type, "unknown")[4:].lower())
         t = msg.type
+        self._count("dhcp.in_" + (d.TYPE_NAMES.get(t, "unknown") if t is not None
+                                  else "unknown")[4:].lower())
         mac = msg.chaddr
         if t == d.DISCOVER:
             ip = self._choose(mac, msg.addr_option(d.OPT_REQUESTED_IP), now)
@@ -132,6 +134,8 @@ class DhcpServer:
                 return []
             lease = self.by_mac.get(mac)
             if server_id is not None:                 # SELECTING: the answer to our OFFER
+                if requested is None:
+                    return [self._reply(msg, d.NAK, ZERO)]   # no address asked for
                 ip = requested
                 ok = lease is not None and lease.ip == ip and self._free(ip, mac, now)
             elif requested is not None:               # INIT-REBOOT: "may I keep this one?"
@@ -257,14 +261,18 @@ class DhcpClient:
         if self.hostname:
             opts[d.OPT_HOSTNAME] = self.hostname.encode()[:63]
         ciaddr, dst = ZERO, BROADCAST_IP
+        lease = self.lease
         if self.state == REQUESTING:
-            opts[d.OPT_REQUESTED_IP] = self._offer.yiaddr
-            opts[d.OPT_SERVER_ID] = self._offer.addr_option(d.OPT_SERVER_ID) or self._offer.siaddr
+            offer = self._offer
+            assert offer is not None   # REQUESTING is entered only with the OFFER in hand
+            opts[d.OPT_REQUESTED_IP] = offer.yiaddr
+            opts[d.OPT_SERVER_ID] = offer.addr_option(d.OPT_SERVER_ID) or offer.siaddr
         elif self.state in (RENEWING, REBINDING):
+            assert lease is not None   # renewing and rebinding keep the lease they renew
             # RFC 2131 §4.3.2: ciaddr set, no server id or requested address.
-            ciaddr = ip_aton(self.lease.address.split("/")[0])
+            ciaddr = ip_aton(lease.address.split("/")[0])
             if self.state == RENEWING:
-                dst = ip_aton(self.lease.server)
+                dst = ip_aton(lease.server)
         msg = d.DhcpMessage(d.BOOTREQUEST, self._xid, self.mac, ciaddr=ciaddr,
                             secs=min(0xFFFF, (now - self._started) // SEC),
                             flags=d.FLAG_BROADCAST if ciaddr == ZERO else 0, options=opts)
@@ -273,12 +281,12 @@ class DhcpClient:
         if self.state in (SELECTING, REQUESTING):
             self._next = self._backoff(now)
             self._tries += 1
-        elif self.state == RENEWING:
+        elif self.state == RENEWING and lease is not None:
             # RFC 2131 §4.4.5: wait half the time left until T2 (at least 60 s) ...
-            self._next = min(now + max((self.lease.t2 - now) // 2, 60 * SEC), self.lease.t2)
-        elif self.state == REBINDING:
+            self._next = min(now + max((lease.t2 - now) // 2, 60 * SEC), lease.t2)
+        elif self.state == REBINDING and lease is not None:
             # ... and half the time left until the lease ends.
-            self._next = min(now + max((self.lease.expires - now) // 2, 60 * SEC), self.lease.expires)
+            self._next = min(now + max((lease.expires - now) // 2, 60 * SEC), lease.expires)
 
     def poll(self, now: int) -> list[tuple[bytes, bytes]]:
         if self._next is not None and now >= self._next:
@@ -297,6 +305,7 @@ class DhcpClient:
                 self._send(now, d.REQUEST)
         elif st in (BOUND, RENEWING, REBINDING):
             lease = self.lease
+            assert lease is not None   # these states are entered only with a lease
             if now >= lease.expires:
                 self._record(now, "dhcp_expired", address=lease.address)
                 self.events.append(("expired", lease))
@@ -426,6 +435,7 @@ class DhcpClientService:
         host = self.rt.host
         iface = host.interfaces[self.ifindex]
         if kind in ("bound", "renewed"):
+            assert lease is not None   # the client reports "bound"/"renewed" with the new lease
             if ip_ntoa(iface.address) + f"/{iface.prefix}" != lease.address:
                 host.set_address(self.ifindex, lease.address)
             host.routes.remove("0.0.0.0/0")

@@ -4,7 +4,9 @@ share a router's queue (fairness).
 
 Each returns a :class:`~wirestack.labs.lab.Lab`; the runs are
 :class:`~wirestack.labs.transfer.TransferResult` where a transfer is measured, or small row
-objects with the lab's own columns (``Lab.extra_columns``).
+objects with the lab's own columns (``Lab.extra_columns``). Each network is handed to
+:mod:`~wirestack.labs.observe` once wired, so ``--pcap``, ``--plot``, ``--html`` and ``--json``
+see every run; the seed drives the hosts' ISNs, ephemeral ports and the bytes sent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 from ..runtime.sim import Network
 from ..units import SEC
+from . import observe
+from .lab import conclusion
 from .transfer import TransferResult
 
 
@@ -25,6 +29,14 @@ class ProbeRow:
     answered_by: str
     message: str
     rtt: str
+    rtt_ms: float | None = None
+
+
+@dataclass
+class TracerouteRun:
+    """The one traced path, as ``--json`` and the viewer show it."""
+    destination: str
+    hops: list[ProbeRow]
 
 
 def _traceroute_runs(seed: int):
@@ -33,6 +45,8 @@ def _traceroute_runs(seed: int):
     net = Network(seed=seed)
     # Router 3 is configured not to send ICMP errors: its hop stays silent.
     a, routers, b = net.chain(4, delay_ms=5, icmp_errors=[True, True, False, True])
+    # Captured on a's link: every probe leaves there and every answer comes back there.
+    watch = observe.attach(net, net.media[0], title="traceroute a -> b")
     rows = []
     messages = {}
     watcher = a.host.icmp.error_socket()
@@ -51,9 +65,28 @@ def _traceroute_runs(seed: int):
             rows.append((f"TTL {ttl}", ProbeRow("* (no answer)", "-", "-")))
         else:
             rows.append((f"TTL {ttl}", ProbeRow(probe.addr, messages.get(ip_aton(probe.addr), "?"),
-                                                f"{probe.rtt_ms:.1f} ms")))
+                                                f"{probe.rtt_ms:.1f} ms", round(probe.rtt_ms, 1))))
+    observe.finish(watch, TracerouteRun(b.ip, [row for _, row in rows]))
     net.close()
     return rows
+
+
+def _traceroute_lesson(runs) -> str:
+    answered = [(label, r) for label, r in runs if r.rtt_ms is not None]
+    silent = [label for label, r in runs if r.rtt_ms is None]
+    parts = [f"{label} was answered '{r.message}' by {r.answered_by} after {r.rtt_ms:.1f} ms"
+             for label, r in answered]
+    text = "; ".join(parts) if parts else "no probe was answered"
+    if silent:
+        text += f"; {', '.join(silent)} got no answer, yet the later probes went through that router"
+    if len(answered) >= 2:
+        (first_label, first), (last_label, last) = answered[0], answered[-1]
+        hops = int(last_label.split()[-1]) - int(first_label.split()[-1])
+        if hops > 0:
+            text += (f". From {first_label} to {last_label} the round trip grew by "
+                     f"{last.rtt_ms - first.rtt_ms:.1f} ms, {(last.rtt_ms - first.rtt_ms) / hops:.1f} ms "
+                     f"a hop: one more link there and back")
+    return text + "."
 
 
 def traceroute_lab():
@@ -66,6 +99,7 @@ def traceroute_lab():
         "datagram and sends 'time exceeded' from its own address (RFC 1812 §5.3.1), so probe k "
         "names router k. The destination answers the unlikely UDP port with 'port unreachable'. "
         "A router that sends no ICMP shows as '*', though it forwards as before.",
+        conclude=_traceroute_lesson,
         extra_columns={"answered by": lambda r: r.answered_by, "ICMP message": lambda r: r.message,
                 "rtt": lambda r: r.rtt})
 
@@ -76,13 +110,16 @@ def _flow_bytes(seed: int, flow: int, n: int) -> bytes:
 
 
 def routed_transfer(size: int, *, seed: int = 1, mtu=(1500, 576, 1500), icmp_errors=(True, True),
-                    pmtu_discovery: bool = True, deadline: float = 60.0, **link) -> TransferResult:
+                    pmtu_discovery: bool = True, deadline: float = 60.0, title: str = "routed transfer",
+                    **link) -> TransferResult:
     """``size`` bytes from a to b through a chain of routers (``len(mtu) - 1`` of them) with
     per-link MTUs ``mtu``. The counters of every host (a, r1, ..., b) are in the result."""
     res = TransferResult(size)
     net = Network(seed=seed)
     a, routers, b = net.chain(len(mtu) - 1, mtu=list(mtu), icmp_errors=list(icmp_errors), **link)
     a.host.config.pmtu_discovery = pmtu_discovery
+    # Captured on a's link: the sender's segments, and the ICMP that comes back (or not).
+    watch = observe.attach(net, net.media[0], title=title)
     data = _flow_bytes(seed, 0, size)
     h = hashlib.sha256()
     servers = []
@@ -122,15 +159,18 @@ def routed_transfer(size: int, *, seed: int = 1, mtu=(1500, 576, 1500), icmp_err
         if server.tasks:
             net.run(asyncio.sleep(0))
     res.counters = {name: h.counters.nonzero() for name, h in net.hosts.items()}
+    observe.finish(watch, res)
     net.close()
     return res
 
 
 def _pmtud_runs(seed: int):
-    kw = dict(seed=seed, delay_ms=10, deadline=30.0)
-    return [("router fragments (DF off)", routed_transfer(300_000, pmtu_discovery=False, **kw)),
-            ("path MTU discovery (DF on)", routed_transfer(300_000, **kw)),
-            ("black hole (router 1 sends no ICMP)", routed_transfer(300_000, icmp_errors=(False, True), **kw))]
+    kw: dict = dict(seed=seed, delay_ms=10, deadline=30.0)
+    return [("router fragments (DF off)", routed_transfer(300_000, pmtu_discovery=False,
+                                                          title="DF off", **kw)),
+            ("path MTU discovery (DF on)", routed_transfer(300_000, title="DF on", **kw)),
+            ("black hole (router 1 sends no ICMP)",
+             routed_transfer(300_000, icmp_errors=(False, True), title="black hole", **kw))]
 
 
 def _r(r: TransferResult, host: str, name: str) -> int:
@@ -141,6 +181,24 @@ def _result(r: TransferResult) -> str:
     if r.completed:
         return "sha256 ok" if r.sha256_ok else "CORRUPTED DATA"
     return r.error or "failed"
+
+
+def _frag_needed(r: TransferResult) -> int:
+    return _r(r, "r1", "ip.frag_fails") - _r(r, "r1", "icmp.out_suppressed")
+
+
+def _pmtud_lesson(frag: TransferResult, discover: TransferResult, hole: TransferResult) -> str:
+    def outcome(r: TransferResult) -> str:
+        if r.completed:
+            return f"{_result(r)} after {r.virtual_seconds:.2f} s"
+        return r.error or f"failed with {r.received:,} of {r.size:,} bytes"
+    return (f"with DF off router 1 made {_r(frag, 'r1', 'ip.frag_creates')} fragments: {outcome(frag)}. "
+            f"With DF on it sent {_frag_needed(discover)} 'fragmentation needed', a's MSS fell to "
+            f"{discover.sender.get('snd_mss', '-')} and it retransmitted {discover.sender.get('retransmits', 0)} "
+            f"segments: {outcome(discover)}, with {_r(discover, 'r1', 'ip.frag_creates')} fragments. "
+            f"With its ICMP filtered router 1 dropped {_r(hole, 'r1', 'ip.frag_fails')} too-big datagrams "
+            f"and told nobody ({_r(hole, 'r1', 'icmp.out_suppressed')} ICMP suppressed); a retransmitted "
+            f"{hole.sender.get('retransmits', 0)} times at MSS {hole.sender.get('snd_mss', '-')}: {outcome(hole)}.")
 
 
 def pmtud_lab():
@@ -155,11 +213,12 @@ def pmtud_lab():
         "all. With DF (RFC 1191) router 1 refuses each too-big datagram with 'fragmentation needed, next-hop MTU "
         "576' (RFC 1812 §5.2.6); TCP lowers its MSS and resends what was refused. If the router's ICMP is filtered the sender never "
         "learns why its big segments vanish: the handshake works, the data never arrives.",
+        conclude=lambda runs: conclusion(runs, _pmtud_lesson),
         extra_columns={
             "result": _result,
             "time": lambda r: f"{r.virtual_seconds:.2f} s",
             "fragments made": lambda r: str(_r(r, "r1", "ip.frag_creates")),
-            "frag-needed sent": lambda r: str(_r(r, "r1", "ip.frag_fails") - _r(r, "r1", "icmp.out_suppressed")),
+            "frag-needed sent": lambda r: str(_frag_needed(r)),
             "ICMP suppressed": lambda r: str(_r(r, "r1", "icmp.out_suppressed")),
             "sender MSS": lambda r: str(r.sender.get("snd_mss", "-")),
             "retransmits": lambda r: str(r.sender.get("retransmits", 0)),
@@ -189,6 +248,14 @@ def dumbbell(cc: str, *, seed: int = 1, delays_ms=(5, 10, 20, 40), rate_mbps: fl
     """Senders s1..sN (one link each, ``delays_ms`` one way) through router r, whose output
     towards d is paced at ``rate_mbps`` with a drop-tail queue of ``queue_limit``: every flow
     meets in that queue. Returns ([(rtt_ms, goodput_bps)], router interface to d)."""
+    flows, out, _ = _dumbbell(cc, seed=seed, delays_ms=delays_ms, rate_mbps=rate_mbps,
+                              queue_limit=queue_limit, seconds=seconds, warmup=warmup)
+    return flows, out
+
+
+def _dumbbell(cc: str, *, seed: int, delays_ms, rate_mbps: float, queue_limit: int, seconds: float,
+              warmup: float, title: str = "dumbbell"):
+    """:func:`dumbbell`, plus the summary row (all flows together) the lab shows."""
     net = Network(seed=seed)
     n = len(delays_ms)
     addresses = [f"198.18.{i + 1}.1/24" for i in range(n)] + ["198.18.100.1/24"]
@@ -199,7 +266,9 @@ def dumbbell(cc: str, *, seed: int = 1, delays_ms=(5, 10, 20, 40), rate_mbps: fl
         s = net.host(f"s{i + 1}", f"198.18.{i + 1}.2/24", gateway=f"198.18.{i + 1}.1")
         net.link(s, r, delay_ms=delay)
         senders.append(s)
-    net.link(r, d, delay_ms=1)
+    bottleneck = net.link(r, d, delay_ms=1)
+    # Captured where the flows meet: the router's paced output towards d. The plot follows s1.
+    watch = observe.attach(net, bottleneck, title=title, ends=(senders[0], d))
     counts = [0] * n
     at_warmup = [0] * n
     chunk = _flow_bytes(seed, 1, 1 << 16)
@@ -235,8 +304,11 @@ def dumbbell(cc: str, *, seed: int = 1, delays_ms=(5, 10, 20, 40), rate_mbps: fl
     span = seconds - warmup
     flows = [(2 * (delay + 1), (counts[i] - at_warmup[i]) * 8 / span) for i, delay in enumerate(delays_ms)]
     out = r.host.interfaces[n]
+    total = sum(g for _, g in flows)
+    summary = FlowRow(0, total, 1.0, jain_index(g for _, g in flows), out.fwd_queue_drops)
+    observe.finish(watch, summary)
     net.close()
-    return flows, out
+    return flows, out, summary
 
 
 FAIRNESS_DELAYS = {"same RTT": (10, 10, 10, 10), "RTTs differ": (5, 10, 20, 40)}
@@ -246,14 +318,41 @@ def _fairness_runs(seed: int):
     rows = []
     for scenario, delays in FAIRNESS_DELAYS.items():
         for label, cc in (("NewReno", "newreno"), ("CUBIC", "cubic")):
-            flows, out = dumbbell(cc, seed=seed, delays_ms=delays)
-            total = sum(g for _, g in flows)
+            flows, _, summary = _dumbbell(cc, seed=seed, delays_ms=delays, rate_mbps=10, queue_limit=40,
+                                          seconds=30.0, warmup=5.0, title=f"{label}, {scenario}")
+            total = summary.goodput_bps
             for i, (rtt, goodput) in enumerate(flows, 1):
                 rows.append((f"{label}, {scenario}: flow {i}",
                              FlowRow(rtt, goodput, goodput / total if total else 0.0)))
-            rows.append((f"{label}, {scenario}: all", FlowRow(0, total, 1.0, jain_index(g for _, g in flows),
-                                                              out.fwd_queue_drops)))
+            rows.append((f"{label}, {scenario}: all", summary))
     return rows
+
+
+def _fairness_lesson(runs) -> str:
+    """One clause per scenario, from the flows above each summary row."""
+    clauses = []
+    flows: list[FlowRow] = []
+    for label, row in runs:
+        if row.jain is None:
+            flows.append(row)
+            continue
+        name = label.rsplit(": ", 1)[0]
+        shares = [f.share for f in flows]
+        if flows and len({f.rtt_ms for f in flows}) > 1:
+            short = min(flows, key=lambda f: f.rtt_ms)
+            long = max(flows, key=lambda f: f.rtt_ms)
+            spread = (f"the {short.rtt_ms:.0f} ms flow took {100 * short.share:.0f}%, the "
+                      f"{long.rtt_ms:.0f} ms one {100 * long.share:.0f}%")
+        elif flows and round(100 * min(shares)) == round(100 * max(shares)):
+            spread = f"each flow {100 * shares[0]:.0f}%"
+        elif flows:
+            spread = f"shares from {100 * min(shares):.0f}% to {100 * max(shares):.0f}%"
+        else:
+            spread = "no flows"
+        clauses.append(f"{name}: {spread}, Jain's index {row.jain:.3f}, "
+                       f"{row.queue_drops} queue drops, {row.goodput_bps / 1e6:.2f} Mbit/s in all")
+        flows = []
+    return "; ".join(clauses) + "."
 
 
 def fairness_lab():
@@ -270,6 +369,7 @@ def fairness_lab():
         "all). NewReno grows its window one segment per round trip, so with different RTTs the "
         "short ones grow faster and take more. CUBIC grows with the time since its last loss "
         "instead; compare its shares, its index and how often it overflows the queue.",
+        conclude=_fairness_lesson,
         extra_columns={
             "RTT": lambda r: f"{r.rtt_ms:.0f} ms" if r.rtt_ms else "",
             "goodput": lambda r: f"{r.goodput_bps / 1e6:.2f} Mbit/s",

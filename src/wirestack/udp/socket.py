@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..wire import udp as udp_codec
 from ..wire.bytes_like import BytesLike
@@ -25,7 +25,13 @@ EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535
 MAX_PAYLOAD = 65535 - 20 - 8
 
 Address = tuple[str | bytes, int]   # what the API accepts: ("198.18.0.1", 7)
-IpOutput = Callable[[bytes, bytes, int, bytes, int], object]   # (src, dst, proto, payload, now)
+
+
+class IpOutput(Protocol):
+    """The host's IPv4 output: ``ttl`` None means the host's default TTL."""
+
+    def __call__(self, src: bytes, dst: bytes, proto: int, payload: bytes, now: int,
+                 ttl: int | None = None) -> object: ...
 
 
 def _addr(address: Any) -> tuple[bytes, int]:
@@ -155,7 +161,8 @@ class UdpLayer:
         self.route_source = route_source
         self._port_unreachable = send_icmp_port_unreachable
         self.sockets: dict[tuple[bytes, int], UdpSocket] = {}
-        self.outbox: list[tuple[UdpSocket, bytes, bytes, int]] = []   # (sock, data, dst, dport)
+        # (sock, data, dst, dport, ttl): the TTL is the socket's IP_TTL when it was queued
+        self.outbox: list[tuple[UdpSocket, bytes, bytes, int, int | None]] = []
 
     def socket(self, **options: int) -> UdpSocket:
         return UdpSocket(self, **options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+from .bytes_like import BytesLike
 from .errors import MalformedPacket
 
 SERVER_PORT = 67
@@ -72,12 +73,13 @@ class DhcpMessage:
         return int.from_bytes(v, "big") if v is not None and len(v) == 4 else None
 
     def __repr__(self) -> str:
-        name = TYPE_NAMES.get(self.type, f"type {self.type}")
+        kind = self.type
+        name = TYPE_NAMES.get(kind, f"type {kind}") if kind is not None else "type None"
         return (f"{name} xid 0x{self.xid:08x} chaddr {self.chaddr.hex(':')}"
                 f" yiaddr {'.'.join(map(str, self.yiaddr))}")
 
 
-def parse(buf) -> DhcpMessage:
+def parse(buf: BytesLike) -> DhcpMessage:
     mv = memoryview(buf)
     if len(mv) < _FIXED.size + 4:
         raise MalformedPacket(f"DHCP message truncated: {len(mv)} bytes", "dhcp.in_malformed")

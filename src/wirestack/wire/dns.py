@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+from .bytes_like import BytesLike
 from .errors import MalformedPacket
 
 PORT = 53
@@ -54,7 +55,9 @@ class DnsMessage:
 
     def __init__(self, id: int, *, qr: bool = False, opcode: int = 0, aa: bool = False,
                  tc: bool = False, rd: bool = True, ra: bool = False, rcode: int = NOERROR,
-                 questions=None, answers=None, authority=None, additional=None):
+                 questions: list[tuple[str, int, int]] | None = None,
+                 answers: list[Record] | None = None, authority: list[Record] | None = None,
+                 additional: list[Record] | None = None):
         self.id = id
         self.qr = qr
         self.opcode = opcode
@@ -79,7 +82,7 @@ def normalise(name: str) -> str:
     return name.rstrip(".").lower()
 
 
-def _read_name(mv, off: int) -> tuple[str, int]:
+def _read_name(mv: memoryview, off: int) -> tuple[str, int]:
     """The name at ``off`` and the offset just after it (after the first pointer, if any)."""
     labels: list[str] = []
     end = None
@@ -117,7 +120,7 @@ def _read_name(mv, off: int) -> tuple[str, int]:
     return ".".join(labels), (end if end is not None else off + 1)
 
 
-def parse(buf) -> DnsMessage:
+def parse(buf: BytesLike) -> DnsMessage:
     mv = memoryview(buf)
     if len(mv) < _HDR.size:
         raise _bad(f"DNS message truncated: {len(mv)} < 12 bytes")
@@ -152,7 +155,7 @@ def parse(buf) -> DnsMessage:
 class _Writer:
     """Builds a message, pointing repeated name suffixes at their first copy (RFC 1035 §4.1.4)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.buf = bytearray()
         self.names: dict[str, int] = {}
 
