@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import demo, lab, ping, realnet
+from . import demo, lab, ping, realnet, wire
 from .common import Parser
 
-COMMANDS = (ping, demo, lab, realnet)
+COMMANDS = (ping, demo, lab, realnet, wire)
 
 
 def build_parser() -> Parser:
