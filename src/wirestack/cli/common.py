@@ -58,3 +58,12 @@ def add_tap_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mac", metavar="MAC")
     g.add_argument("--netns", metavar="NS", help="create the TAP in this network namespace")
     g.add_argument("--peer-ip", metavar="ADDR/PREFIX", help="the kernel side's address on the TAP")
+    add_wire_port_option(p)
+
+
+def add_wire_port_option(p: argparse.ArgumentParser) -> None:
+    """--wire: attach to a running `wirestack wire` through one of its stream ports, instead
+    of a TAP device (QEMU stream framing; no root needed)."""
+    g = p.add_argument_group("shared wire (a running `wirestack wire`)")
+    g.add_argument("--wire", metavar="SPEC", default=None,
+                   help="unix:PATH or tcp:127.0.0.1:PORT of a `wirestack wire` stream port (instead of --tap)")

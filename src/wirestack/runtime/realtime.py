@@ -26,6 +26,7 @@ class RealtimeHost(RuntimeHost):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._started = False
+        self.device_error: OSError | None = None   # why the device stopped (wire closed ...)
 
     def now_ns(self) -> int:
         return time.monotonic_ns()   # asyncio's loop.time() is time.monotonic(): one clock
@@ -49,7 +50,14 @@ class RealtimeHost(RuntimeHost):
         receive = host.receive
         taps = self.taps
         now = time.monotonic_ns()
-        frames = self.device.read_frames(BATCH)
+        try:
+            frames = self.device.read_frames(BATCH)
+        except OSError as e:
+            # The device is gone (the wire closed our connection, the TAP was deleted):
+            # stop reading instead of being woken for the same error forever.
+            self.device_error = e
+            self.stop()
+            return
         for frame in frames:
             if taps:
                 for tap in taps:
@@ -86,3 +94,25 @@ class RealtimeHost(RuntimeHost):
         self._timer = None
         self._timer_at = None
         self._service()
+
+
+def attach_to_wire(spec: str, address: str, *, name: str = "wirestack", mac: bytes | None = None,
+                   gateway: str | None = None, rng=None,
+                   loop: asyncio.AbstractEventLoop | None = None) -> RealtimeHost:
+    """A new host with ``address`` ("198.18.0.5/24") plugged into a running ``wirestack
+    wire`` through its stream port ``spec`` (``unix:PATH`` or ``tcp:127.0.0.1:PORT``),
+    started on ``loop`` (default: the running loop). Close with ``rt.stop();
+    rt.device.close()``."""
+    import random
+    from ..iface import Host, HostConfig
+    from ..phy.stream import StreamDevice
+    rng = rng or random.Random()
+    if mac is None:
+        mac = bytes([0x02, 0x57, 0x53] + [rng.randrange(256) for _ in range(3)])
+    host = Host(name, rng=rng, config=HostConfig(log_events=False))
+    host.add_interface(mac, address)
+    if gateway:
+        host.routes.add_default(gateway)
+    rt = RealtimeHost(host, StreamDevice(spec), loop or asyncio.get_running_loop())
+    rt.start()
+    return rt
