@@ -250,3 +250,34 @@ def test_stream_device_is_a_host_device(tmp_path):
     got, back = asyncio.run(main())
     assert [int.from_bytes(f[14:18], "big") for f in got] == [5]
     assert [int.from_bytes(f[14:18], "big") for f in back] == [6]
+
+
+def test_switch_port_decisions_do_not_depend_on_who_connected_first(tmp_path):
+    """Each port's cable draws from a stream named after the port, so the fates of port x's
+    frames are the same whether x's client or y's client attached first."""
+    px, py = str(tmp_path / "x.sock"), str(tmp_path / "y.sock")
+
+    async def run(x_first: bool):
+        svc, lines = _service(tmp_path, {"name": "lan", "kind": "switch",
+                                         "port": [{"name": "x", "spec": f"unix:{px}", "params": {"loss": 0.5}},
+                                                  {"name": "y", "spec": f"unix:{py}"}]})
+        try:
+            if x_first:
+                x = Client(px)
+                await _settle()
+                y = Client(py)
+            else:
+                y = Client(py)
+                await _settle()
+                x = Client(px)
+            await _settle()
+            for i in range(60):
+                x.send(frame(1, i))
+            await _settle(0.2)
+            return [int.from_bytes(f[14:18], "big") for f in y.recv_all()]
+        finally:
+            svc.close()
+
+    a = asyncio.run(run(True))
+    b = asyncio.run(run(False))
+    assert a == b and 0 < len(a) < 60

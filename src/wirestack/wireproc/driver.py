@@ -111,11 +111,13 @@ class Medium:
             raise WireFull(f"{self.kind} {self.name} has {MAX_STATIONS} stations already")
         n = sum(1 for s in self.stations if s.owner == owner)
         nic = self._nic(owner if n == 0 else f"{owner}.{n}")
+        # Random streams named after the station (port name + reuse number), never after the
+        # attach order, which depends on which peer happened to connect first.
         if self.kind == "hub":
-            self.obj.attach(nic)
+            self.obj.attach(nic, label=nic.name)
         else:
             inbound = params_in or self.params
-            self.obj.attach(nic, inbound, params_out or inbound)
+            self.obj.attach(nic, inbound, params_out or inbound, name=f"{nic.name}<->{self.name}")
         st = Station(nic.name, self, nic, owner)
         self.stations.append(st)
         return st
