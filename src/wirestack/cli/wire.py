@@ -39,6 +39,8 @@ def register(sub) -> None:
     w.add_argument("--gilbert", metavar="P_GB,P_BG", default=None, help="Gilbert-Elliott bursty loss")
     w.add_argument("--no-fcs", action="store_true", help="stations do not check the FCS: corrupted frames reach the peers")
     w.add_argument("--csma-cd", action="store_true", help="hub: carrier sense, collision detection, backoff")
+    w.add_argument("--replay-delay", type=nonneg(float), default=0.0, metavar="S",
+                   help="pcap: ports start replaying S seconds after ready (time for peers to attach)")
     w.add_argument("--pcap", metavar="FILE", help="capture the medium")
     w.add_argument("--decisions", metavar="FILE", help="write the decision log (JSON lines) on exit")
     w.add_argument("--log-level", choices=("full", "impairments", "off"), default="impairments",
@@ -78,6 +80,9 @@ def build_topology(args):
         if params:
             medium["params"] = params
         topo = from_dict({"medium": [medium]}, "command line")
+    if args.replay_delay:
+        for p in topo.ports:
+            p.replay_delay = args.replay_delay
     if args.seed is not None:
         topo.seed = args.seed
     if args.pcap:

@@ -236,6 +236,10 @@ class _StreamClient:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
             return
+        except ConnectionResetError:
+            # A peer that dies (kill -9) with data unread resets instead of closing.
+            self.close("disconnected", "peer disconnected (connection reset)")
+            return
         except OSError as e:
             self.close("read_error", f"read error: {e.strerror}")
             return
@@ -496,9 +500,10 @@ class PcapPort(Port):
 
     kind = "pcap"
 
-    def __init__(self, *a, **kw):
+    def __init__(self, *a, replay_delay: float = 0.0, **kw):
         super().__init__(*a, **kw)
         self.path = self.spec.partition(":")[2]
+        self.replay_delay = replay_delay   # seconds between "ready" and the first frame
         self.reader: PcapReader | None = None
         self.st: Station | None = None
         self._it = None
@@ -524,7 +529,7 @@ class PcapPort(Port):
 
     def begin(self) -> None:
         """Start the replay (called once every port is up)."""
-        self._t0 = self.loop.time()
+        self._t0 = self.loop.time() + self.replay_delay
         self._next()
 
     def _next(self) -> None:
@@ -576,4 +581,6 @@ def make_port(wire: RealtimeWire, spec: str, name: str, medium: str, index: int 
         raise PortError(f"unknown port kind in {spec!r} (use unix:, tcp:, tap:, packet: or pcap:)")
     if cls is TapPort:
         kw["index"] = index
+    if cls is not PcapPort:
+        kw.pop("replay_delay", None)
     return cls(wire, spec, name, medium, **kw)

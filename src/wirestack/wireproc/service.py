@@ -39,7 +39,8 @@ class WireService:
                     medium.add_tap(lambda now, frame: write(now + offset, frame))
             for i, pc in enumerate(self.topo.ports):
                 port = make_port(self.wire, pc.spec, pc.name, pc.medium, index=i,
-                                 params_in=pc.params_in, params_out=pc.params_out, say=self.say)
+                                 params_in=pc.params_in, params_out=pc.params_out, say=self.say,
+                                 replay_delay=pc.replay_delay)
                 self.ports.append(port)
                 port.start()
         except BaseException:

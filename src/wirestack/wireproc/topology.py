@@ -74,6 +74,7 @@ class PortConfig:
     medium: str
     params_in: LinkParams | None = None
     params_out: LinkParams | None = None
+    replay_delay: float = 0.0        # pcap ports: seconds between "ready" and the first frame
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Topology:
 
 
 _MEDIUM_KEYS = {"name", "kind", "params", "a_to_b", "b_to_a", "csma_cd", "rate_mbps", "check_fcs", "port"}
-_PORT_KEYS = {"spec", "name", "params", "inbound", "outbound"}
+_PORT_KEYS = {"spec", "name", "params", "inbound", "outbound", "replay_delay"}
 
 
 def from_toml(path: str) -> Topology:
@@ -160,7 +161,8 @@ def from_dict(doc: dict[str, Any], where: str = "topology") -> Topology:
             both = params_from(p.get("params"), pat + " params", base)
             topo.ports.append(PortConfig(p["spec"], pname, name,
                                          params_from(p.get("inbound"), pat + " inbound", both),
-                                         params_from(p.get("outbound"), pat + " outbound", both)))
+                                         params_from(p.get("outbound"), pat + " outbound", both),
+                                         float(p.get("replay_delay", 0.0))))
             n += 1
     topo.check()
     return topo
