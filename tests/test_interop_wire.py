@@ -354,3 +354,25 @@ def test_pcap_replay_of_a_linux_ping_gets_echo_replies(cleanup, tmp_path):
     replies = [f for f in frames if f[6:12] == bytes.fromhex("020000000002") and f[12:14] == b"\x08\x00"
                and f[23] == 1 and f[34] == 0]
     assert len(replies) >= 3
+
+
+def test_packet_port_on_a_veth_end(cleanup, tmp_path, netns):
+    """packet:IFNAME@NETNS: Linux on one end of a veth pair reaches a wirestack host through
+    the wire, which reads and writes the other end with an AF_PACKET socket."""
+    require_tools("ping")
+    kernel, wire_ns = netns("pk"), netns("pw")
+    subprocess.run(["ip", "link", "add", "wsv0", "netns", kernel.name, "type", "veth",
+                    "peer", "name", "wsv1", "netns", wire_ns.name], check=True)
+    kernel.ip("addr", "add", "198.18.0.1/24", "dev", "wsv0")
+    kernel.ip("link", "set", "wsv0", "up")
+    wire_ns.ip("link", "set", "wsv1", "up")
+    sock = str(tmp_path / "w.sock")
+    w = start_wire(cleanup, "--port", f"packet:wsv1@{wire_ns.name}", "--port", f"unix:{sock}")
+    s = Proc("serve", "--wire", f"unix:{sock}", "--ip", "198.18.0.2/24")
+    cleanup[0].append(s)
+    s.wait_line(lambda x: x == "ready")
+    r = kernel.run(["ping", "-c", "3", "-i", "0.1", "-W", "2", "198.18.0.2"], timeout=20)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "3 received" in r.stdout
+    c = w.counters()
+    assert c["ports"]["p0"]["rx_frames"] >= 4 and c["ports"]["p0"]["tx_frames"] >= 4
