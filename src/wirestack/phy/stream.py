@@ -143,6 +143,10 @@ class StreamDevice:
         except socket.timeout:
             raise OSError(f"wire {self.spec} stalled: no room to send for "
                           f"{self.sock.gettimeout()} s") from None
+        except (BrokenPipeError, ConnectionResetError):
+            # The wire went away; the reader sees the end of the stream and stops the host.
+            self.tx_dropped += 1
+            return False
         self.tx_frames += 1
         return True
 
