@@ -281,3 +281,33 @@ def test_switch_port_decisions_do_not_depend_on_who_connected_first(tmp_path):
     a = asyncio.run(run(True))
     b = asyncio.run(run(False))
     assert a == b and 0 < len(a) < 60
+
+
+def test_topology_faults_and_down_window_on_a_link(tmp_path):
+    """A scripted fault (drop the 2nd frame a->b) and a down window from the topology act on
+    the wire in real time, and the decision log says so."""
+    path = str(tmp_path / "w.sock")
+
+    async def main():
+        svc, lines = _service(tmp_path, {"name": "wire", "port": [{"spec": f"unix:{path}"}],
+                                         "fault": [{"action": "drop", "nth": 2, "direction": "a>b"}],
+                                         "down": [{"at_s": 0.2, "for_s": 0.4}]})
+        try:
+            a, b = Client(path), Client(path)
+            await _settle()
+            for i in range(3):
+                a.send(frame(1, i))
+            await _settle(0.3)            # now inside the down window
+            a.send(frame(1, 3))
+            await _settle(0.4)            # up again
+            a.send(frame(1, 4))
+            await _settle()
+            return [int.from_bytes(f[14:18], "big") for f in b.recv_all()], svc.report()
+        finally:
+            svc.close()
+
+    got, report = asyncio.run(main())
+    assert got == [0, 2, 4]
+    assert report["decisions"]["fault"] == 1 and report["decisions"]["link_down"] == 1
+    with pytest.raises(TopologyError, match="match must be one of"):
+        from_dict({"medium": [{"port": [{"spec": "unix:/x"}], "fault": [{"action": "drop", "match": "syn"}]}]})

@@ -180,6 +180,11 @@ class RealtimeWire:
         st.nic.send(frame)
         self._arm()
 
+    def rearm(self) -> None:
+        """Wake up for the next scheduled event (call after scheduling one from outside,
+        e.g. a link's down/up time)."""
+        self._arm()
+
     def _arm(self) -> None:
         t = self.sched.next_time()
         if t is None or t == self._timer_at:

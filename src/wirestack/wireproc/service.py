@@ -29,8 +29,15 @@ class WireService:
         """Build the media and bring every port up (raises PortError, having undone all)."""
         try:
             for m in self.topo.media:
-                self.wire.add_medium(m.name, m.kind, params=m.params, b_to_a=m.b_to_a,
-                                     csma_cd=m.csma_cd, rate_bps=m.rate_bps, check_fcs=m.check_fcs)
+                medium = self.wire.add_medium(m.name, m.kind, params=m.params, b_to_a=m.b_to_a,
+                                              csma_cd=m.csma_cd, rate_bps=m.rate_bps,
+                                              check_fcs=m.check_fcs)
+                for fault, direction in m.faults:
+                    medium.obj.add_fault(fault, direction)
+                for t0, t1 in m.down:
+                    medium.obj.schedule_down(t0)
+                    medium.obj.schedule_up(t1)
+            self.wire.rearm()
             if self.topo.pcap:
                 self.pcap = PcapWriter(self.topo.pcap, nanosecond=True)
                 offset = self.wire.wall_offset()

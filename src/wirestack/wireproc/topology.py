@@ -19,6 +19,19 @@ Built from the command line (one medium) or from a TOML file (several media)::
     [[medium.port]]
     spec = "unix:/tmp/lan.sock"
 
+A link also takes scripted faults and down/up windows (times in seconds since the wire
+started)::
+
+    [[medium.fault]]
+    action = "drop"                # drop | corrupt | duplicate | delay | truncate
+    match = "tcp.syn"              # arp ip icmp udp tcp tcp.syn tcp.fin tcp.rst tcp.data (default: any)
+    nth = 1                        # or every = N; count, start_s, end_s, delay_ms, bits
+    direction = "a>b"              # a>b | b>a | both (default)
+
+    [[medium.down]]
+    at_s = 10
+    for_s = 2
+
 A link takes ``a_to_b`` / ``b_to_a`` tables for per-direction parameters (end a is the
 first station to attach); a hub takes ``csma_cd = true`` and ``rate_mbps`` (a hub has no
 per-port impairments: collisions are its impairment).
@@ -32,8 +45,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sim import LinkParams
-from ..units import MS
+from ..sim import Fault, LinkParams
+from ..units import MS, SEC
 
 _SCALED = {"delay_ms": ("delay", MS), "jitter_ms": ("jitter", MS), "reorder_delay_ms": ("reorder_delay", MS)}
 _NATIVE = {"rate_bps", "delay", "jitter", "jitter_dist", "keep_order", "queue_limit", "mtu", "loss",
@@ -77,6 +90,45 @@ class PortConfig:
     replay_delay: float = 0.0        # pcap ports: seconds between "ready" and the first frame
 
 
+# What a scripted fault may match, by name: a TOML file cannot hold a Python predicate.
+MATCHES = {
+    "arp": lambda f: f.arp is not None,
+    "ip": lambda f: f.ip is not None,
+    "icmp": lambda f: f.icmp is not None,
+    "udp": lambda f: f.udp is not None,
+    "tcp": lambda f: f.tcp is not None,
+    "tcp.syn": lambda f: f.tcp is not None and f.tcp.syn,
+    "tcp.fin": lambda f: f.tcp is not None and f.tcp.fin,
+    "tcp.rst": lambda f: f.tcp is not None and f.tcp.rst,
+    "tcp.data": lambda f: f.tcp is not None and len(f.payload) > 0,
+}
+_FAULT_KEYS = {"action", "match", "nth", "every", "count", "start_s", "end_s", "delay_ms", "bits",
+               "direction", "name"}
+
+
+def fault_from(d: dict[str, Any], where: str) -> tuple[Fault, str]:
+    bad = set(d) - _FAULT_KEYS
+    if bad:
+        raise TopologyError(f"{where}: unknown key(s) {sorted(bad)}")
+    match = d.get("match")
+    if match is not None and match not in MATCHES:
+        raise TopologyError(f"{where}: match must be one of {sorted(MATCHES)}, not {match!r}")
+    direction = d.get("direction", "both")
+    if direction not in ("both", "a>b", "b>a"):
+        raise TopologyError(f"{where}: direction must be a>b, b>a or both")
+
+    def secs(key):
+        return None if key not in d else int(round(float(d[key]) * SEC))
+    try:
+        f = Fault(d.get("action", ""), match=MATCHES[match] if match else None, nth=d.get("nth"),
+                  every=d.get("every"), start=secs("start_s"), end=secs("end_s"), count=d.get("count"),
+                  delay=int(round(float(d.get("delay_ms", 0)) * MS)), bits=int(d.get("bits", 1)),
+                  name=d.get("name", ""))
+    except (TypeError, ValueError) as e:
+        raise TopologyError(f"{where}: {e}") from None
+    return f, direction
+
+
 @dataclass
 class MediumConfig:
     name: str
@@ -86,6 +138,8 @@ class MediumConfig:
     csma_cd: bool = False
     rate_bps: int | None = None
     check_fcs: bool = True
+    faults: list[tuple[Fault, str]] = field(default_factory=list)   # (fault, direction): links only
+    down: list[tuple[int, int]] = field(default_factory=list)       # (from, until) ns: links only
 
 
 @dataclass
@@ -108,6 +162,8 @@ class Topology:
         for m in self.media:
             if m.kind not in ("link", "hub", "switch"):
                 raise TopologyError(f"medium {m.name}: kind must be link, hub or switch, not {m.kind!r}")
+            if m.kind != "link" and (m.faults or m.down):
+                raise TopologyError(f"medium {m.name}: scripted faults and down windows are for links")
             if m.kind == "hub" and m.params is not None and not m.params.is_plain():
                 raise TopologyError(f"medium {m.name}: a hub has no impairments of its own "
                                     "(use a switch or a link for loss/delay/...)")
@@ -116,7 +172,8 @@ class Topology:
                 raise TopologyError(f"port {p.name}: no medium named {p.medium!r}")
 
 
-_MEDIUM_KEYS = {"name", "kind", "params", "a_to_b", "b_to_a", "csma_cd", "rate_mbps", "check_fcs", "port"}
+_MEDIUM_KEYS = {"name", "kind", "params", "a_to_b", "b_to_a", "csma_cd", "rate_mbps", "check_fcs", "port",
+                "fault", "down"}
 _PORT_KEYS = {"spec", "name", "params", "inbound", "outbound", "replay_delay"}
 
 
@@ -150,6 +207,15 @@ def from_dict(doc: dict[str, Any], where: str = "topology") -> Topology:
                                        bool(m.get("csma_cd", False)),
                                        int(float(rate) * 1_000_000) if rate else None,
                                        bool(m.get("check_fcs", True))))
+        for j, fd in enumerate(m.get("fault", [])):
+            topo.media[-1].faults.append(fault_from(fd, f"{at} fault {j}"))
+        for j, dd in enumerate(m.get("down", [])):
+            try:
+                t0 = int(round(float(dd["at_s"]) * SEC))
+                t1 = t0 + int(round(float(dd["for_s"]) * SEC))
+            except (KeyError, TypeError, ValueError):
+                raise TopologyError(f"{at} down {j}: needs at_s and for_s (seconds)") from None
+            topo.media[-1].down.append((t0, t1))
         for p in m.get("port", []):
             bad = set(p) - _PORT_KEYS
             if bad:
