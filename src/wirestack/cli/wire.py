@@ -45,6 +45,8 @@ def register(sub) -> None:
     w.add_argument("--decisions", metavar="FILE", help="write the decision log (JSON lines) on exit")
     w.add_argument("--log-level", choices=("full", "impairments", "off"), default="impairments",
                    help="decision log level (default impairments: arrivals and what changed a frame's fate)")
+    w.add_argument("--log-max", type=int, default=100_000, metavar="N",
+                   help="keep the newest N decisions (default 100000; the count of forgotten ones is reported)")
     w.set_defaults(run=cmd_wire)
 
 
@@ -98,10 +100,12 @@ def cmd_wire(args, parser) -> int:
         topo = build_topology(args)
     except (TopologyError, ValueError) as e:
         parser.error(str(e))
-    return asyncio.run(_run(topo, args.log_level))
+    if args.log_max < 1:
+        parser.error("--log-max must be at least 1")
+    return asyncio.run(_run(topo, args.log_level, args.log_max))
 
 
-async def _run(topo, log_level: str) -> int:
+async def _run(topo, log_level: str, log_max: int) -> int:
     from ..phy.netns import NetnsError
     from ..phy.tap import TapError
     from ..wireproc.ports import PortError
@@ -111,7 +115,7 @@ async def _run(topo, log_level: str) -> int:
         print(line, flush=True)
 
     loop = asyncio.get_running_loop()
-    svc = WireService(topo, loop, say=say, log_level=log_level)
+    svc = WireService(topo, loop, say=say, log_level=log_level, log_max=log_max)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

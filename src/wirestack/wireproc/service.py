@@ -16,10 +16,13 @@ from .topology import Topology
 
 class WireService:
     def __init__(self, topo: Topology, loop: asyncio.AbstractEventLoop | None = None,
-                 say: Callable[[str], object] = print, log_level: str = "impairments"):
+                 say: Callable[[str], object] = print, log_level: str = "impairments",
+                 log_max: int = 100_000):
         self.topo = topo
         self.say = say
-        self.log = DecisionLog(level=log_level)
+        # A long-running wire logs an "arrived" entry per frame: the log keeps the newest
+        # log_max entries (about 40 MB at the default), older ones are counted as forgotten.
+        self.log = DecisionLog(level=log_level, max_entries=log_max)
         self.wire = RealtimeWire(loop, seed=topo.seed, log=self.log)
         self.ports: list[Port] = []
         self.pcap: PcapWriter | None = None
@@ -62,6 +65,7 @@ class WireService:
         return {"wire": dict(self.wire.counters),
                 "ports": {p.name: dict(sorted(p.counters.items())) for p in self.ports},
                 "decisions": self.wire.decision_counts(),
+                "decisions_forgotten": self.log.forgotten,
                 "time_ns": self.wire.now()}
 
     def close(self) -> None:
