@@ -311,3 +311,31 @@ def test_topology_faults_and_down_window_on_a_link(tmp_path):
     assert report["decisions"]["fault"] == 1 and report["decisions"]["link_down"] == 1
     with pytest.raises(TopologyError, match="match must be one of"):
         from_dict({"medium": [{"port": [{"spec": "unix:/x"}], "fault": [{"action": "drop", "match": "syn"}]}]})
+
+
+def test_a_client_that_stops_reading_is_closed_as_stalled(tmp_path):
+    path = str(tmp_path / "w.sock")
+
+    async def main():
+        svc, lines = _service(tmp_path, {"name": "lan", "kind": "hub", "port": [{"spec": f"unix:{path}"}]})
+        svc.ports[0].stall_timeout = 0.3
+        try:
+            a, b = Client(path), Client(path)
+            b.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            await _settle()
+            for i in range(400):                 # ~600 KB towards b, which never reads
+                a.send(frame(1, i, 1514))
+                if i % 50 == 0:
+                    await _settle(0.001)
+            await asyncio.sleep(1.6)             # the stall check runs once a second
+            a.send(frame(1, 999))                 # a still works
+            await _settle()
+            return lines, svc.report()
+        finally:
+            svc.close()
+
+    lines, report = asyncio.run(main())
+    assert any(line.startswith("detached p0#2") and "stalled" in line for line in lines), lines
+    assert not any(line.startswith("detached p0#1") for line in lines)
+    assert report["ports"]["p0"]["closed_stalled"] == 1
+    assert report["ports"]["p0"]["rx_frames"] == 401
