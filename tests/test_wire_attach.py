@@ -142,3 +142,12 @@ def test_python_api_hosts_on_a_wire(lan):
         return b"".join(chunks)
 
     assert asyncio.run(main())
+
+
+def test_wire_option_errors_are_one_line(tmp_path):
+    p = ws("ping", "--wire", f"unix:{tmp_path}/none.sock", "--ip", "198.18.0.1/24", "198.18.0.2")
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 1 and err.strip().endswith("No such file or directory") and "Traceback" not in err
+    p = ws("serve", "--wire", "tcp:localhost", "--ip", "198.18.0.1/24")
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 2 and "not a stream address" in err
