@@ -37,7 +37,8 @@ def register(sub) -> None:
     w.add_argument("--corrupt", type=probability, default=None)
     w.add_argument("--truncate", type=probability, default=None)
     w.add_argument("--gilbert", metavar="P_GB,P_BG", default=None, help="Gilbert-Elliott bursty loss")
-    w.add_argument("--no-fcs", action="store_true", help="stations do not check the FCS: corrupted frames reach the peers")
+    w.add_argument("--no-fcs", action="store_true",
+                   help="stations do not check the FCS: corrupted frames reach the peers")
     w.add_argument("--csma-cd", action="store_true", help="hub: carrier sense, collision detection, backoff")
     w.add_argument("--replay-delay", type=nonneg(float), default=0.0, metavar="S",
                    help="pcap: ports start replaying S seconds after ready (time for peers to attach)")
