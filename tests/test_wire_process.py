@@ -339,3 +339,30 @@ def test_a_client_that_stops_reading_is_closed_as_stalled(tmp_path):
     assert not any(line.startswith("detached p0#1") for line in lines)
     assert report["ports"]["p0"]["closed_stalled"] == 1
     assert report["ports"]["p0"]["rx_frames"] == 401
+
+
+def test_tcp_stream_port(tmp_path):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    spec = f"tcp:127.0.0.1:{port}"
+
+    async def main():
+        svc, lines = _service(tmp_path, {"name": "lan", "kind": "switch", "port": [{"spec": spec}]})
+        try:
+            a, b = StreamDevice(spec), StreamDevice(spec)
+            await _settle()
+            a.write(frame(1, 77))
+            await _settle()
+            got = b.read_frames()
+            a.close()
+            b.close()
+            await _settle()
+            return got, lines
+        finally:
+            svc.close()
+
+    got, lines = asyncio.run(main())
+    assert [int.from_bytes(f[14:18], "big") for f in got] == [77]
+    assert sum(line.startswith("detached") for line in lines) == 2
