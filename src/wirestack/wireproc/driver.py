@@ -85,8 +85,11 @@ class Medium:
             self.free = [Station(a.name, self, a), Station(b.name, self, b)]
             self.stations = list(self.free)
         elif kind == "hub":
+            # A hub has no impairments; of the link parameters only the queue applies (each
+            # station's transmit queue).
             self.obj = Hub(sched, csma_cd=csma_cd, rate_bps=rate_bps or 10_000_000, log=log,
-                           seed=seed, name=name, queue_limit=queue_limit)
+                           seed=seed, name=name,
+                           queue_limit=params.queue_limit if params is not None else queue_limit)
         else:
             self.obj = Switch(sched, name=name, log=log, seed=seed)
 
