@@ -1,7 +1,7 @@
 """Linux TCP and wirestack TCP across the same `wirestack wire` (not a test: prints a table).
 
     sudo .venv/bin/python bench/wire_bench.py [--size-mb 20] [--loss 0,0.01,0.05] [--cc cubic,reno]
-                                              [--cost-only | --no-cost] [--json]
+                                              [--cost-only | --no-cost] [--json] [--plot FILE.png]
 
 Headline: SIZE MB sent across a link of 10 Mbit/s, 20 ms each way (40 ms RTT), a transmit
 queue of 64 frames (about 1.5 x the bandwidth-delay product of 33 frames) and 0/1/5%
@@ -105,10 +105,12 @@ class Wire:
             self.proc.wait()
 
 
-def impaired(loss: float, *ports: str) -> Wire:
+def impaired(loss: float, *ports: str, pcap: str | None = None) -> Wire:
     args = ["--rate", str(RATE_MBPS), "--delay", str(DELAY_MS), "--queue", str(QUEUE), "--seed", "1"]
     if loss:
         args += ["--loss", str(loss)]
+    if pcap:
+        args += ["--pcap", pcap]
     for p in ports:
         args += ["--port", p]
     return Wire(*args)
@@ -133,8 +135,8 @@ def finish_receiver(r: subprocess.Popen, timeout: float) -> tuple[int, float]:
     return int(n), float(secs)
 
 
-def linux_run(size: int, loss: float, cc: str) -> dict:
-    w = impaired(loss, f"tap:{NS_A}:{IP_A}/24", f"tap:{NS_B}:{IP_B}/24")
+def linux_run(size: int, loss: float, cc: str, pcap: str | None = None) -> dict:
+    w = impaired(loss, f"tap:{NS_A}:{IP_A}/24", f"tap:{NS_B}:{IP_B}/24", pcap=pcap)
     try:
         for ns in (NS_A, NS_B):
             netns.run_in(ns, ["sysctl", "-q", "-w", f"net.ipv4.tcp_congestion_control={cc}"])
@@ -149,9 +151,9 @@ def linux_run(size: int, loss: float, cc: str) -> dict:
         w.stop()
 
 
-def wirestack_run(size: int, loss: float, cc: str, sock: str) -> dict:
+def wirestack_run(size: int, loss: float, cc: str, sock: str, pcap: str | None = None) -> dict:
     from wirestack.runtime.realtime import attach_to_wire
-    w = impaired(loss, f"unix:{sock}", f"tap:{NS_B}:{IP_B}/24")
+    w = impaired(loss, f"unix:{sock}", f"tap:{NS_B}:{IP_B}/24", pcap=pcap)
     try:
         r = start_receiver(NS_B)
 
@@ -182,6 +184,70 @@ def wirestack_run(size: int, loss: float, cc: str, sock: str) -> dict:
                 "lost_frames": w.counters()["decisions"].get("dropped_loss", 0)}
     finally:
         w.stop()
+
+
+# -- time-sequence graphs from the wire's capture --------------------------------------------
+
+def time_sequence(pcap: str) -> tuple[list, list, list, list]:
+    """(t, relative seq) of the sender's data segments as the wire saw them, split into
+    first transmissions and retransmissions (a segment ending at or below the highest
+    sequence number already sent)."""
+    from wirestack.trace.pcap import PcapReader
+    from wirestack.wire import MalformedPacket, parse_frame
+    t0 = isn = None
+    top = 0
+    first_t, first_s, re_t, re_s = [], [], [], []
+    with PcapReader(pcap) as rd:
+        for ts, frame in rd:
+            try:
+                f = parse_frame(frame, verify_checksums=False)
+            except MalformedPacket:
+                continue
+            if f.tcp is None or f.ip is None or f.tcp.dport != PORT:
+                continue
+            if isn is None:
+                if not f.tcp.syn:
+                    continue
+                isn, t0 = f.tcp.seq + 1, ts
+                continue
+            n = len(f.payload)
+            if not n:
+                continue
+            end = (f.tcp.seq - isn) % (1 << 32) + n
+            t = (ts - t0) / 1e9
+            if end <= top:
+                re_t.append(t)
+                re_s.append(end / 1e6)
+            else:
+                top = end
+                first_t.append(t)
+                first_s.append(end / 1e6)
+    return first_t, first_s, re_t, re_s
+
+
+def plot(runs: list[tuple[dict, str]], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    losses = sorted({r["loss"] for r, _ in runs})
+    ccs = sorted({r["cc"] for r, _ in runs if r["who"] == "linux"})
+    fig, axes = plt.subplots(len(losses), 2 * len(ccs), figsize=(5 * 2 * len(ccs), 3.2 * len(losses)),
+                             squeeze=False, sharey=True)
+    for r, pcap in runs:
+        row = losses.index(r["loss"])
+        cc = r["cc"] if r["who"] == "linux" else ("reno" if r["cc"] == "newreno" else r["cc"])
+        col = 2 * ccs.index(cc) + (0 if r["who"] == "linux" else 1)
+        ax = axes[row][col]
+        ft, fs, rt, rs = time_sequence(pcap)
+        ax.plot(ft, fs, ",", color="tab:blue")
+        ax.plot(rt, rs, ".", color="tab:red", markersize=2)
+        ax.set_title(f"{r['who']} {r['cc']}, loss {r['loss']:.0%}: {r['goodput']:.0%} of link", fontsize=9)
+        ax.set_xlabel("s")
+        if col == 0:
+            ax.set_ylabel("sequence (MB)")
+    fig.suptitle(f"time-sequence at the wire: {RATE_MBPS} Mbit/s, {2 * DELAY_MS} ms RTT (red: retransmissions)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
 
 
 # -- the wire's own cost ---------------------------------------------------------------------
@@ -232,6 +298,7 @@ def main() -> int:
     ap.add_argument("--no-cost", action="store_true")
     ap.add_argument("--cost-only", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plot", metavar="FILE.png", help="time-sequence graphs of every run, side by side")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (namespaces, TAP devices)", file=sys.stderr)
@@ -239,25 +306,34 @@ def main() -> int:
     size = int(args.size_mb * 1e6)
     rows = []
     sock = f"/tmp/ws-wire-bench-{PID}.sock"
+    captures: list[tuple[dict, str]] = []
     try:
         if not args.cost_only:
             for cc in args.cc.split(","):
                 for loss in (float(x) for x in args.loss.split(",")):
                     for who in ("linux", "wirestack"):
+                        pcap = f"/tmp/ws-wire-bench-{PID}-{len(rows)}.pcap" if args.plot else None
                         if who == "linux":
-                            res = linux_run(size, loss, cc)
+                            res = linux_run(size, loss, cc, pcap)
                         else:
-                            res = wirestack_run(size, loss, "newreno" if cc == "reno" else cc, sock)
+                            res = wirestack_run(size, loss, "newreno" if cc == "reno" else cc, sock, pcap)
                         res.update(who=who, cc=cc if who == "linux" else ("newreno" if cc == "reno" else cc),
                                    loss=loss, goodput=res["bytes"] * 8 / res["seconds"] / (RATE_MBPS * 1e6))
                         rows.append(res)
+                        if pcap:
+                            captures.append((res, pcap))
                         if not args.json:
                             print(f"{who:9} {res['cc']:8} loss {loss:4.0%}  {res['bytes'] / 1e6:6.1f} MB in "
                                   f"{res['seconds']:7.2f} s  goodput {res['goodput']:6.1%} of {RATE_MBPS} Mbit/s  "
                                   f"retransmitted segs {res['retrans']:5}  frames lost by the wire "
                                   f"{res['lost_frames']}", flush=True)
+        if args.plot and captures:
+            plot(captures, args.plot)
         c = {} if args.no_cost else cost()
     finally:
+        for _, pcap in captures:
+            if os.path.exists(pcap):
+                os.remove(pcap)
         for ns in (NS_A, NS_B):
             if netns.exists(ns):
                 netns.delete(ns)
