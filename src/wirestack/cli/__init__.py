@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import arp, demo, dhcp, dns, lab, ping, realnet, route, router, traceroute
+from . import arp, demo, dhcp, dns, lab, ping, realnet, route, router, traceroute, wire
 from .common import Parser
 
-COMMANDS = (ping, demo, lab, realnet, traceroute, arp, route, router, dhcp, dns)
+COMMANDS = (ping, demo, lab, realnet, traceroute, arp, route, router, dhcp, dns, wire)
 
 
 def build_parser() -> Parser:

@@ -69,3 +69,21 @@ def add_tap_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--netns", metavar="NS", help="create the TAP in this network namespace")
     g.add_argument("--peer-ip", metavar="ADDR/PREFIX", help="the kernel side's address on the TAP")
     g.add_argument("--dns", metavar="ADDR", action="append", help="DNS server for names (repeatable)")
+    add_wire_port_option(p)
+
+
+def wire_spec(text: str) -> str:
+    from ..phy.stream import parse_spec
+    try:
+        parse_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def add_wire_port_option(p: argparse.ArgumentParser) -> None:
+    """--wire: attach to a running `wirestack wire` through one of its stream ports, instead
+    of a TAP device (QEMU stream framing; no root needed)."""
+    g = p.add_argument_group("shared wire (a running `wirestack wire`)")
+    g.add_argument("--wire", metavar="SPEC", default=None, type=wire_spec,
+                   help="unix:PATH or tcp:127.0.0.1:PORT of a `wirestack wire` stream port (instead of --tap)")

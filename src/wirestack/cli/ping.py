@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def cmd_ping(args, parser) -> int:
-    if args.tap:
+    if args.tap or args.wire:
         from . import realnet
         return realnet.ping_tap(args, parser)
     from ..runtime.sim import Network

@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 
 def run_nc(args, parser) -> int:
-    if args.tap:
+    if args.tap or args.wire:
         if args.listen is None and (not args.host or not args.port):
             parser.error("nc --tap needs HOST PORT, or -l PORT")
         return _guard(parser, lambda: asyncio.run(_nc_tap(args, parser)))
@@ -87,11 +87,13 @@ class _Setup:
         from ..phy.tap import TapDevice, TapError
         from ..runtime.realtime import RealtimeHost
         from ..wire.addr import mac_aton
-        if not args.tap or not args.ip:
-            parser.error("--tap NAME and --ip ADDR/PREFIX are required on a real network")
-        if os.geteuid() != 0:
+        if not (args.tap or args.wire) or not args.ip:
+            parser.error("--tap NAME (or --wire SPEC) and --ip ADDR/PREFIX are required on a real network")
+        if args.wire:
+            args.netns = None   # a wire port is a socket: no namespace, no root needed
+        elif os.geteuid() != 0:
             raise TapError("a TAP device needs root (CAP_NET_ADMIN): run with sudo")
-        if not os.path.exists("/dev/net/tun"):
+        if not args.wire and not os.path.exists("/dev/net/tun"):
             raise TapError("/dev/net/tun is missing: load the tun module (modprobe tun)")
         self.netns = args.netns
         self.created_ns = False
@@ -103,12 +105,13 @@ class _Setup:
                 self.created_ns = True
                 netns.run_in(args.netns, ["ip", "link", "set", "lo", "up"])
             tun = bool(getattr(args, "tun", False))
-            self.tap = TapDevice(args.tap, netns=args.netns, tun=tun,
-                                 offload=getattr(args, "offload", False))
-            if args.peer_ip:
-                self.tap.configure_peer(args.peer_ip)
+            if args.wire:
+                from ..phy.stream import StreamDevice
+                self.tap = StreamDevice(args.wire)
             else:
-                self.tap.configure_peer(None)
+                self.tap = TapDevice(args.tap, netns=args.netns, tun=tun,
+                                     offload=getattr(args, "offload", False))
+                self.tap.configure_peer(args.peer_ip or None)
             rng = random.Random()
             mac = mac_aton(args.mac) if args.mac else bytes([0x02, 0x57, 0x53] + [rng.randrange(256) for _ in range(3)])
             self.host = Host("wirestack", rng=rng, config=HostConfig(log_events=False))
