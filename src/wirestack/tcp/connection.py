@@ -414,6 +414,16 @@ class Connection:
             self.rcv_adv = edge
         return w
 
+    def _ack_seq(self) -> int:
+        """The sequence number of a pure ACK: SND.NXT, unless that lies beyond the right edge
+        of the peer's window (it shrank, typically to zero, while our data was in flight or
+        an RTO resent it). The peer's acceptance test (RFC 9293 §3.10.7.4) would then drop
+        the ACK unread, and with it the ACKs that let it send and reopen the window: both
+        sides stall until the connection times out. The right edge is always acceptable
+        (Linux does the same, tcp_acceptable_seq)."""
+        edge = self.snd_una + self.snd_wnd
+        return self.snd_nxt if self.snd_nxt <= edge else edge
+
     def _emit(self, seq: int, flags: int, payload, now: int, opts: bytes | None = None) -> None:
         """Build one segment (RFC 9293 §3.1) with its checksum and hand it to IP."""
         if flags & ACK:
@@ -569,7 +579,7 @@ class Connection:
         elif st in SENDING and (self._sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
             sent = self._send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
 
     def _send_data(self, now: int, force: bool, budget: int | None = None) -> bool:
         """Segmentize queued data within min(peer window, cwnd) (RFC 9293 §3.8.6, RFC 5681
@@ -838,7 +848,7 @@ class Connection:
                     sent = True
                 self.rescue_rxt = self.recover           # HighRxt is not updated
         if self.ack_now and not sent:
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
         return True
 
     def _note_sack_rtx(self, start: int, end: int) -> None:
@@ -947,7 +957,7 @@ class Connection:
             self.t_delack = None
             if self.delack_segs or self.ack_now:
                 self.counters.incr("tcp.delayed_acks")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self._ack_seq(), ACK, b"", now)
         t = self.t_tw
         if t is not None and t <= now:
             self.t_tw = None
@@ -1159,7 +1169,7 @@ class Connection:
             # duplicate from a previous incarnation of the sequence space.
             if (tsval - self.ts_recent) & M32 >= HALF:
                 self.counters.incr("tcp.in_paws")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self._ack_seq(), ACK, b"", now)
                 return
         rn = self.rcv_nxt
         d = (seq - rn) & M32
@@ -1272,7 +1282,7 @@ class Connection:
             if self.cfg.ack_check:
                 self.layer._challenge_ack(self, now)
             else:
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self._ack_seq(), ACK, b"", now)
             return
         if da < 0 and self.cfg.ack_check and -da > self.max_snd_wnd:
             # RFC 5961 §5.2: SEG.ACK below SND.UNA - MAX.SND.WND is not acceptable: the
@@ -1597,7 +1607,7 @@ class Connection:
         if st is TIME_WAIT and flags & FIN:
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
-        self._emit(self.snd_nxt, ACK, b"", now)
+        self._emit(self._ack_seq(), ACK, b"", now)
 
     def _on_rst(self, now: int) -> None:
         """A RST in the window (RFC 9293 §3.10.7.4 second)."""
