@@ -471,6 +471,7 @@ class Connection:
                 if n:
                     seg += payload
                 self.segs_out += 1
+                self.counters["tcp.out_segs"] += 1   # netstat's "segments sent out"
                 self.layer.ip_output(self.lip, self.rip, 6, seg, now)
                 return
             opts = b""
@@ -488,6 +489,7 @@ class Connection:
         if n:
             seg += payload
         self.segs_out += 1
+        self.counters["tcp.out_segs"] += 1
         self.layer.ip_output(self.lip, self.rip, 6, seg, now)
 
     def _sack_option(self, n: int, now: int):
