@@ -86,6 +86,11 @@ class DecisionLog:
         self._next_id += 1
         return self._next_id
 
+    @property
+    def last_id(self) -> int:
+        """The id handed out most recently (0 before the first frame)."""
+        return self._next_id
+
     def register_medium(self, name: str, kind: str) -> None:
         """Remember what kind of medium ``name`` is ("link", "hub", "switch") for why()."""
         self._media[name] = kind
