@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from .common import RawEpilogFormatter, usage_error
+
 
 def register(sub) -> None:
-    lab = sub.add_parser("lab", help="switch one mechanism off and watch the failure it prevents")
-    lab.add_argument("name", nargs="?", help="the lab to run (none: list them)")
-    lab.add_argument("--seed", type=int, default=1)
+    from ..labs.experiments import LABS
+    listing = "\n".join(f"  {lab.name:<16} {lab.title}" for lab in LABS.values())
+    lab = sub.add_parser("lab", help="switch one mechanism off and watch the failure it prevents",
+                         description="Each lab runs the same transfer on the same seeded wire twice "
+                                     "(or three times), with one TCP/IP mechanism switched off, and "
+                                     "prints the figures to compare.",
+                         epilog=f"labs:\n{listing}", formatter_class=RawEpilogFormatter)
+    lab.add_argument("name", nargs="?", metavar="NAME", help="the lab to run (none: list them)")
+    lab.add_argument("--seed", type=int, default=1,
+                     help="random seed of the wire: same seed, same run; another seed, another run")
     lab.set_defaults(run=cmd_lab)
 
 
@@ -18,6 +27,6 @@ def cmd_lab(args, parser) -> int:
             print(f"  {lab.name:<16} {lab.title}")
         return 0
     if args.name not in LABS:
-        parser.error(f"lab: unknown lab {args.name!r} (choose from {', '.join(LABS)})")
-    print(run_lab(args.name, seed=args.seed))
+        raise usage_error(f"unknown lab {args.name!r} (choose from {', '.join(LABS)})")
+    print(run_lab(args.name, seed=args.seed), flush=True)
     return 0

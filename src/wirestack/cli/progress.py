@@ -1,0 +1,47 @@
+"""A progress bar for long transfers: on stderr, only on a terminal, only once the transfer
+has run for a second (short runs stay quiet), never with --quiet. No dependency."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+WIDTH = 30
+
+
+class Progress:
+    def __init__(self, label: str, enabled: bool = True, stream=None, delay: float = 1.0):
+        self.stream = stream or sys.stderr
+        self.label = label
+        self.enabled = enabled and _is_tty(self.stream)
+        self.start = time.monotonic()
+        self.delay = delay
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        t = time.monotonic()
+        if t - self.start < self.delay or (t - self.last < 0.1 and done < total):
+            return
+        self.last = t
+        filled = WIDTH * done // total
+        self.stream.write(f"\r{self.label} [{'#' * filled}{' ' * (WIDTH - filled)}] "
+                          f"{100 * done // total:3d}% {done:,}/{total:,} bytes")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        """Erase the bar, so what is printed next starts on a clean line."""
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

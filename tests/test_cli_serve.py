@@ -1,0 +1,55 @@
+"""`wirestack serve` says what it runs and where, and what it removed when it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import interop_skip_reason
+
+WIRESTACK = [sys.executable, "-m", "wirestack"]
+
+
+@pytest.mark.interop
+def test_serve_prints_services_addresses_counters_and_what_it_removed():
+    reason = interop_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    ns = f"ws-serve-{os.getpid()}"          # serve creates it, so serve must delete it
+    proc = subprocess.Popen(WIRESTACK + ["serve", "--netns", ns, "--tap", "wssv0", "--ip", "198.18.8.2",
+                                         "--peer-ip", "198.18.8.1/24", "--echo", "7", "--udp-echo", "7",
+                                         "--mac", "02:57:53:00:08:02"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        head = []
+        while (line := proc.stdout.readline()) and line != "ready\n":
+            head.append(line)
+        # --ip had no prefix: it took /24 from --peer-ip.
+        assert head[0] == (f"wirestack 198.18.8.2/24 (02:57:53:00:08:02) on TAP wssv0 in namespace {ns}, "
+                           "kernel side 198.18.8.1/24\n")
+        assert head[1:] == ["services:\n", "      7/tcp  echo (TCP)\n", "      7/udp  echo (UDP)\n"]
+        ping = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", "198.18.8.2"],
+                              capture_output=True, text=True, timeout=10)
+        assert ping.returncode == 0, ping.stdout
+        proc.send_signal(signal.SIGUSR1)
+        report = []
+        while not (line := proc.stdout.readline()).startswith("counters "):
+            report.append(line)
+        assert "== counters of host wirestack\n" in report
+        assert any(line.split() == ["1", "icmp.in_echos"] for line in report)
+        assert any(line.split()[1:] == ["arp.out_gratuitous"] for line in report)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert rest == f"removed: TAP device wssv0, network namespace {ns}\n"
+        assert not os.path.exists(f"/run/netns/{ns}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if os.path.exists(f"/run/netns/{ns}"):
+            subprocess.run(["ip", "netns", "del", ns], check=False)
