@@ -53,3 +53,31 @@ def test_serve_prints_services_addresses_counters_and_what_it_removed():
             proc.wait()
         if os.path.exists(f"/run/netns/{ns}"):
             subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.interop
+def test_iperf3_server_tells_a_udp_client_it_does_tcp_only(netns):
+    import shutil
+    if shutil.which("iperf3") is None:
+        pytest.skip("iperf3 is not installed")
+    ns = netns("srvudp")
+    proc = subprocess.Popen(WIRESTACK + ["serve", "--netns", ns.name, "--tap", "wsud0", "--ip", "198.18.8.2/24",
+                                         "--peer-ip", "198.18.8.1/24", "--iperf3", "5201"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while (line := proc.stdout.readline()) and line != "ready\n":
+            pass
+        client = subprocess.run(["ip", "netns", "exec", ns.name, "iperf3", "-c", "198.18.8.2", "-u",
+                                 "-t", "1"], capture_output=True, text=True, timeout=30)
+        # The stock client can only print its own table's words for the error code...
+        assert "not implemented" in client.stdout + client.stderr
+        # ... and the server says which: UDP.
+        line = proc.stdout.readline()
+        assert "UDP (and SCTP) tests are not supported, only TCP" in line, line
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -487,7 +487,7 @@ def _byte_limit(params: dict) -> Optional[int]:
 def _unsupported(params: dict):
     """(iperf3 error number, reason) if we cannot run this test, else None."""
     if params.get("udp") or params.get("sctp") or not params.get("tcp", True):
-        return IE_NOT_IMPLEMENTED, "only TCP tests are supported"
+        return IE_NOT_IMPLEMENTED, "UDP (and SCTP) tests are not supported, only TCP"
     if params.get("bidirectional"):
         return IE_NOT_IMPLEMENTED, "--bidir is not supported"
     if params.get("authtoken") or params.get("get_server_output"):
@@ -589,12 +589,15 @@ async def iperf3_client(open_connection, host: str, port: int = DEFAULT_PORT, *,
                 counts[i] += len(payload)
                 await w.drain()
 
+        last_byte = [0.0]
+
         async def recv(i, r):
             while True:
                 data = await r.read(READ_SIZE)
                 if not data:
                     return
                 counts[i] += len(data)
+                last_byte[0] = now()
 
         start = now()
         for i, (r, w) in enumerate(data_conns):
@@ -629,6 +632,9 @@ async def iperf3_client(open_connection, host: str, port: int = DEFAULT_PORT, *,
         server_bytes = sum(int(s.get("bytes", 0)) for s in theirs.get("streams", []))
         mine_bytes = sum(counts)
         if reverse:
+            # We received until the server's last byte arrived, after our timer ended:
+            # count the bytes over that time, as the receiving side should.
+            elapsed = max(elapsed, last_byte[0] - start)
             return ClientResult(sent=server_bytes, received=mine_bytes, seconds=elapsed,
                                 reverse=True, server_results=theirs)
         return ClientResult(sent=mine_bytes, received=server_bytes, seconds=elapsed,

@@ -15,11 +15,11 @@ import os
 import sys
 
 from .. import __version__
-from . import demo, lab, ping, realnet
+from . import demo, iperf3, lab, ping, realnet
 from ..runtime.vloop import SimulationStalled
 from .common import CommandError, Parser, describe_error
 
-COMMANDS = (ping, demo, lab, realnet)
+COMMANDS = (ping, demo, lab, realnet, iperf3)
 
 
 def build_parser() -> Parser:
@@ -34,11 +34,15 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.command is None:
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         parser.print_help()
         return 2
     command_parser = parser.commands.get(args.command, parser)
+    if extra:   # said by the subcommand, so the line starts "wirestack CMD: error:"
+        command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args, command_parser)
     except KeyboardInterrupt:

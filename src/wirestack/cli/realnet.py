@@ -219,6 +219,17 @@ class _Setup:
             self.created_ns = False
 
 
+async def wait_for_goodbyes(host, limit: float = 2.0) -> None:
+    """Before the TAP device goes: let our FINs and the peer's last ACKs cross (at most
+    ``limit`` seconds), so the peer sees a clean close, not a vanished host. Connections
+    in TIME_WAIT are done as far as the peer is concerned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while loop.time() < deadline and any(str(getattr(c, "state", "")) not in ("TIME_WAIT", "CLOSED")
+                                          for c in host.tcp.connections()):
+        await asyncio.sleep(0.02)
+
+
 def _wall_clock(ns: int) -> str:
     """tcpdump's default timestamp: local time of day with microseconds."""
     t = time.localtime(ns // 1_000_000_000)
@@ -235,7 +246,8 @@ async def _serve(args, parser) -> int:
               (args.chargen, "chargen (TCP)", services.make_chargen),
               (args.http and args.http[0], f"HTTP serving {args.http[1] if args.http else ''}",
                lambda: http_handler(args.http[1])),
-              (args.iperf3, "iperf3 (TCP tests)", lambda: Iperf3Server().handler)]
+              (args.iperf3, "iperf3 (TCP tests)",
+               lambda: Iperf3Server(log=lambda line: print(line, flush=True)).handler)]
     tcp_ports = [p for p, _, _ in wanted if p]
     if len(set(tcp_ports)) != len(tcp_ports):
         raise usage_error("two TCP services on the same port")
