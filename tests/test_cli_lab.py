@@ -34,3 +34,17 @@ def test_help_lists_every_lab(capsys):
     text = capsys.readouterr().out
     for lab in LABS.values():
         assert f"  {lab.name:<16} {lab.title}" in text
+
+
+def test_readme_lab_numbers_are_those_the_labs_print(capsys):
+    """The README's table quotes seed-1 figures: each number it quotes is in the output."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name, seen in re.findall(r"^\| `([a-z-]+)` \| [^|]+ \| ([^|]+) \|$", readme, re.M):
+        numbers = re.findall(r"\d+(?:\.\d+)?", seen)
+        if not numbers:
+            continue
+        _, out, _ = run(capsys, ["lab", name])
+        for number in numbers:
+            assert re.search(rf"(?<![\d.]){re.escape(number)}", out), (name, number)
