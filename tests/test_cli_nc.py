@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -152,3 +153,56 @@ def test_tap_connect_to_an_address_nobody_has(netns, cmd):
                                     "failed: No route to host\n")
     links = subprocess.run(["ip", "-n", ns.name, "-o", "link"], capture_output=True, text=True).stdout
     assert "wsnr0" not in links
+
+
+def test_udp_loses_what_the_wire_loses_and_says_so():
+    # 16-byte records: stdin is read in multiples of 16 and a datagram carries 1472 = 92 x 16
+    # bytes, so every datagram holds whole records.
+    data = b"".join(b"%015d\n" % i for i in range(20000))
+    proc = subprocess.run(WIRESTACK + ["nc", "-u", "--loss", "0.1"], input=data, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    records = [proc.stdout[i:i + 16] for i in range(0, len(proc.stdout), 16)]
+    numbers = [int(r) for r in records]
+    assert numbers == sorted(set(numbers))                  # whole, in order, no duplicates here
+    assert 0 < len(numbers) < 20000                         # some lost: nobody retransmits
+    m = re.search(rb"(\d+) datagrams \((\d+) bytes\) sent, (\d+) \((\d+) bytes\) came back", proc.stderr)
+    assert int(m.group(2)) == len(data) and int(m.group(4)) == len(proc.stdout)
+    assert int(m.group(3)) < int(m.group(1))
+
+
+def test_udp_to_a_closed_port_is_refused():
+    proc = subprocess.run(WIRESTACK + ["nc", "-u", "198.18.0.2", "9"], input=b"anyone?\n",
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == (b"wirestack nc: error: 198.18.0.2 port 9 (udp): Connection refused "
+                           b"(the host answered with ICMP port unreachable)\n")
+
+
+UDP_ECHO = r"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7008)); print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(65535)
+    s.sendto(data, addr)
+"""
+
+
+@pytest.mark.interop
+def test_udp_over_tap_through_a_linux_echo_socket(netns):
+    ns = netns("ncudp")
+    server = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", UDP_ECHO],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        data = b"".join(b"line %d\n" % i for i in range(300))
+        proc = subprocess.run(WIRESTACK + ["nc", "-u", "--tap", "wsnu0", "--netns", ns.name,
+                                           "--ip", "198.18.4.2/24", "--peer-ip", "198.18.4.1/24",
+                                           "198.18.4.1", "7008"],
+                              input=data, capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout == data          # no loss on a TAP inside one machine
+    finally:
+        server.kill()
+        server.wait()

@@ -144,3 +144,73 @@ async def copy_both_ways(reader, writer, source, out) -> tuple[int, int]:
     except OSError:
         pass
     return sent, received
+
+
+UDP_PAYLOAD = 1472   # 1500 - 20 (IPv4) - 8 (UDP): one datagram per frame, no fragments
+
+
+class _UdpPeer:
+    """The asyncio DatagramProtocol of `nc -u`: datagrams to ``out``, errors kept."""
+
+    def __init__(self, out):
+        self.out = out
+        self.received = 0
+        self.datagrams = 0
+        self.error: OSError | None = None
+        self.last = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data, addr) -> None:
+        self.out.write(data)
+        self.out.flush()
+        self.received += len(data)
+        self.datagrams += 1
+        self.last = asyncio.get_running_loop().time()
+
+    def error_received(self, exc) -> None:
+        self.error = exc
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+async def udp_both_ways(runtime, host: str, port: int, source, out, linger: float = 1.0):
+    """`nc -u`: each piece of stdin (at most one frame's payload) is one datagram to
+    host:port; every datagram that comes back goes to ``out``. After stdin ends, wait
+    ``linger`` seconds of silence for late answers (nc -u -q), then stop. Returns
+    (datagrams sent, bytes sent, datagrams received, bytes received); an ICMP error (port
+    unreachable) ends it with a CommandError."""
+    from .common import CommandError
+    transport, peer = await runtime.create_datagram_endpoint(lambda: _UdpPeer(out),
+                                                             remote_addr=(host, port))
+    loop = asyncio.get_running_loop()
+    try:
+        return await _udp_loop(transport, peer, source, loop, linger)
+    except ConnectionRefusedError:
+        raise CommandError(f"{host} port {port} (udp): Connection refused (the host answered "
+                           "with ICMP port unreachable)") from None
+    finally:
+        transport.close()
+
+
+async def _udp_loop(transport, peer, source, loop, linger: float):
+    sent = sent_bytes = 0
+    while chunk := await source.read():
+        for off in range(0, len(chunk), UDP_PAYLOAD):
+            piece = chunk[off:off + UDP_PAYLOAD]
+            transport.sendto(piece)
+            sent += 1
+            sent_bytes += len(piece)
+            if peer.error is not None:
+                raise peer.error
+            await asyncio.sleep(0)   # let answers in between, as a stream of datagrams
+    quiet_since = loop.time()
+    while True:
+        await asyncio.sleep(0.05)
+        if peer.error is not None:
+            raise peer.error
+        if loop.time() - max(quiet_since, peer.last or 0.0) >= linger:
+            break
+    return sent, sent_bytes, peer.datagrams, peer.received

@@ -52,6 +52,9 @@ def register(sub) -> None:
     n.add_argument("host", nargs="?", type=ipv4, help="the address to connect to (simulation: 198.18.0.2)")
     n.add_argument("port", nargs="?", type=port, help="the port (simulation: 7, 9, 19 or 80)")
     n.add_argument("-l", dest="listen", type=port, metavar="PORT", help="accept one connection on PORT")
+    n.add_argument("-u", dest="udp", action="store_true",
+                   help="UDP: each piece of stdin is a datagram (simulation: host b echoes on port 7); "
+                        "ends 1 s after stdin once nothing more comes back")
     n.add_argument("-w", dest="wait", type=positive_float, default=CONNECT_TIMEOUT, metavar="S",
                    help="connect timeout, seconds")
     n.add_argument("--seed", type=int, default=1, help="simulation: random seed")
@@ -99,6 +102,10 @@ def run_nc(args, parser) -> int:
         raise usage_error("give both HOST and PORT (or neither, in the simulation)")
     if args.listen is not None and args.host is not None:
         raise usage_error("-l PORT listens: it takes no HOST PORT")
+    if args.udp and args.listen is not None:
+        raise usage_error("-u with -l is not supported: give HOST PORT")
+    if args.udp and args.tap and args.host is None:
+        raise usage_error("nc -u --tap needs HOST PORT")
     if args.tap:
         if args.listen is None and args.host is None:
             raise usage_error("nc --tap needs HOST PORT, or -l PORT")
@@ -360,7 +367,7 @@ async def _get(args, parser) -> int:
             out.flush()
         writer.close()
         await writer.wait_closed()
-        await asyncio.sleep(0.05)  # let the FIN leave
+        await wait_for_goodbyes(setup.host)
         if status >= 400:
             raise CommandError(f"the server answered HTTP {status}")
         return 0
@@ -384,6 +391,11 @@ async def _nc_tap(args, parser) -> int:
     setup = _Setup(args, parser)
     rt = setup.runtime
     try:
+        if args.udp:
+            from .pipes import udp_both_ways
+            await udp_both_ways(rt, args.host, args.port, ThreadedStdin(asyncio.get_running_loop()),
+                                sys.stdout.buffer)
+            return 0
         if args.listen is not None:
             accepted = asyncio.get_running_loop().create_future()
             server = await rt.start_server(_first_connection(accepted), args.listen)
@@ -394,7 +406,7 @@ async def _nc_tap(args, parser) -> int:
             reader, writer = await connect(rt, args.host, args.port, args.wait)
         source = ThreadedStdin(asyncio.get_running_loop())
         await copy_both_ways(reader, writer, source, sys.stdout.buffer)
-        await asyncio.sleep(0.05)  # let the last ACK/FIN leave
+        await wait_for_goodbyes(setup.host)
         return 0
     finally:
         setup.close()
@@ -432,7 +444,16 @@ def _nc_sim(args) -> int:
                     "chargen": services.make_chargen, "http": lambda: http_handler(".")}
         totals = {}
 
+        async def udp():
+            from .pipes import udp_both_ways
+            await b.create_datagram_endpoint(services.UdpEcho, local_addr=("0.0.0.0", 7))
+            source = SimulatedStdin(settle=lambda: asyncio.sleep(0.2))
+            n, nbytes, m, mbytes = await udp_both_ways(a, host, number, source, sys.stdout.buffer)
+            totals["udp"] = (n, nbytes, m, mbytes)
+
         async def main():
+            if args.udp:
+                return await udp()
             if args.listen is not None:
                 accepted = asyncio.get_running_loop().create_future()
                 await a.start_server(_first_connection(accepted), args.listen)
@@ -458,6 +479,15 @@ def _nc_sim(args) -> int:
 
         run_simulation(net, main())
         st = a.counters
+        if args.udp:
+            n, nbytes, m, mbytes = totals["udp"]
+            waited = st["arp.queue_overflow"]
+            print(f"wirestack nc: {n} datagrams ({nbytes} bytes) sent, {m} ({mbytes} bytes) came "
+                  f"back in {net.now / 1e9:.3f} s (virtual), {len(net.decisions.filter('dropped_loss'))} "
+                  f"frames lost on the wire"
+                  + (f", {waited} dropped while ARP was resolving (a holds {a.host.arp.queue_per_address})"
+                     if waited else "") + ": UDP does not retransmit", file=sys.stderr)
+            return 0
         print(f"wirestack nc: {totals['sent']} bytes sent, {totals['received']} received in "
               f"{net.now / 1e9:.3f} s (virtual), {st['tcp.retrans_segs']} retransmitted segments, "
               f"{len(net.decisions.filter('dropped_loss'))} frames lost on the wire", file=sys.stderr)
