@@ -206,3 +206,27 @@ def test_udp_over_tap_through_a_linux_echo_socket(netns):
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.mark.parametrize("argv", [["nc"], ["iperf3", "-c", "198.18.0.2", "-t", "100000"]])
+def test_ctrl_c_ends_a_simulated_command_quietly_with_status_130(argv):
+    import signal
+    proc = subprocess.Popen(WIRESTACK + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        if argv[0] == "nc":
+            proc.stdin.write(b"hello\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"hello\n"      # connected, waiting for more
+        else:
+            assert proc.stdout.readline().startswith(b"Connecting to host")
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)                 # stdin still open: Ctrl-C alone ends it
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert err == b""

@@ -228,6 +228,9 @@ def run_simulation(net, coro, timeout: float | None = None):
         previous = None
     try:
         return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        # Interrupted, and the coroutine had nothing to print: exit as Ctrl-C does (130).
+        raise KeyboardInterrupt from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -84,6 +84,10 @@ class SimulatedStdin:
         # settle only when nothing has come for a moment.
         if self.settle is not None and not _ready(self.fd) and not _ready(self.fd, 0.05):
             await self.settle()
+        # Wait for input in small real-time steps, yielding to the loop in between: virtual
+        # time stands still (nothing is due), but a Ctrl-C (the task's cancellation) gets in.
+        while not _ready(self.fd, 0.1):
+            await asyncio.sleep(0)
         try:
             return os.read(self.fd, CHUNK)
         except OSError:
