@@ -230,3 +230,14 @@ def test_ctrl_c_ends_a_simulated_command_quietly_with_status_130(argv):
             proc.wait()
     assert proc.returncode == 130
     assert err == b""
+
+
+def test_simulated_trace_marks_the_frames_the_wire_lost():
+    proc = subprocess.run(WIRESTACK + ["nc", "--loss", "0.2", "--seed", "5", "--trace"], input=b"x" * 30000,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == b"x" * 30000
+    lines = proc.stderr.decode().splitlines()
+    frames = [line for line in lines if re.match(r"^#\d+ +\d+\.\d{6} ", line)]
+    assert [int(line[1:].split()[0]) for line in frames] == list(range(1, len(frames) + 1))
+    lost = sum(line.endswith("[LOST on the wire]") for line in frames)
+    assert lost > 0 and f", {lost} frames lost on the wire" in lines[-1]

@@ -436,10 +436,12 @@ def _nc_sim(args) -> int:
         a = net.host("a", "198.18.0.1/24")
         b = net.host("b", "198.18.0.2/24")
         link = net.link(a, b, loss=args.loss, delay_ms=args.delay)
+        marked = None
         if args.trace:
-            from ..trace.text import TextTrace
-            tracer = TextTrace(relative=not args.absolute)
-            link.add_tap(lambda now, frame: print(tracer.format(frame, now), file=sys.stderr))
+            from ..trace.marked import MarkedTrace
+            marked = MarkedTrace(net.decisions, lambda now, line, fates: print(line, file=sys.stderr),
+                                 relative=not args.absolute)
+            link.add_tap(marked)
         handlers = {"echo": lambda: services.echo, "discard": lambda: services.discard,
                     "chargen": services.make_chargen, "http": lambda: http_handler(".")}
         totals = {}
@@ -477,7 +479,11 @@ def _nc_sim(args) -> int:
             if peer_task is not None:
                 await peer_task
 
-        run_simulation(net, main())
+        try:
+            run_simulation(net, main())
+        finally:
+            if marked is not None:
+                marked.flush()
         st = a.counters
         if args.udp:
             n, nbytes, m, mbytes = totals["udp"]

@@ -10,7 +10,7 @@ from collections import Counter as Tally
 from dataclasses import dataclass, field
 
 from ..runtime.sim import Network
-from ..trace.text import TextTrace
+from ..trace.marked import MarkedTrace
 from ..units import SEC
 
 
@@ -132,23 +132,15 @@ def run_demo(opt: DemoOptions) -> DemoResult:
     link = net.link(a, b, delay_ms=opt.delay_ms, jitter_ms=opt.jitter_ms, loss=opt.loss,
                     reorder=opt.reorder, duplicate=opt.duplicate, corrupt=opt.corrupt,
                     rate_mbps=opt.rate_mbps, jitter_dist="uniform")
-    tracer = TextTrace(relative=not opt.absolute_seqs)
     kinds: Tally = Tally()
     head: list[str] = []
-    log = net.decisions
-    pending: list = []   # the frame last seen, until the wire has decided its fate
     syn_seen: list = []  # (time, lost) of every SYN a sent
     arp_lost: list = []  # times of lost ARP requests
     phase = [None]       # "ack": the next TCP frame completes an open or a close
 
-    def finish_pending() -> None:
-        if not pending:
-            return
-        now, fid, line, first_entry = pending.pop()
-        fates = [e["event"] for e in list(log.entries)[first_entry:] if e["frame"] == fid]
-        marks = [_FATES[e] for e in fates if e in _FATES]
-        if marks:
-            line += "  [" + ", ".join(marks) + "]"
+    def on_line(now, line, fates) -> None:
+        res.frames += 1
+        kinds[_kind(line)] += 1
         lost = "dropped_loss" in fates
         if " > 198.18.0.2." in line and "Flags [S]" in line:
             syn_seen.append((now, lost))
@@ -168,13 +160,7 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         if opt.on_trace is not None:
             opt.on_trace(line)
 
-    def on_frame(now, frame):
-        finish_pending()
-        res.frames += 1
-        fid = log.last_id
-        line = f"#{fid:<5} " + tracer.format(frame, now)
-        kinds[_kind(line)] += 1
-        pending.append((now, fid, line, len(log.entries)))
+    on_frame = MarkedTrace(net.decisions, on_line, relative=not opt.absolute_seqs)
 
     link.add_tap(on_frame)
     if opt.pcap:
@@ -261,7 +247,7 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         res.error = f"{type(exc).__name__}: {exc}"
     # Let TIME_WAIT and every retransmission run out, so we can show nothing is left.
     net.settle(limit=600)
-    finish_pending()
+    on_frame.flush()
     res.virtual_seconds = net.now / SEC
     # One definition everywhere (text, --json, the plot): every segment host a sent again,
     # SYNs included, i.e. its tcp.retrans_segs counter. The socket's own figure is gone
@@ -287,11 +273,6 @@ def run_demo(opt: DemoOptions) -> DemoResult:
             b.log.to_jsonl(f)
     net.close()
     return res
-
-
-_FATES = {"dropped_loss": "LOST on the wire", "corrupted": "corrupted", "duplicated": "duplicated",
-          "reordered": "reordered", "queue_overflow": "dropped: queue full", "truncated": "truncated",
-          "mtu_exceeded": "dropped: larger than the MTU", "link_down": "dropped: link down"}
 
 
 def _describe_os_error(exc: OSError) -> str:
