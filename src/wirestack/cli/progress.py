@@ -19,16 +19,20 @@ class Progress:
         self.last = 0.0
         self.shown = False
 
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
+    def __call__(self, done: int, total: int = 0) -> None:
+        """``total`` 0: unknown (a body without Content-Length), only the bytes so far."""
+        if not self.enabled:
             return
         t = time.monotonic()
-        if t - self.start < self.delay or (t - self.last < 0.1 and done < total):
+        if t - self.start < self.delay or (t - self.last < 0.1 and (not total or done < total)):
             return
         self.last = t
-        filled = WIDTH * done // total
-        self.stream.write(f"\r{self.label} [{'#' * filled}{' ' * (WIDTH - filled)}] "
-                          f"{100 * done // total:3d}% {done:,}/{total:,} bytes")
+        if total > 0:
+            filled = WIDTH * done // total
+            self.stream.write(f"\r{self.label} [{'#' * filled}{' ' * (WIDTH - filled)}] "
+                              f"{100 * done // total:3d}% {done:,}/{total:,} bytes")
+        else:
+            self.stream.write(f"\r{self.label} {done:,} bytes, {done / (t - self.start) / 1e6:.2f} MB/s")
         self.stream.flush()
         self.shown = True
 

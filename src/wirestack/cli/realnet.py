@@ -72,6 +72,7 @@ def register(sub) -> None:
     g.add_argument("-w", dest="wait", type=positive_float, default=CONNECT_TIMEOUT, metavar="S",
                    help="connect timeout, seconds")
     g.add_argument("--pcap", metavar="FILE", type=output_file, help="write the frames on the TAP to FILE")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar (shown with -o on a terminal)")
     g.add_argument("--trace", action="store_true", help="print every frame, tcpdump style, with a timestamp (stderr)")
     g.add_argument("-S", dest="absolute", action="store_true",
                    help="with --trace: absolute TCP sequence numbers (tcpdump -S)")
@@ -348,7 +349,7 @@ def _parse_url(text: str):
 
 
 async def _get(args, parser) -> int:
-    from ..apps.http import http_get_to_file, http_request
+    from ..apps.http import http_request
     url, number = _parse_url(args.url)
     setup = _Setup(args, parser)
     try:
@@ -358,8 +359,20 @@ async def _get(args, parser) -> int:
             path += "?" + url.query
         host_header = url.netloc
         if args.output:
-            status, headers, n = await http_get_to_file(reader, writer, host_header, path, args.output,
-                                                        keep_alive=False)
+            from .progress import Progress
+            bar = Progress(f"GET {args.url}", enabled=not args.quiet)
+            received = 0
+            with open(args.output, "wb") as f:
+                def sink(data: bytes) -> None:
+                    nonlocal received
+                    f.write(data)
+                    received += len(data)
+                    bar(received)
+                try:
+                    status, headers, _ = await http_request(reader, writer, "GET", host_header, path,
+                                                            keep_alive=False, sink=sink)
+                finally:
+                    bar.close()
         else:
             out = sys.stdout.buffer
             status, headers, _ = await http_request(reader, writer, "GET", host_header, path,
