@@ -170,3 +170,10 @@ def test_failed_simulated_connections_say_what_happened_without_noise(argv, stat
                           timeout=120)
     assert (proc.returncode, proc.stderr.decode()) == (status, stderr)
     assert proc.stdout == b""
+
+
+def test_simulated_wire_defaults_are_the_same_in_ping_nc_and_iperf3():
+    parser = build_parser()
+    defaults = {name: {k: parser.commands[name].get_default(k) for k in ("delay", "loss", "seed")}
+                for name in ("ping", "nc", "iperf3")}
+    assert defaults["ping"] == defaults["nc"] == defaults["iperf3"] == {"delay": 0.5, "loss": 0.0, "seed": 1}

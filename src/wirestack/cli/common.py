@@ -15,6 +15,11 @@ import re
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+# The simulated wire of ping, nc and iperf3 when no option says otherwise: a clean LAN
+# (0.5 ms each way, nothing lost). The demo's wire is lossy on purpose and says so.
+SIM_DELAY_MS = 0.5
+SIM_LOSS = 0.0
+
 
 class CommandError(Exception):
     """A failure with a message meant for the user; ``status`` is the exit status."""

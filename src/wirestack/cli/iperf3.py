@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from .common import (CommandError, add_tap_options, ipv4, nonneg, port, positive_int, probability,
+from .common import (SIM_DELAY_MS, SIM_LOSS, CommandError, add_tap_options, ipv4, nonneg, port,
+                     positive_int, probability,
                      run_simulation, usage_error)
 
 
@@ -27,9 +28,9 @@ def register(sub) -> None:
                    help="parallel streams")
     g = p.add_argument_group("simulated wire (without --tap)")
     g.add_argument("--seed", type=int, default=1, help="random seed: same seed, same run")
-    g.add_argument("--loss", type=probability, default=0.0,
+    g.add_argument("--loss", type=probability, default=SIM_LOSS,
                    help="probability that a frame is lost, for each frame in each direction")
-    g.add_argument("--delay", type=nonneg(float), default=5.0, metavar="MS", help="one-way delay, ms")
+    g.add_argument("--delay", type=nonneg(float), default=SIM_DELAY_MS, metavar="MS", help="one-way delay, ms")
     g.add_argument("--rate", type=nonneg(float), default=100.0, metavar="MBPS",
                    help="link rate, Mbit/s (0 = unlimited)")
     add_tap_options(p)

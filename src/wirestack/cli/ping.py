@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .common import (add_tap_options, add_wire_options, int_range, ipv4, nonneg, positive_int,
-                     run_simulation)
+from .common import (SIM_DELAY_MS, SIM_LOSS, add_tap_options, add_wire_options, int_range, ipv4,
+                     nonneg, positive_int, run_simulation)
 
 MAX_PAYLOAD = 65507   # 65535 - 20 (IPv4 header) - 8 (ICMP header), the limit iputils enforces
 
@@ -26,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("-t", dest="ttl", type=int_range(1, 255, "the TTL"), default=64,
                    help="IP time to live of the requests")
     add_wire_options(p)
+    p.set_defaults(delay=SIM_DELAY_MS, loss=SIM_LOSS, jitter=0.0)
     add_tap_options(p)
     p.set_defaults(run=cmd_ping)
 
@@ -39,8 +40,7 @@ def cmd_ping(args, parser) -> int:
     with Network(seed=args.seed) as net:
         a = net.host("a", "198.18.0.1/24")
         b = net.host("b", "198.18.0.2/24")
-        link = net.link(a, b, delay_ms=args.delay if args.delay is not None else 0.5,
-                        jitter_ms=args.jitter or 0.0, loss=args.loss or 0.0)
+        link = net.link(a, b, delay_ms=args.delay, jitter_ms=args.jitter, loss=args.loss)
         if args.pcap:
             net.capture(args.pcap, link)
         result = run_simulation(net, a.ping(dst, count=args.count, interval=args.interval,

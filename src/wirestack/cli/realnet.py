@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import argparse
 
-from .common import (CommandError, add_tap_options, ipv4, nonneg, output_file, port, probability, tap_addresses,
+from .common import (SIM_DELAY_MS, SIM_LOSS, CommandError, add_tap_options, ipv4, nonneg, output_file,
+                     port, probability, tap_addresses,
                      usage_error)
 from .pipes import SimulatedStdin, ThreadedStdin, copy_both_ways, settle_connection
 
@@ -58,9 +59,9 @@ def register(sub) -> None:
     n.add_argument("-w", dest="wait", type=positive_float, default=CONNECT_TIMEOUT, metavar="S",
                    help="connect timeout, seconds")
     n.add_argument("--seed", type=int, default=1, help="simulation: random seed")
-    n.add_argument("--loss", type=probability, default=0.0,
+    n.add_argument("--loss", type=probability, default=SIM_LOSS,
                    help="simulation: probability that a frame is lost, for each frame in each direction")
-    n.add_argument("--delay", type=nonneg(float), default=5.0, metavar="MS", help="simulation: one-way delay, ms")
+    n.add_argument("--delay", type=nonneg(float), default=SIM_DELAY_MS, metavar="MS", help="simulation: one-way delay, ms")
     n.add_argument("--trace", action="store_true", help="print every frame, tcpdump style (stderr)")
     n.add_argument("-S", dest="absolute", action="store_true",
                    help="with --trace: absolute TCP sequence numbers (tcpdump -S)")
