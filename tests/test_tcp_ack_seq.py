@@ -38,3 +38,23 @@ def test_pure_ack_inside_the_window_carries_snd_nxt():
     p.advance(300 * MS)
     acks = [seg for seg in p.take() if not seg.data and seg.ack == their_next + 5]
     assert acks and acks[0].seq == our_next + 1000
+
+
+def test_pure_ack_after_an_rto_carries_snd_max_not_the_rewound_snd_nxt():
+    """An RTO rewinds SND.NXT to SND.UNA (go-back-N) while the peer may already hold the
+    later segments. A pure ACK must still carry the highest sequence sent: with SND.NXT
+    it would be an old duplicate to the peer, dropped with its ACK field unread -- and
+    two such peers answer each other's ACKs forever (seen in nc at 5% loss)."""
+    p = RawPeer()
+    _, s, their_next, our_next = p.passive()
+    s.send(b"x" * 2920)
+    p.poll()
+    assert sum(len(seg.data) for seg in p.take()) == 2920
+    p.next_timer()                                   # the RTO: the first segment again
+    again = [seg for seg in p.take() if seg.data]
+    assert again and again[0].seq == our_next and len(again[0].data) < 2920   # SND.NXT rewound
+    # The peer's data, acknowledging nothing new (its ACK was lost): we must ACK it.
+    p.inject(".", their_next, our_next, data=b"hello", window=65535)
+    p.advance(300 * MS)
+    acks = [seg for seg in p.take() if not seg.data and seg.ack == their_next + 5]
+    assert acks and acks[0].seq == our_next + 2920

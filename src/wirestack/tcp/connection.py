@@ -415,14 +415,16 @@ class Connection:
         return w
 
     def _ack_seq(self) -> int:
-        """The sequence number of a pure ACK: SND.NXT, unless that lies beyond the right edge
-        of the peer's window (it shrank, typically to zero, while our data was in flight or
-        an RTO resent it). The peer's acceptance test (RFC 9293 §3.10.7.4) would then drop
-        the ACK unread, and with it the ACKs that let it send and reopen the window: both
-        sides stall until the connection times out. The right edge is always acceptable
-        (Linux does the same, tcp_acceptable_seq)."""
+        """The sequence number of a pure ACK: the next new byte, SND.MAX -- not SND.NXT,
+        which an RTO rewinds to SND.UNA (go-back-N) although the peer may hold more; an
+        ACK below the peer's RCV.NXT is an "old duplicate" it drops unread, and if the
+        peer rewound too, each side drops the other's ACKs and they ping-pong forever
+        (BSD's tcp_output makes the same choice). And not beyond the right edge of the
+        peer's window (it shrank, typically to zero, while our data was in flight): the
+        peer would drop that too (RFC 9293 §3.10.7.4); Linux's tcp_acceptable_seq."""
         edge = self.snd_una + self.snd_wnd
-        return self.snd_nxt if self.snd_nxt <= edge else edge
+        top = self.snd_max
+        return top if top <= edge else edge
 
     def _emit(self, seq: int, flags: int, payload, now: int, opts: bytes | None = None) -> None:
         """Build one segment (RFC 9293 §3.1) with its checksum and hand it to IP."""
