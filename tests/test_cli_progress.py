@@ -35,3 +35,18 @@ def test_nothing_when_not_a_terminal_quiet_or_short():
         bar(1, 2)
         bar.close()
         assert bar.stream.getvalue() == ""
+
+
+def test_ticker_shows_the_running_time_then_erases_it():
+    import time
+
+    from wirestack.cli.progress import Ticker
+    tty = Terminal()
+    with Ticker("lab x", stream=tty, delay=0):
+        time.sleep(0.6)
+    text = tty.getvalue()
+    assert text.startswith("\rlab x: running, 0 s") and text.endswith("\r\033[K")
+    pipe = io.StringIO()
+    with Ticker("lab x", stream=pipe, delay=0):
+        time.sleep(0.3)
+    assert pipe.getvalue() == ""

@@ -16,6 +16,8 @@ def register(sub) -> None:
     lab.add_argument("name", nargs="?", metavar="NAME", help="the lab to run (none: list them)")
     lab.add_argument("--seed", type=int, default=1,
                      help="random seed of the wire: same seed, same run; another seed, another run")
+    lab.add_argument("-q", "--quiet", action="store_true",
+                     help="no running-time line on the terminal while the lab runs")
     lab.set_defaults(run=cmd_lab)
 
 
@@ -28,5 +30,8 @@ def cmd_lab(args, parser) -> int:
         return 0
     if args.name not in LABS:
         raise usage_error(f"unknown lab {args.name!r} (choose from {', '.join(LABS)})")
-    print(run_lab(args.name, seed=args.seed), flush=True)
+    from .progress import Ticker
+    with Ticker(f"lab {args.name}", enabled=not args.quiet):
+        text = run_lab(args.name, seed=args.seed)
+    print(text, flush=True)
     return 0

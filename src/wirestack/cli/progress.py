@@ -49,3 +49,37 @@ def _is_tty(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class Ticker:
+    """For work that cannot report its progress (a lab's runs): the time it has taken so
+    far, on a terminal only, once it has run for ``delay`` seconds; erased at the end.
+
+        with Ticker("lab congestion"):
+            text = run_lab("congestion")
+    """
+
+    def __init__(self, label: str, enabled: bool = True, stream=None, delay: float = 1.0):
+        self.bar = Progress(label, enabled=enabled, stream=stream, delay=delay)
+        self._stop = None
+
+    def __enter__(self):
+        import threading
+        if self.bar.enabled:
+            self._stop = threading.Event()
+            threading.Thread(target=self._run, name="ticker", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        bar = self.bar
+        while not self._stop.wait(0.25):
+            t = time.monotonic() - bar.start
+            if t >= bar.delay:
+                bar.stream.write(f"\r{bar.label}: running, {t:.0f} s")
+                bar.stream.flush()
+                bar.shown = True
+
+    def __exit__(self, *exc) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        self.bar.close()
