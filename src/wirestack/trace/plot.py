@@ -146,7 +146,7 @@ class ConnectionRecorder:
                        colors="tab:purple", linewidth=3, alpha=0.5, label="SACK block")
         ax1.set_ylabel("relative sequence number (bytes)")
         ax1.set_title(f"time-sequence graph: {self.a.ip} -> {self.b.ip}")
-        ax1.legend(loc="upper left", fontsize=8)
+        _legend(ax1)
         ax1.grid(alpha=0.3)
 
         for field, style in (("cwnd", "-"), ("ssthresh", "--")):
@@ -155,7 +155,7 @@ class ConnectionRecorder:
                 ax2.step([p[0] for p in pts], [p[1] for p in pts], where="post", linestyle=style, label=field)
         ax2.set_ylabel("bytes")
         ax2.set_title("congestion window and slow-start threshold (sender)")
-        ax2.legend(loc="upper left", fontsize=8)
+        _legend(ax2)
         ax2.grid(alpha=0.3)
 
         samples = [(t, v) for t, v in self._conn_events("rtt_ms") if isinstance(v, (int, float))]
@@ -182,8 +182,15 @@ class ConnectionRecorder:
             ax3.set_xlim(max(0.0, first - 0.02 * (last - first + 1e-3)), last + 0.05 * (last - first + 1e-3))
         ax3.set_xlabel("virtual time (s)")
         ax3.set_title("round-trip time seen by the sender")
-        ax3.legend(loc="upper left", fontsize=8)
+        _legend(ax3)
         ax3.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def _legend(ax) -> None:
+    """A legend only for a panel that has something in it (a connection that never opened
+    has no data, no cwnd, no RTT: matplotlib would warn on stderr)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
