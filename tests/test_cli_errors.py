@@ -112,7 +112,8 @@ def test_every_option_has_help_text_and_every_default_is_shown():
             assert action.help, f"wirestack {name} {action.option_strings or action.dest}: no help"
         text = sub.format_help()
         for action in sub._actions:
-            if action.default not in (None, False, "==SUPPRESS==") and action.option_strings:
+            if action.option_strings and not (action.default is None or action.default is False
+                                              or action.default == "==SUPPRESS=="):
                 assert f"default: {action.default}" in " ".join(text.split()), \
                     f"wirestack {name} {action.option_strings}: default not shown"
 

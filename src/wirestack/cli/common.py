@@ -64,7 +64,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows "(default: X)" after every option that has a default worth showing."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+        # `is`, not `in`: 0 and 0.0 compare equal to False, and a 0 default is worth showing.
+        if (action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                or "default" in (action.help or "")):
             return action.help
         return super()._get_help_string(action)
 
