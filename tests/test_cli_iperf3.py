@@ -64,7 +64,8 @@ def test_client_against_the_simulated_server_reports_both_sides():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     sums = _sums(proc.stdout)
-    # A 10 Mbit/s link: the receiver measures about the link rate. (Not below 10e6 yet: the
-    # server's clock for a stream starts a little after its first bytes arrive.)
-    assert 7e6 < sums["receiver_bps"] < 11e6
+    # A 10 Mbit/s link: the receiver (the server) measures at most the link's goodput
+    # (1448 of every 1538 bytes on the wire are data: 9.4 Mbit/s), its bytes over the time
+    # until the last one arrived, drained after TEST_END included.
+    assert 7e6 < sums["receiver_bps"] <= 9.45e6
     assert 0.9 * sums["sender"] <= sums["receiver"] <= sums["sender"]

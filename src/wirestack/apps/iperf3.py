@@ -149,6 +149,7 @@ class _Stream:
     bytes: int = 0
     task: Optional[asyncio.Task] = None
     done: Optional[asyncio.Future] = None
+    last_byte_at: float = 0.0   # when the last byte arrived (receiving streams)
 
 
 @dataclass
@@ -270,6 +271,7 @@ class Iperf3Server:
             if not data:
                 break
             st.bytes += len(data)
+            st.last_byte_at = self._now()
 
     async def _send_loop(self, test: _Test, st: _Stream) -> None:
         # Like iperf3, send nothing before TEST_RUNNING is on its way.
@@ -334,6 +336,9 @@ class Iperf3Server:
             cpu = _cpu_util(cpu0, wall0) if self.report_cpu else (0.0, 0.0, 0.0)
             if not test.reverse:
                 await self._drain_in_flight(test)
+                # The bytes drained after TEST_END count, so their time counts too: a
+                # receiver's rate is its bytes over the time until the last one arrived.
+                test.end = max([test.end] + [st.last_byte_at for st in test.streams])
             await self._stop_streams(test)
 
             writer.write(_state(EXCHANGE_RESULTS))
