@@ -138,3 +138,14 @@ def test_ctrl_c_on_a_tap_ping_prints_the_statistics(netns):
     links = subprocess.run(["ip", "-n", ns.name, "-o", "link"], capture_output=True, text=True).stdout
     assert "wspi0" not in links                               # removed on the way out
     assert os.path.exists(f"/run/netns/{ns.name}")            # the namespace was not ours
+
+
+@pytest.mark.interop
+def test_tap_ping_to_an_address_nobody_has_prints_host_unreachable(netns):
+    ns = netns("pingnr")
+    proc = subprocess.run(WIRESTACK + ["ping", "--tap", "wspn0", "--netns", ns.name, "--ip", "198.18.6.2/24",
+                                       "--peer-ip", "198.18.6.1/24", "-c", "2", "-i", "0.5", "-W", "4",
+                                       "198.18.6.77"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr == ""
+    assert "From 198.18.6.2 icmp_seq=1 Destination Host Unreachable" in proc.stdout
+    assert "2 packets transmitted, 0 received, +2 errors, 100% packet loss" in proc.stdout
