@@ -81,3 +81,28 @@ def test_iperf3_server_tells_a_udp_client_it_does_tcp_only(netns):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.interop
+def test_serve_trace_lines_carry_timestamps_and_S_gives_absolute_seqs(netns):
+    import re
+    ns = netns("srvtr")
+    proc = subprocess.Popen(WIRESTACK + ["serve", "--netns", ns.name, "--tap", "wstr0", "--ip", "198.18.8.2/24",
+                                         "--peer-ip", "198.18.8.1/24", "--echo", "7", "--trace", "-S"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while (line := proc.stdout.readline()) and line != "ready\n":
+            pass
+        subprocess.run(["ip", "netns", "exec", ns.name, "python3", "-c",
+                        "import socket; s=socket.create_connection(('198.18.8.2', 7), 5); s.sendall(b'hi');"
+                        "s.shutdown(1); assert s.recv(10) == b'hi'; s.close()"], check=True, timeout=20)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    frames = [line for line in out.splitlines() if " rx " in line or " tx " in line]
+    assert frames and all(re.match(r"^\d\d:\d\d:\d\d\.\d{6} (rx|tx) ", line) for line in frames), frames[:3]
+    syn = next(line for line in frames if "Flags [S]" in line)
+    assert ", seq 0," not in syn                       # -S: the ISN as it is on the wire
