@@ -295,6 +295,7 @@ class Iperf3Server:
 
     async def _control(self, cookie: bytes, reader, writer) -> None:
         peer = writer.get_extra_info("peername")
+        _no_delay(writer)
         test: Optional[_Test] = None
         error: Optional[str] = None
         try:
@@ -474,6 +475,23 @@ class Iperf3Server:
                      f"({'sent' if test.reverse else 'received'})")
 
 
+def _no_delay(writer) -> None:
+    """TCP_NODELAY on a control connection, as iperf3 sets it: its one-byte states must
+    not wait for an ACK behind Nagle's algorithm (with the peer's delayed ACK, 200 ms in
+    which the data streams already run -- the receiver's clock would start late)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        if hasattr(sock, "setsockopt"):            # asyncio (a kernel socket)
+            import socket
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:                                       # a wirestack TcpSocket
+            sock.nodelay = True
+    except (OSError, AttributeError):
+        pass
+
+
 def _peer_str(peer) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
@@ -554,6 +572,7 @@ async def iperf3_client(open_connection, host: str, port: int = DEFAULT_PORT, *,
     now = clock or asyncio.get_running_loop().time
     cookie = make_cookie(rng)
     reader, writer = await open_connection(host, port)
+    _no_delay(writer)
     data_conns = []
     tasks = []
     try:
