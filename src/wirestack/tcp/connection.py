@@ -417,6 +417,18 @@ class Connection:
             self.rcv_adv = edge
         return w
 
+    def _ack_seq(self) -> int:
+        """The sequence number of a pure ACK: the next new byte, SND.MAX -- not SND.NXT,
+        which an RTO rewinds to SND.UNA (go-back-N) although the peer may hold more; an
+        ACK below the peer's RCV.NXT is an "old duplicate" it drops unread, and if the
+        peer rewound too, each side drops the other's ACKs and they ping-pong forever
+        (BSD's tcp_output makes the same choice). And not beyond the right edge of the
+        peer's window (it shrank, typically to zero, while our data was in flight): the
+        peer would drop that too (RFC 9293 §3.10.7.4); Linux's tcp_acceptable_seq."""
+        edge = self.snd_una + self.snd_wnd
+        top = self.snd_max
+        return top if top <= edge else edge
+
     def _emit(self, seq: int, flags: int, payload, now: int, opts: bytes | None = None) -> None:
         """Build one segment (RFC 9293 §3.1) with its checksum and hand it to IP."""
         if flags & ACK:
@@ -469,6 +481,7 @@ class Connection:
                 if n:
                     seg += payload
                 self.segs_out += 1
+                self.counters["tcp.out_segs"] += 1   # netstat's "segments sent out"
                 self.layer.ip_output(self.lip, self.rip, 6, seg, now)
                 return
             opts = b""
@@ -486,6 +499,7 @@ class Connection:
         if n:
             seg += payload
         self.segs_out += 1
+        self.counters["tcp.out_segs"] += 1
         self.layer.ip_output(self.lip, self.rip, 6, seg, now)
 
     def _sack_option(self, n: int, now: int):
@@ -591,7 +605,7 @@ class Connection:
         elif st in SENDING and (self._sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
             sent = self._send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
 
     def _send_data(self, now: int, force: bool, budget: int | None = None) -> bool:
         """Segmentize queued data within min(peer window, cwnd) (RFC 9293 §3.8.6, RFC 5681
@@ -872,7 +886,7 @@ class Connection:
                     sent = True
                 self.rescue_rxt = self.recover           # HighRxt is not updated
         if self.ack_now and not sent:
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
         return True
 
     def _note_sack_rtx(self, start: int, end: int) -> None:
@@ -981,7 +995,7 @@ class Connection:
             self.t_delack = None
             if self.delack_segs or self.ack_now:
                 self.counters.incr("tcp.delayed_acks")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self._ack_seq(), ACK, b"", now)
         t = self.t_tw
         if t is not None and t <= now:
             self.t_tw = None
@@ -1194,7 +1208,7 @@ class Connection:
             if (tsval - self.ts_recent) & M32 >= HALF:
                 self.counters.incr("tcp.in_paws")
                 if self._oow_ack_allowed(len(payload), flags, now, "paws"):
-                    self._emit(self.snd_nxt, ACK, b"", now)
+                    self._emit(self._ack_seq(), ACK, b"", now)
                 return
         rn = self.rcv_nxt
         d = (seq - rn) & M32
@@ -1303,7 +1317,7 @@ class Connection:
                 if self.cfg.ack_check:
                     self.layer._challenge_ack(self, now)
                 else:
-                    self._emit(self.snd_nxt, ACK, b"", now)
+                    self._emit(self._ack_seq(), ACK, b"", now)
             return
         if da < 0 and self.cfg.ack_check and -da > self.max_snd_wnd:
             # RFC 5961 §5.2: SEG.ACK below SND.UNA - MAX.SND.WND is not acceptable: the
@@ -1638,7 +1652,7 @@ class Connection:
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
         if self._oow_ack_allowed(plen, flags, now, "out_of_window"):
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
 
     def _oow_ack_allowed(self, plen: int, flags: int, now: int, reason: str) -> bool:
         """May we ACK this unacceptable segment? RFC 5961 §7 asks for a (configurable)

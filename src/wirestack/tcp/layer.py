@@ -307,6 +307,7 @@ class TcpLayer:
     def _send_rst(self, lip: bytes, rip: bytes, lport: int, rport: int, seq: int, ack: int,
                   flags: int, now: int) -> None:
         self.counters.incr("tcp.out_rsts")
+        self.counters["tcp.out_segs"] += 1
         seg = build(lip, rip, lport, rport, seq & M32, ack & M32, flags, 0)
         self.ip_output(lip, rip, 6, seg, now)
 
