@@ -29,7 +29,7 @@ class FramingError(ValueError):
     """The peer broke the framing (bad length prefix): the connection must be closed.
     ``frames`` holds the complete frames that arrived before the bad prefix."""
 
-    def __init__(self, message: str, frames: list | None = None):
+    def __init__(self, message: str, frames: list[bytes] | None = None):
         super().__init__(message)
         self.frames = frames or []
 
@@ -57,7 +57,7 @@ class FrameDecoder:
     def feed(self, data) -> list[bytes]:
         buf = self._buf
         buf += data
-        frames = []
+        frames: list[bytes] = []
         pos = 0
         n = len(buf)
         unpack = _LEN.unpack_from
@@ -76,8 +76,9 @@ class FrameDecoder:
         return frames
 
 
-def parse_spec(spec: str) -> tuple[int, object]:
-    """``unix:PATH`` or ``tcp:HOST:PORT`` -> (address family, socket address)."""
+def parse_spec(spec: str) -> tuple[socket.AddressFamily, str | tuple[str, int]]:
+    """``unix:PATH`` or ``tcp:HOST:PORT`` -> (address family, socket address): the path
+    (a str) for AF_UNIX, a (host, port) pair for AF_INET."""
     kind, _, rest = spec.partition(":")
     if kind == "unix" and rest:
         return socket.AF_UNIX, rest

@@ -75,6 +75,7 @@ class Medium:
         self.params = params or LinkParams()
         self.free: list[Station] = []
         self.stations: list[Station] = []
+        self.obj: Link | Hub | Switch    # the simulated medium itself, by kind
         sched, log, seed = wire.sched, wire.log, wire.seed
         if kind == "link":
             a = self._nic(f"{name}.a")
@@ -116,11 +117,13 @@ class Medium:
         nic = self._nic(owner if n == 0 else f"{owner}.{n}")
         # Random streams named after the station (port name + reuse number), never after the
         # attach order, which depends on which peer happened to connect first.
-        if self.kind == "hub":
-            self.obj.attach(nic, label=nic.name)
+        obj = self.obj
+        if isinstance(obj, Hub):
+            obj.attach(nic, label=nic.name)
         else:
+            assert isinstance(obj, Switch), "a link's two stations exist from the start"
             inbound = params_in or self.params
-            self.obj.attach(nic, inbound, params_out or inbound, name=f"{nic.name}<->{self.name}")
+            obj.attach(nic, inbound, params_out or inbound, name=f"{nic.name}<->{self.name}")
         st = Station(nic.name, self, nic, owner)
         self.stations.append(st)
         return st

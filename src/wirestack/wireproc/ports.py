@@ -28,12 +28,13 @@ log.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
 import stat
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..phy import netns as _netns
 from ..phy.stream import FramingError, FrameDecoder, encode, parse_spec
@@ -111,13 +112,15 @@ class StreamPort(Port):
         self.clients: list[_StreamClient] = []
         self._made_path: tuple[str, int] | None = None   # (path, inode) of our socket file
         self._next = 0
-        self._stall_timer = None
+        self._stall_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
+        # parse_spec gives a unix: port its path (a str), a tcp: port a (host, port) pair.
+        path = self.addr if isinstance(self.addr, str) else None
         sock = socket.socket(self.family, socket.SOCK_STREAM)
         try:
-            if self.family == socket.AF_UNIX:
-                self._clear_stale(self.addr)
+            if path is not None:
+                self._clear_stale(path)
             else:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(self.addr)
@@ -126,8 +129,8 @@ class StreamPort(Port):
         except OSError as e:
             sock.close()
             raise PortError(f"port {self.name}: cannot listen on {self.spec}: {e.strerror or e}") from None
-        if self.family == socket.AF_UNIX:
-            self._made_path = (self.addr, os.stat(self.addr).st_ino)
+        if path is not None:
+            self._made_path = (path, os.stat(path).st_ino)
         self.sock = sock
         self.loop.add_reader(sock.fileno(), self._accept)
         self._stall_timer = self.loop.call_later(1.0, self._check_stalls)
@@ -154,9 +157,11 @@ class StreamPort(Port):
         raise PortError(f"port {self.name}: {path} is in use by another process")
 
     def _accept(self) -> None:
+        sock = self.sock
+        assert sock is not None, "the socket is a reader only while it is open"
         for _ in range(16):
             try:
-                conn, _addr = self.sock.accept()
+                conn, _addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -357,19 +362,23 @@ class TapPort(Port):
         self.say(f"attached {self.name} {self.spec} station {self.st.name} (kernel {self.ifname})")
 
     def _readable(self) -> None:
+        tap, st = self.tap, self.st
+        assert tap is not None and st is not None, "the TAP is a reader only while it is bound"
         try:
-            frames = self.tap.read_frames(BATCH)
+            frames = tap.read_frames(BATCH)
         except TapError as e:
             self.say(f"detached {self.name} {self.spec}: {e}")
             self.counters.incr("closed_read_error")
-            self.loop.remove_reader(self.tap.fileno())
+            self.loop.remove_reader(tap.fileno())
             return
         for f in frames:
-            self._inject(self.st, f)
+            self._inject(st, f)
 
     def _deliver(self, frame: bytes) -> None:
+        tap = self.tap
+        assert tap is not None, "close() unbinds the station before it closes the TAP"
         try:
-            ok = self.tap.write(frame)
+            ok = tap.write(frame)
         except TapError:
             ok = False
         if ok:
@@ -455,23 +464,27 @@ class PacketPort(Port):
             raise
 
     def _readable(self) -> None:
+        sock, st = self.sock, self.st
+        assert sock is not None and st is not None, "the socket is a reader only while it is bound"
         for _ in range(BATCH):
             try:
-                data, addr = self.sock.recvfrom(65535)
+                data, addr = sock.recvfrom(65535)
             except BlockingIOError:
                 return
             except OSError as e:
                 self.say(f"detached {self.name} {self.spec}: {e.strerror}")
                 self.counters.incr("closed_read_error")
-                self.loop.remove_reader(self.sock.fileno())
+                self.loop.remove_reader(sock.fileno())
                 return
             if addr[2] == PACKET_OUTGOING:
                 continue            # our own write (or the host's own transmit) seen again
-            self._inject(self.st, data)
+            self._inject(st, data)
 
     def _deliver(self, frame: bytes) -> None:
+        sock = self.sock
+        assert sock is not None, "close() unbinds the station before it closes the socket"
         try:
-            self.sock.send(frame)
+            sock.send(frame)
         except OSError as e:
             # Full queue (EAGAIN/ENOBUFS), interface down or gone: the frame is lost on this
             # port only. Never raise into the medium, which is delivering to other ports too.
@@ -508,8 +521,8 @@ class PcapPort(Port):
         self.replay_delay = replay_delay   # seconds between "ready" and the first frame
         self.reader: PcapReader | None = None
         self.st: Station | None = None
-        self._it = None
-        self._handle = None
+        self._it: Iterator[tuple[int, bytes]] | None = None   # the capture's (ns, frame) pairs
+        self._handle: asyncio.TimerHandle | None = None        # the next frame's send
         self._first: int | None = None
         self._t0 = 0.0
         self.sent = 0
@@ -535,6 +548,7 @@ class PcapPort(Port):
         self._next()
 
     def _next(self) -> None:
+        assert self._it is not None, "start() opens the capture before begin() replays it"
         try:
             ts, frame = next(self._it)
         except StopIteration:
@@ -552,6 +566,7 @@ class PcapPort(Port):
         self._handle = self.loop.call_at(when, self._send, frame)
 
     def _send(self, frame: bytes) -> None:
+        assert self.st is not None, "close() cancels the pending send before it frees the station"
         self.sent += 1
         self._inject(self.st, frame)
         self._next()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from ..sim import DecisionLog
+from ..sim import DecisionLog, Link
 from ..trace.pcap import PcapWriter
 from .driver import RealtimeWire
 from .ports import PcapPort, Port, PortError, make_port
@@ -35,11 +35,15 @@ class WireService:
                 medium = self.wire.add_medium(m.name, m.kind, params=m.params, b_to_a=m.b_to_a,
                                               csma_cd=m.csma_cd, rate_bps=m.rate_bps,
                                               check_fcs=m.check_fcs)
-                for fault, direction in m.faults:
-                    medium.obj.add_fault(fault, direction)
-                for t0, t1 in m.down:
-                    medium.obj.schedule_down(t0)
-                    medium.obj.schedule_up(t1)
+                if m.faults or m.down:
+                    link = medium.obj
+                    # Topology.check refuses faults and down windows on a hub or switch.
+                    assert isinstance(link, Link), f"medium {m.name}: faults need a link"
+                    for fault, direction in m.faults:
+                        link.add_fault(fault, direction)
+                    for t0, t1 in m.down:
+                        link.schedule_down(t0)
+                        link.schedule_up(t1)
             self.wire.rearm()
             if self.topo.pcap:
                 self.pcap = PcapWriter(self.topo.pcap, nanosecond=True)
