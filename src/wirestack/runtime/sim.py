@@ -380,7 +380,7 @@ class Network:
                     task.exception()   # retrieved: no "exception was never retrieved"
             else:
                 # Given up on; nothing to report (asyncio's own flag for "Task was destroyed").
-                setattr(task, "_log_destroy_pending", False)
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
 
     def __enter__(self):
         return self
