@@ -179,6 +179,7 @@ class _Setup:
         self.netns = args.netns
         self.created_ns = False
         self.tap = None
+        self.device_kind = "wire" if args.wire else ("TUN" if getattr(args, "tun", False) else "TAP")
         self.pcap = None
         self.removed: list[str] = []     # what close() took away, for serve's goodbye line
         try:
@@ -228,7 +229,10 @@ class _Setup:
             self.runtime.stop()
             self.runtime = None
         if self.tap is not None:
-            self.removed.append(f"TAP device {self.tap.name}")
+            # A TAP or TUN device disappears with its file descriptor; a wire port is only
+            # a socket of the wire process, which stays: nothing of ours is removed there.
+            if self.device_kind != "wire":
+                self.removed.append(f"{self.device_kind} device {self.tap.name}")
             self.tap.close()
             self.tap = None
         if self.pcap is not None:
