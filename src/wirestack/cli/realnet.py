@@ -265,7 +265,6 @@ async def _serve(args, parser) -> int:
     from ..apps import services
     from ..apps.http import http_handler
     from ..apps.iperf3 import Iperf3Server
-    from ..wire.addr import mac_ntoa
     wanted = [(args.echo, "echo (TCP)", lambda: services.echo),
               (args.discard, "discard (TCP)", lambda: services.discard),
               (args.chargen, "chargen (TCP)", services.make_chargen),
@@ -300,10 +299,9 @@ async def _serve(args, parser) -> int:
                                    2) from None
             udp.append(tr)
             lines.append(f"  {args.udp_echo:>5}/udp  echo (UDP)")
-        where = f" in namespace {args.netns}" if args.netns else ""
-        print(f"wirestack {setup.ip} ({mac_ntoa(setup.mac)}) on TAP {args.tap}{where}"
-              + (f", kernel side {setup.peer_ip}" if setup.peer_ip else ""))
-        print("services:" if lines else "services: none (it still answers ARP and ping)")
+        print(_banner(setup, args))
+        answers = "ping" if setup.device_kind == "TUN" else "ARP and ping"   # no ARP on layer 3
+        print("services:" if lines else f"services: none (it still answers {answers})")
         for line in lines:
             print(line)
         stop = asyncio.Event()
@@ -333,6 +331,18 @@ async def _serve(args, parser) -> int:
         setup.close()
         if setup.removed:
             print("removed: " + ", ".join(setup.removed), flush=True)
+
+
+def _banner(setup: _Setup, args) -> str:
+    """serve's first line: our address, then what we are plugged into. A TUN device is
+    layer 3 only, so it has no MAC to show; a wire port has no namespace nor kernel side."""
+    from ..wire.addr import mac_ntoa
+    if setup.device_kind == "wire":
+        return f"wirestack {setup.ip} ({mac_ntoa(setup.mac)}) on wire {args.wire}"
+    me = f"wirestack {setup.ip}" + ("" if setup.device_kind == "TUN" else f" ({mac_ntoa(setup.mac)})")
+    where = f" in namespace {args.netns}" if args.netns else ""
+    return (f"{me} on {setup.device_kind} {setup.tap.name}{where}"
+            + (f", kernel side {setup.peer_ip}" if setup.peer_ip else ""))
 
 
 def _report(host) -> None:
