@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -71,7 +72,7 @@ def register(sub) -> None:
     g = sub.add_parser("get", help="HTTP/1.1 GET over a TAP device",
                        description="curl-like: needs root, --tap and --ip (no simulated mode).")
     add_tap_options(g)
-    g.add_argument("url", help="http://HOST[:PORT]/PATH, HOST an IPv4 address")
+    g.add_argument("url", help="http://HOST[:PORT]/PATH, HOST an IPv4 address (or a name, with --dns)")
     g.add_argument("-o", dest="output", metavar="FILE", type=output_file, help="write the body to FILE (default: stdout)")
     g.add_argument("-w", dest="wait", type=positive_float, default=CONNECT_TIMEOUT, metavar="S",
                    help="connect timeout, seconds")
@@ -358,7 +359,7 @@ def _report(host) -> None:
     print("counters " + json.dumps(dict(host.counters), sort_keys=True, default=str), flush=True)
 
 
-def _parse_url(text: str):
+def _parse_url(text: str, dns=None):
     url = urlsplit(text)
     if url.scheme != "http" or not url.hostname:
         raise usage_error(f"only http://HOST[:PORT]/PATH URLs are supported, not {text!r}")
@@ -371,16 +372,39 @@ def _parse_url(text: str):
     try:
         ipv4(url.hostname)
     except argparse.ArgumentTypeError:
-        raise usage_error(f"{text}: HOST must be an IPv4 address (there is no DNS here)") from None
+        # A name: it needs a resolver to ask, and must be one a DNS query can carry.
+        if not _HOSTNAME.match(url.hostname) or len(url.hostname) > 253:
+            raise usage_error(f"{text}: HOST must be an IPv4 address or a host name "
+                              "(letters, digits, '-', labels of 1-63 separated by '.')") from None
+        if not dns:
+            raise usage_error(f"{text}: {url.hostname} is a name: give a DNS server with --dns ADDR "
+                              "(or use the IPv4 address)") from None
     return url, number
+
+
+# RFC 1123 §2.1 host names: labels of letters, digits and hyphens, not starting or ending
+# with a hyphen, 1-63 characters each (RFC 1035 §2.3.4).
+_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+
+
+async def _lookup(runtime, name: str) -> str:
+    """The first address of ``name`` from the --dns servers, with curl's message when it
+    cannot be found ("Could not resolve host: NAME")."""
+    import socket
+    try:
+        return (await runtime.getaddrinfo(name))[0]
+    except socket.gaierror as exc:
+        reason = str(exc.strerror or exc).removeprefix(f"{name}: ")
+        raise CommandError(f"could not resolve host {name}: {reason}") from None
 
 
 async def _get(args, parser) -> int:
     from ..apps.http import http_request
-    url, number = _parse_url(args.url)
+    url, number = _parse_url(args.url, args.dns)
     setup = _Setup(args, parser)
     try:
-        reader, writer = await connect(setup.runtime, url.hostname, number, args.wait)
+        address = await _lookup(setup.runtime, url.hostname)
+        reader, writer = await connect(setup.runtime, address, number, args.wait)
         path = url.path or "/"
         if url.query:
             path += "?" + url.query
