@@ -157,3 +157,8 @@ def test_wire_option_errors_are_one_line(tmp_path):
     p = ws("serve", "--wire", "tcp:localhost", "--ip", "198.18.0.1/24")
     _, err = p.communicate(timeout=20)
     assert p.returncode == 2 and "not a stream address" in err
+    for device in ("--tap", "--tun"):
+        p = ws("serve", "--wire", f"unix:{tmp_path}/none.sock", device, "ws0", "--ip", "198.18.0.1/24")
+        _, err = p.communicate(timeout=20)
+        assert (p.returncode, err) == (2, f"wirestack serve: error: --wire and {device} are two ways "
+                                          "to attach the host: give one\n")

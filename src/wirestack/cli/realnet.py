@@ -170,6 +170,10 @@ class _Setup:
         from ..wire.addr import mac_aton
         if not (args.tap or args.wire) or not args.ip:
             raise usage_error("--tap NAME (or --wire SPEC) and --ip ADDR/PREFIX are required on a real network")
+        if args.wire and args.tap:
+            # One host, one interface: a wire port is Ethernet, a TUN device is bare IP.
+            option = "--tun" if getattr(args, "tun", False) else "--tap"
+            raise usage_error(f"--wire and {option} are two ways to attach the host: give one")
         self.ip, self.peer_ip = tap_addresses(args.ip, args.peer_ip)
         if args.wire:
             args.netns = None   # a wire port is a socket: no namespace, no root needed
