@@ -211,8 +211,8 @@ def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"lab {lab.name}: {lab.title}", _wrap(lab.question), ""]
     for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                                      for i, (cell, w) in enumerate(zip(row, widths))))
+        lines.append(("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                       for i, (cell, w) in enumerate(zip(row, widths)))).rstrip())
     lines += notes
     lines += ["", _wrap(lab.lesson)]
     if lab.conclude is not None:
