@@ -62,7 +62,7 @@ def _karn_lesson(on, off):
             f"{_ms(on.rtt_ms)}. Without it, {len(off.rtt_ms)} samples, some timing an ACK of the second copy "
             f"from the first one's send time: largest sample {_ms(off.rtt_ms)}, SRTT ended at "
             f"{off.sender['srtt'] / 1e6:.0f} ms; "
-            f"the transfer took {off.virtual_seconds:.2f} s vs {on.virtual_seconds:.2f} s.")
+            f"the transfer took {off.virtual_seconds:.3f} s vs {on.virtual_seconds:.3f} s.")
 
 
 KARN = Lab(
@@ -93,9 +93,9 @@ def _sack(seed):
 
 
 def _sack_lesson(on, off):
-    return (f"With SACK the transfer took {on.virtual_seconds:.2f} s ({on.goodput_bps / 1e6:.2f} Mbit/s), "
+    return (f"With SACK the transfer took {on.virtual_seconds:.3f} s ({on.goodput_bps / 1e6:.2f} Mbit/s), "
             f"{on.sender.get('retransmits', 0)} retransmissions, {on.counters['a'].get('tcp.rto_timeouts', 0)} "
-            f"timeouts; without it {off.virtual_seconds:.2f} s ({off.goodput_bps / 1e6:.2f} Mbit/s), "
+            f"timeouts; without it {off.virtual_seconds:.3f} s ({off.goodput_bps / 1e6:.2f} Mbit/s), "
             f"{off.sender.get('retransmits', 0)} retransmissions, {off.counters['a'].get('tcp.rto_timeouts', 0)} "
             f"timeouts: {ratio(off.virtual_seconds, on.virtual_seconds)} the time.")
 
@@ -123,8 +123,8 @@ def _ws_lesson(on, off):
     cap = 65535 * 8 / 0.1 / 1e6
     return (f"Without scaling the window field tops out at 65,535 bytes: at most {cap:.1f} Mbit/s on a "
             f"100 ms round trip, and the run got {off.goodput_bps / 1e6:.2f} Mbit/s "
-            f"({off.virtual_seconds:.2f} s). With scaling (RFC 7323 §2) the 4 MB buffer is usable and "
-            f"the run got {on.goodput_bps / 1e6:.2f} Mbit/s ({on.virtual_seconds:.2f} s): "
+            f"({off.virtual_seconds:.3f} s). With scaling (RFC 7323 §2) the 4 MB buffer is usable and "
+            f"the run got {on.goodput_bps / 1e6:.2f} Mbit/s ({on.virtual_seconds:.3f} s): "
             f"{ratio(on.goodput_bps, off.goodput_bps)} the goodput.")
 
 
