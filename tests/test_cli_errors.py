@@ -14,6 +14,7 @@ TAP = ["--tap", "wstest0", "--ip", "198.18.9.2/24"]
 NET = [["--tun", "bad/name"], ["--tun", "much-too-long-name0"], ["--dns", "x"], ["--dns", "198.18.0.300"],
        ["--wire", "bogus"], ["--wire", "tcp:127.0.0.1:0"]]
 C = ["-c", "198.18.0.2"]
+TWO_TAPS = ["--tap", "wsl:tapL:198.18.1.1/24:198.18.1.2/24", "--tap", "wsr:tapR:198.18.2.1/24:198.18.2.2/24"]
 
 # Every subcommand, a bad value for each of its options (and positional arguments).
 BAD = {
@@ -103,6 +104,7 @@ BAD = {
         ["--tap", "a:t:198.18.1.1/24:198.18.1.2/24:67"], ["--tap", "a:t:198.18.1.1/24:198.18.1.2/24:x"],
         ["--tap", "a:t:198.18.1.1/24:198.18.1.2/24"],                                 # only one
         ["--route", "198.18.3.0/24", "x"], ["--route", "x", "198.18.1.2"], ["--route", "default"],
+        TWO_TAPS + ["--route", "default", "default"], TWO_TAPS + ["--route", "198.18.3.0/24", "198.18.1.2/24"],
         ["--rate", "0"], ["--rate", "x"], ["--queue", "0"], ["--pcap", MISSING_DIR + "/r.pcap"],
     ],
     "dhcp": [

@@ -175,13 +175,15 @@ def ipv4_range(text: str) -> tuple[str, str]:
     return first, last
 
 
-def route_destination(text: str) -> str:
-    """A route's destination: ADDR/PREFIX, or the word ``default`` (0.0.0.0/0)."""
+def route_field(text: str) -> str:
+    """Either word of ``--route CIDR GATEWAY``: ADDR[/PREFIX], or ``default`` (0.0.0.0/0).
+    argparse gives both words the same type; the command checks that GATEWAY is an address."""
     if text == "default":
         return text
-    if "/" not in text:
-        raise argparse.ArgumentTypeError(f"not ADDR/PREFIX or 'default': {text!r}")
-    return ipv4_cidr(text)
+    try:
+        return ipv4_cidr(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"not ADDR/PREFIX, ADDR or 'default': {text!r}") from None
 
 
 def zone_entry(text: str) -> tuple[str, list[str]]:

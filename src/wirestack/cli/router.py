@@ -23,7 +23,7 @@ import time
 
 import argparse
 
-from .common import output_file, positive_float, positive_int, route_destination
+from .common import output_file, positive_float, positive_int, route_field
 
 
 def register(sub) -> None:
@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--tap", action="append", required=True, metavar="NS:TAP:ADDR/P:PEER/P[:MTU]", type=_port,
                    help="one interface (give two or more)")
     p.add_argument("--route", action="append", nargs=2, default=None, metavar=("CIDR", "GATEWAY"),
-                   type=route_destination, help="a static route (CIDR 'default': the default route)")
+                   type=route_field, help="a static route (CIDR 'default': the default route)")
     p.add_argument("--no-icmp", action="store_true",
                    help="send no ICMP errors (time exceeded, unreachable, frag-needed): a black hole")
     p.add_argument("--rate", type=positive_float, metavar="MBIT", help="pace each output interface at MBIT Mbit/s")
@@ -71,6 +71,9 @@ def _port(text: str) -> Port:
 
 def cmd_router(args, parser) -> int:
     ports = list(args.tap)
+    for _, gateway in args.route or []:
+        if gateway == "default" or "/" in gateway:
+            parser.error(f"router: --route: the gateway is an address, not {gateway!r}")
     if len(ports) < 2:
         parser.error("router: a router needs at least two --tap interfaces")
     from .realnet import _guard
