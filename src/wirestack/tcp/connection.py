@@ -5,8 +5,8 @@ timers (RTO, persist, delayed ACK, TIME_WAIT).
 Sequence numbers inside the TCB are *unwrapped* Python ints: every 32-bit number that
 arrives is mapped to the int nearest to a reference (RCV.NXT for SEG.SEQ, SND.UNA for
 SEG.ACK), so comparisons are plain ``<`` instead of modular arithmetic, and only the wire
-sees ``& 0xFFFFFFFF``. Valid segments are always within 2**31 of the reference, so the
-mapping is exact for them (RFC 9293 §3.4 sequence number comparisons).
+sees the 32-bit value (``seq.wrap``). Valid segments are always within 2**31 of the
+reference, so the mapping is exact for them (RFC 9293 §3.4; the arithmetic is ``seq.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from . import congestion
 from .congestion.base import INITIAL_SSTHRESH
 from .rtt import RttEstimator
 from .sack import DUP_THRESH, Scoreboard
+from .seq import lt as seq_lt
+from .seq import sub, wrap
 from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, TRANSITIONS)
 
-M32 = 0xFFFFFFFF
-HALF = 0x80000000
-WRAP = 0x100000000
 DEFAULT_MSS = 536          # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 _HDR = struct.Struct("!HHIIHHHH")
 _TSOPT = struct.Struct("!III")   # NOP NOP kind=8 len=10, TSval, TSecr (RFC 7323 Appendix A)
@@ -194,8 +193,8 @@ class Connection:
             raise AssertionError(f"TCP transition {old} -> {new} is not in the state diagram")
         self.state = new
         if self.log.enabled:
-            self._record(now, "state", old=old, new=new, seq=self.snd_nxt & M32,
-                         ack=self.rcv_nxt & M32)
+            self._record(now, "state", old=old, new=new, seq=wrap(self.snd_nxt),
+                         ack=wrap(self.rcv_nxt))
         self._notify()
 
     def _notify(self) -> None:
@@ -361,8 +360,8 @@ class Connection:
         """The connection ends with an error the application will see."""
         self.error = err
         if self.log.enabled:
-            self._record(now, "error", error=type(err).__name__, seq=self.snd_una & M32,
-                         ack=self.rcv_nxt & M32)
+            self._record(now, "error", error=type(err).__name__, seq=wrap(self.snd_una),
+                         ack=wrap(self.rcv_nxt))
         if self.state is not CLOSED:
             self._set_state(CLOSED, now)
         self._teardown()
@@ -434,7 +433,7 @@ class Connection:
             self.ack_now = False
             self.delack_segs = 0
             self.t_delack = None
-            ack &= M32
+            ack = wrap(ack)
         else:
             ack = 0
             if flags & SYN:
@@ -443,13 +442,13 @@ class Connection:
                 win = 0
             else:
                 win = self._rcv_window()
-        seq &= M32
+        seq = wrap(seq)
         n = len(payload)
         if self._sack_due and opts is None and flags & ACK:
             opts = self._sack_option(n, now)
         if opts is None:
             if self.ts_ok and not flags & RST:
-                tsval = (now // MS + self.ts_offset) & M32
+                tsval = wrap(now // MS + self.ts_offset)
                 tsecr = self.ts_recent
                 hl = 32
                 offflags = (32 << 10) | flags
@@ -514,8 +513,8 @@ class Connection:
             blocks += asm.sack_blocks(maxb - len(blocks), skip)
         if not blocks:
             return None
-        ts = ((now // MS + self.ts_offset) & M32, self.ts_recent) if ts_ok else None
-        return encode_options(ts=ts, sack_blocks=[(l & M32, r & M32) for l, r in blocks[:maxb]])
+        ts = (wrap(now // MS + self.ts_offset), self.ts_recent) if ts_ok else None
+        return encode_options(ts=ts, sack_blocks=[(wrap(l), wrap(r)) for l, r in blocks[:maxb]])
 
     def _sack_room(self) -> int:
         """Bytes the SACK option takes on the next segment (0 when none is due)."""
@@ -544,13 +543,13 @@ class Connection:
         if st is SYN_SENT:
             flags = SYN
             wscale = self.rcv_wscale if cfg.window_scaling else None
-            ts = ((now // MS + self.ts_offset) & M32, 0) if cfg.timestamps else None
+            ts = (wrap(now // MS + self.ts_offset), 0) if cfg.timestamps else None
             sack = cfg.sack
         else:
             flags = SYN | ACK
             # A SYN,ACK carries an option only if the peer's SYN offered it (RFC 7323 §2.2, §3.2).
             wscale = self.rcv_wscale if self.ws_ok else None
-            ts = ((now // MS + self.ts_offset) & M32, self.ts_recent) if self.ts_ok else None
+            ts = (wrap(now // MS + self.ts_offset), self.ts_recent) if self.ts_ok else None
             sack = self.sack_ok
         opts = encode_options(mss=self.our_mss, wscale=wscale, ts=ts, sack_permitted=sack)
         self._emit(self.iss, flags, b"", now, opts)
@@ -568,7 +567,7 @@ class Connection:
             if self.cfg.karn:
                 self.rtt_seq = None   # Karn: no sample from a retransmitted SYN
             if self.log.enabled:
-                self._record(now, "retransmit", seq=self.iss & M32, ack=self.rcv_nxt & M32,
+                self._record(now, "retransmit", seq=wrap(self.iss), ack=wrap(self.rcv_nxt),
                              len=0, reason="rto", flags="S" if st is SYN_SENT else "S.")
         if self.t_rtx is None and cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
@@ -693,7 +692,7 @@ class Connection:
         if self.cfg.karn and self.rtt_seq is not None and seq < self.rtt_seq:
             self.rtt_seq = None   # Karn's algorithm: the timed segment was sent twice
         if self.log.enabled:
-            self._record(now, "retransmit", seq=seq & M32, ack=self.rcv_nxt & M32, len=n,
+            self._record(now, "retransmit", seq=wrap(seq), ack=wrap(self.rcv_nxt), len=n,
                          reason=self._rtx_reason, fin=bool(flags & FIN))
 
     def _retransmit_first(self, now: int) -> None:
@@ -915,7 +914,7 @@ class Connection:
             self._relost_bytes += e0 - s0
             self.counters.incr("tcp.lost_retransmits")
             if self.log.enabled:
-                self._record(now, "lost_retransmit", seq=s0 & M32, ack=self.rcv_nxt & M32,
+                self._record(now, "lost_retransmit", seq=wrap(s0), ack=wrap(self.rcv_nxt),
                              len=e0 - s0)
         if n:
             del q[:n]
@@ -927,12 +926,12 @@ class Connection:
         mss = self.snd_mss
         ranges = sb.ranges() if sb is not None else []
         pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss) if sb is not None else None
-        self._record(now, kind, seq=una & M32, ack=self.rcv_nxt & M32,
-                     sacked=[(s & M32, e & M32) for s, e in ranges],
+        self._record(now, kind, seq=wrap(una), ack=wrap(self.rcv_nxt),
+                     sacked=[(wrap(s), wrap(e)) for s, e in ranges],
                      sacked_bytes=sb.sacked if sb is not None else 0, pipe=pipe,
-                     high_rxt=self.high_rxt & M32, recovery_point=self.recover & M32,
-                     rescue_rxt=None if self.rescue_rxt is None else self.rescue_rxt & M32,
-                     high_data=self.snd_max & M32, cwnd=self.cc.cwnd,
+                     high_rxt=wrap(self.high_rxt), recovery_point=wrap(self.recover),
+                     rescue_rxt=None if self.rescue_rxt is None else wrap(self.rescue_rxt),
+                     high_data=wrap(self.snd_max), cwnd=self.cc.cwnd,
                      ssthresh=self.cc.ssthresh, **extra)
 
     def _arm_persist(self, now: int) -> None:
@@ -1034,7 +1033,7 @@ class Connection:
         self.ka_sent = now
         self.counters.incr("tcp.keepalive_probes")
         if self.log.enabled:
-            self._record(now, "keepalive", seq=(self.snd_una - 1) & M32, ack=self.rcv_nxt & M32,
+            self._record(now, "keepalive", seq=wrap(self.snd_una - 1), ack=wrap(self.rcv_nxt),
                          probe=self.ka_probes)
         self._emit(self.snd_una - 1, ACK, b"", now)
         self.t_ka = now + cfg.keepalive_interval
@@ -1070,7 +1069,7 @@ class Connection:
         self.rtt.on_timeout()
         self.counters.incr("tcp.rto_timeouts")
         if self.log.enabled:
-            self._record(now, "rto", seq=self.snd_una & M32, ack=self.rcv_nxt & M32,
+            self._record(now, "rto", seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt),
                          rto=self.rtt.rto, backoff=self.rtt.backoff, retries=self.retries)
         if syn:
             self._send_syn(now)
@@ -1126,7 +1125,7 @@ class Connection:
             # byte is simply sent again (or for real) once the window opens.
             self.counters.incr("tcp.persist_probes")
             if self.log.enabled:
-                self._record(now, "persist_probe", seq=nxt & M32, ack=self.rcv_nxt & M32,
+                self._record(now, "persist_probe", seq=wrap(nxt), ack=wrap(self.rcv_nxt),
                              backoff=self.persist_backoff)
             self._emit(nxt, ACK, self.sndq.peek(nxt - self._sbase, 1), now)
             if nxt + 1 > self.snd_max:
@@ -1154,7 +1153,7 @@ class Connection:
     def _log_cwnd(self, now: int, reason: str) -> None:
         if self.log.enabled:
             self._record(now, "cwnd", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh,
-                         reason=reason, seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
+                         reason=reason, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
 
     # ------------------------------------------------------------------ input
     def input(self, seq: int, ack: int, flags: int, wnd: int, opts, payload, now: int,
@@ -1174,15 +1173,13 @@ class Connection:
         if tsval is not None and self.ts_ok and not flags & RST:
             # RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old
             # duplicate from a previous incarnation of the sequence space.
-            if (tsval - self.ts_recent) & M32 >= HALF:
+            if seq_lt(tsval, self.ts_recent):
                 self.counters.incr("tcp.in_paws")
                 if self._oow_ack_allowed(len(payload), flags, now, "paws"):
                     self._emit(self.snd_nxt, ACK, b"", now)
                 return
         rn = self.rcv_nxt
-        d = (seq - rn) & M32
-        if d >= HALF:
-            d -= WRAP
+        d = sub(seq, rn)
         plen = len(payload)
         seglen = plen
         if flags & _SYN_FIN:
@@ -1261,9 +1258,7 @@ class Connection:
             self.counters.incr("tcp.in_no_ack")
             return
         una = self.snd_una
-        da = (ack - una) & M32
-        if da >= HALF:
-            da -= WRAP
+        da = sub(ack, una)
         a = una + da
         if st is SYN_RECEIVED:
             if 0 < da and a <= self.snd_max:
@@ -1493,7 +1488,7 @@ class Connection:
             # RFC 7323 §4.1 RTTM: the echoed TSval dates the segment that this ACK
             # answers -- retransmitted or not, so Karn's rule is not needed here. The
             # TS clock ticks in ms; the part of the current ms adds back some precision.
-            age = ((now // MS + self.ts_offset) - tsecr) & M32
+            age = wrap((now // MS + self.ts_offset) - tsecr)
             if age * MS <= 2 * self.cfg.rto_max:
                 rtt = age * MS + now % MS
         if rtt is not None:
@@ -1506,7 +1501,7 @@ class Connection:
                 est.sample(rtt)
             if self.log.enabled:
                 self._record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=est.srtt / MS,
-                             rto_ms=est.rto / MS, seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
+                             rto_ms=est.rto / MS, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         if a >= self.snd_max:
             self.t_rtx = None
@@ -1549,7 +1544,7 @@ class Connection:
                     self._record(now, "hystart", old=phase, new=hs.phase, cwnd=cc.cwnd,
                                  round_min_rtt_ms=(hs.cur_round_min or 0) / MS,
                                  last_round_min_rtt_ms=(hs.last_round_min or 0) / MS,
-                                 seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
+                                 seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
             cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
             if cc.cwnd != old and self.log.enabled:
                 self._log_cwnd(now, "ack")
@@ -1562,7 +1557,7 @@ class Connection:
         self.dupacks_rcvd += 1
         self.counters.incr("tcp.in_dupacks")
         if self.log.enabled:
-            self._record(now, "dupack", seq=self.snd_nxt & M32, ack=a & M32, count=self.dupacks)
+            self._record(now, "dupack", seq=wrap(self.snd_nxt), ack=wrap(a), count=self.dupacks)
         if not self.cfg.fast_retransmit:
             return
         if self.in_recovery:
@@ -1631,8 +1626,8 @@ class Connection:
         last = self._oow_ack_time
         if gap and last is not None and now - last < gap:
             self.counters.incr("tcp.oow_ack_limited")
-            self._record(now, "oow_ack_limited", reason=reason, seq=self.snd_nxt & M32,
-                         ack=self.rcv_nxt & M32)
+            self._record(now, "oow_ack_limited", reason=reason, seq=wrap(self.snd_nxt),
+                         ack=wrap(self.rcv_nxt))
             return False
         self._oow_ack_time = now
         return True
@@ -1676,7 +1671,7 @@ class Connection:
         """RFC 9293 §3.10.7.3."""
         ack_ok = False
         if flags & ACK:
-            da = (ack - self.iss) & M32
+            da = wrap(ack - self.iss)   # unsigned: 0 < da <= SND.MAX - ISS is acceptable
             if da == 0 or da > self.snd_max - self.iss:
                 # An ACK for something we never sent: <SEQ=SEG.ACK><CTL=RST>
                 self.counters.incr("tcp.in_bad_ack")
@@ -1735,9 +1730,7 @@ class Connection:
     # ------------------------------------------------------------------ ICMP
     def icmp(self, kind: str, seq: int, mtu: int | None, err: OSError | None, now: int) -> None:
         """An ICMP error quoting one of our segments (RFC 1122 4.2.3.9, RFC 5927)."""
-        d = (seq - self.snd_una) & M32
-        if d >= HALF:
-            d -= WRAP
+        d = sub(seq, self.snd_una)
         s = self.snd_una + d
         if not (self.snd_una <= s < self.snd_max or (self.state is SYN_SENT and s == self.iss)):
             self.counters.incr("tcp.icmp_out_of_window")   # RFC 5927 §4.1: forged or stale
@@ -1751,7 +1744,7 @@ class Connection:
                     self.cc.set_mss(self.snd_mss)
                     if self.log.enabled:
                         self._record(now, "pmtu", mtu=mtu, mss=self.snd_mss,
-                                     seq=self.snd_una & M32, ack=self.rcv_nxt & M32)
+                                     seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
                     if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_max > self.snd_una:
                         self._rtx_reason = "pmtu"
                         self.snd_nxt = self.snd_una

@@ -23,6 +23,9 @@ from . import syncookie
 from .config import HOST_WIDE, TcpConfig
 from .connection import Connection, _wscale_for
 from .isn import isn
+from .seq import le as seq_le
+from .seq import lt as seq_lt
+from .seq import wrap
 from .states import CLOSED, TIME_WAIT
 from .socket import TcpSocket
 
@@ -30,7 +33,6 @@ _HDR = struct.Struct("!HHIIHHHH")
 _TS2 = struct.Struct("!II")
 _TS_ALIGNED = b"\x01\x01\x08\x0a"
 _from_bytes = int.from_bytes
-M32 = 0xFFFFFFFF
 
 # ICMP (type, code) -> how TCP treats it (RFC 1122 4.2.3.9, RFC 1191, RFC 5927)
 _ICMP_KIND = {(3, 2): "hard", (3, 3): "hard", (3, 4): "frag_needed"}
@@ -173,7 +175,7 @@ class TcpLayer:
                 if self._time_wait_reopen(conn, seq, opts):
                     # RFC 1122 4.2.2.13: the new ISS must be above the old SND.NXT, even
                     # if the ISN clock has not moved on enough.
-                    min_iss = (conn.snd_max + 65536) & M32
+                    min_iss = wrap(conn.snd_max + 65536)
                     conn = None
             if conn is not None:
                 conn.input(seq, ack, flags, wnd, opts, payload, now, tsval, tsecr)
@@ -289,7 +291,7 @@ class TcpLayer:
     def _send_rst(self, lip: bytes, rip: bytes, lport: int, rport: int, seq: int, ack: int,
                   flags: int, now: int) -> None:
         self.counters.incr("tcp.out_rsts")
-        seg = build(lip, rip, lport, rport, seq & M32, ack & M32, flags, 0)
+        seg = build(lip, rip, lport, rport, wrap(seq), wrap(ack), flags, 0)
         self.ip_output(lip, rip, 6, seg, now)
 
     def _reset_for(self, src, dst, sport, dport, seq, ack, flags, plen, now) -> None:
@@ -338,7 +340,7 @@ class TcpLayer:
             self.counters.incr("tcp.listen_overflow")
             return
         conn = Connection(self, lst._cfg, dst, dport, src, sport, now)
-        if min_iss is not None and (conn.iss - min_iss) & M32 >= 0x80000000:
+        if min_iss is not None and seq_lt(conn.iss, min_iss):
             conn.set_iss(min_iss)
         conn.listener = lst
         lst._children.add(conn)
@@ -363,7 +365,7 @@ class TcpLayer:
             peer_ws = min(opts.wscale, 14) if cfg.window_scaling and opts.wscale is not None else None
             sack = bool(cfg.sack and opts.sack_permitted)
             off = syncookie.ts_offset(secret, dst, dport, src, sport)
-            tsv = syncookie.encode_ts((now // MS + off) & M32, peer_ws, sack)
+            tsv = syncookie.encode_ts(wrap(now // MS + off), peer_ws, sack)
             ts = (tsv, opts.ts_val)
             if peer_ws is not None:
                 wscale = _wscale_for(cfg.rcvbuf)
@@ -371,15 +373,15 @@ class TcpLayer:
         options = encode_options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
         self.counters.incr("tcp.syncookies_sent")
         lst._cookie_until = now + 2 * syncookie.PERIOD
-        seg = build(dst, src, dport, sport, cookie, (seq + 1) & M32, SYN | ACK, win, b"", options)
+        seg = build(dst, src, dport, sport, cookie, wrap(seq + 1), SYN | ACK, win, b"", options)
         self.ip_output(dst, src, 6, seg, now)
 
     def _cookie_ack(self, lst: TcpSocket, src, dst, sport, dport, seq, ack, flags, wnd, opts,
                     payload, now, tsval, tsecr) -> bool:
         """An ACK to a listener that may complete a cookie handshake. True when it was
         ours (the connection now exists, or the accept queue was full and it is dropped)."""
-        cookie = (ack - 1) & M32
-        peer_isn = (seq - 1) & M32
+        cookie = wrap(ack - 1)
+        peer_isn = wrap(seq - 1)
         idx = syncookie.check(self._secret, dst, dport, src, sport, peer_isn, cookie, now)
         if idx is None:
             self.counters.incr("tcp.syncookies_failed")
@@ -411,10 +413,9 @@ class TcpLayer:
         """RFC 9293 §3.6.1 / RFC 1122 4.2.2.13: a new SYN may end TIME_WAIT early when its
         sequence number is above the old connection's final one (and, RFC 6191, its
         timestamp newer). Then the old TCB goes and the SYN is handled by the listener."""
-        d = (seq - conn.rcv_nxt) & M32
-        if d == 0 or d >= 0x80000000:
+        if seq_le(seq, conn.rcv_nxt):
             return False
-        if conn.ts_ok and opts.ts_val is not None and (opts.ts_val - conn.ts_recent) & M32 >= 0x80000000:
+        if conn.ts_ok and opts.ts_val is not None and seq_lt(opts.ts_val, conn.ts_recent):
             return False
         if (conn.lip, conn.lport) not in self._listeners and (ANY_IP, conn.lport) not in self._listeners:
             return False

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
+from .seq import unwrap, wrap
+
 DUP_THRESH = 3          # RFC 6675 §2 DupThresh
-M32 = 0xFFFFFFFF
-HALF = 0x80000000
-WRAP = 0x100000000
 
 
 class Scoreboard:
@@ -70,14 +69,8 @@ class Scoreboard:
         if len(blocks) > 1:
             second = blocks[1]
         for left, right in blocks:
-            dl = (left - una) & M32
-            if dl >= HALF:
-                dl -= WRAP
-            dr = (right - una) & M32
-            if dr >= HALF:
-                dr -= WRAP
-            s = una + dl
-            e = una + dr
+            s = unwrap(left, una)
+            e = unwrap(right, una)
             if e <= s or e > snd_max:
                 self.ignored += 1
                 first = False
@@ -103,10 +96,10 @@ class Scoreboard:
         SND.UNA; a receiver repeats a block only for this). A first block that is merely
         already known is no D-SACK: after an ACK that advanced, RFC 2018 §4 lets any
         recent block come first."""
-        bl = (block[0] - una) & M32
-        br = (block[1] - una) & M32
-        l = (left - una) & M32
-        r = (right - una) & M32
+        bl = wrap(block[0] - una)
+        br = wrap(block[1] - una)
+        l = wrap(left - una)
+        r = wrap(right - una)
         return bl <= l and r <= br
 
     def _add(self, s: int, e: int) -> bool:
