@@ -12,12 +12,11 @@ reference, so the mapping is exact for them (RFC 9293 §3.4; the arithmetic is `
 from __future__ import annotations
 
 import errno
-import struct
 from bisect import bisect_left
 
 from ..storage import Assembler, ByteFifo
 from ..units import MS
-from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, encode_options
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, SegmentTemplate, encode_options
 from . import congestion
 from .congestion.base import INITIAL_SSTHRESH
 from .rtt import RttEstimator
@@ -28,11 +27,6 @@ from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_W
                      LISTEN, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, TRANSITIONS)
 
 DEFAULT_MSS = 536          # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
-_HDR = struct.Struct("!HHIIHHHH")
-_TSOPT = struct.Struct("!III")   # NOP NOP kind=8 len=10, TSval, TSecr (RFC 7323 Appendix A)
-_TSOPT_HEAD = 0x0101080A
-_TSOPT_WORDS = 0x0101 + 0x080A   # that first word's contribution to the checksum
-_from_bytes = int.from_bytes
 _SYN_FIN = SYN | FIN
 _KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 
@@ -73,7 +67,7 @@ class Connection:
         "t_ka", "ka_probes", "ka_sent", "last_rx", "t_ut", "ut_time", "user_timeout",
         # statistics
         "segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "dupacks_rcvd",
-        "_csum_base",
+        "tpl",
     )
 
     def __init__(self, layer, cfg, lip: bytes, lport: int, rip: bytes, rport: int, now: int):
@@ -171,10 +165,8 @@ class Connection:
 
         self.segs_in = self.segs_out = self.bytes_in = self.bytes_out = 0
         self.retransmits = self.dupacks_rcvd = 0
-        # Checksum words that never change for this connection: the pseudo-header
-        # addresses and protocol, and the ports. Since 2**16 ≡ 1 (mod 0xFFFF) a 32-bit
-        # value contributes the same as its two 16-bit words (see wire/checksum.py).
-        self._csum_base = _from_bytes(lip, "big") + _from_bytes(rip, "big") + 6 + lport + rport
+        # The header template: ports and the checksum words fixed for this connection.
+        self.tpl = SegmentTemplate(lip, rip, lport, rport)
 
     # ------------------------------------------------------------------ naming, logging
     @property
@@ -433,7 +425,6 @@ class Connection:
             self.ack_now = False
             self.delack_segs = 0
             self.t_delack = None
-            ack = wrap(ack)
         else:
             ack = 0
             if flags & SYN:
@@ -442,43 +433,16 @@ class Connection:
                 win = 0
             else:
                 win = self._rcv_window()
-        seq = wrap(seq)
-        n = len(payload)
         if self._sack_due and opts is None and flags & ACK:
-            opts = self._sack_option(n, now)
+            opts = self._sack_option(len(payload), now)
         if opts is None:
             if self.ts_ok and not flags & RST:
-                tsval = wrap(now // MS + self.ts_offset)
-                tsecr = self.ts_recent
-                hl = 32
-                offflags = (32 << 10) | flags
-                s = (self._csum_base + 32 + n + seq + ack + offflags + win
-                     + _TSOPT_WORDS + tsval + tsecr)
-                if n:
-                    s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
-                r = s % 0xFFFF
-                seg = (_HDR.pack(self.lport, self.rport, seq, ack, offflags, win,
-                                 0xFFFF - (r or 0xFFFF), 0)
-                       + _TSOPT.pack(_TSOPT_HEAD, tsval, tsecr))
-                if n:
-                    seg += payload
-                self.segs_out += 1
-                self.layer.ip_output(self.lip, self.rip, 6, seg, now)
-                return
-            opts = b""
-        hl = 20 + len(opts)
-        offflags = (hl << 10) | flags
-        s = self._csum_base + hl + n + seq + ack + offflags + win
-        if opts:
-            s += _from_bytes(opts, "big")
-        if n:
-            s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
-        r = s % 0xFFFF
-        seg = _HDR.pack(self.lport, self.rport, seq, ack, offflags, win, 0xFFFF - (r or 0xFFFF), 0)
-        if opts:
-            seg += opts
-        if n:
-            seg += payload
+                seg = self.tpl.build_ts(seq, ack, flags, win, now // MS + self.ts_offset,
+                                        self.ts_recent, payload)
+            else:
+                seg = self.tpl.build(seq, ack, flags, win, payload)
+        else:
+            seg = self.tpl.build(seq, ack, flags, win, payload, opts)
         self.segs_out += 1
         self.layer.ip_output(self.lip, self.rip, 6, seg, now)
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
-import struct
 
 from ..trace.counters import Counters
 from ..trace.events import EventLog
 from ..units import MS, SEC
 from ..wire.addr import ANY_IP
-from ..wire.checksum import fold, word_sum
 from ..wire.errors import MalformedPacket
-from ..wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, build, encode_options, parse_options
+from ..wire.tcp import (ACK, FIN, RST, SYN, build, decode_header, decode_options, encode_options,
+                        quoted_ports_seq)
 from . import syncookie
 from .config import HOST_WIDE, TcpConfig
 from .connection import Connection, _wscale_for
@@ -29,10 +28,6 @@ from .seq import wrap
 from .states import CLOSED, TIME_WAIT
 from .socket import TcpSocket
 
-_HDR = struct.Struct("!HHIIHHHH")
-_TS2 = struct.Struct("!II")
-_TS_ALIGNED = b"\x01\x01\x08\x0a"
-_from_bytes = int.from_bytes
 
 # ICMP (type, code) -> how TCP treats it (RFC 1122 4.2.3.9, RFC 1191, RFC 5927)
 _ICMP_KIND = {(3, 2): "hard", (3, 3): "hard", (3, 4): "frag_needed"}
@@ -133,40 +128,20 @@ class TcpLayer:
         counted and dropped."""
         self._now = now
         counters = self.counters
-        n = len(segment)
-        if n < 20:
-            counters.incr("tcp.in_hdr_errors")
+        try:
+            sport, dport, seq, ack, flags, wnd, hl = decode_header(
+                segment, src, dst, self.config.verify_checksum)
+        except MalformedPacket as e:
+            counters.incr(e.counter)
             return
-        sport, dport, seq, ack, offflags, wnd, _csum, _urg = _HDR.unpack_from(segment, 0)
-        hl = (offflags >> 12) << 2
-        if hl < 20 or hl > n or sport == 0 or dport == 0:
-            counters.incr("tcp.in_hdr_errors")
-            return
-        if self.config.verify_checksum:
-            # RFC 9293 §3.1: the checksum covers a pseudo-header, the header and the data.
-            if fold(word_sum(segment) + _from_bytes(src, "big") + _from_bytes(dst, "big")
-                    + 6 + n) != 0xFFFF:
-                counters.incr("tcp.in_csum_errors")
-                return
         counters.incr("tcp.in_segs")
         mv = segment if isinstance(segment, memoryview) else memoryview(segment)
-        flags = offflags & 0xFF
-        if hl == 32 and not flags & SYN and mv[20:24] == _TS_ALIGNED:
-            # Fast path: the options of nearly every segment of a timestamp-using
-            # connection are exactly NOP NOP TS (RFC 7323 Appendix A layout).
-            tsval, tsecr = _TS2.unpack_from(mv, 24)
-            opts = NO_OPTIONS
-        elif hl > 20:
-            try:
-                opts = parse_options(mv[20:hl])
-            except MalformedPacket:
-                counters.incr("tcp.in_bad_options")
-                return
-            tsval = opts.ts_val
-            tsecr = opts.ts_ecr
-        else:
-            opts = NO_OPTIONS
-            tsval = tsecr = None
+        try:
+            # (the usual NOP NOP TS layout comes back as two numbers, without an object)
+            opts, tsval, tsecr = decode_options(mv, hl, flags)
+        except MalformedPacket as e:
+            counters.incr(e.counter)
+            return
         payload = mv[hl:]
         conn = self._conns.get((dst, dport, src, sport))
         min_iss = None
@@ -205,10 +180,11 @@ class TcpLayer:
             what = _ICMP_KIND.get((typ, code), "soft")
         else:
             what = _ICMP_NAMES.get(kind, "soft")
-        if len(quoted) < 8:
-            self.counters.incr("tcp.icmp_errors_short")
+        try:
+            sport, dport, seq = quoted_ports_seq(quoted)
+        except MalformedPacket as e:
+            self.counters.incr(e.counter)
             return
-        sport, dport, seq = struct.unpack_from("!HHI", quoted, 0)
         conn = self._conns.get((src, sport, dst, dport))
         if conn is None:
             self.counters.incr("tcp.icmp_no_socket")
