@@ -126,9 +126,9 @@ def test_mss_sent_follows_mtu_and_override():
 
 def test_isn_differs_per_tuple_and_moves_with_clock():
     p = RawPeer()
-    a = p.layer._isn(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 0)
-    b = p.layer._isn(b"\1\1\1\1", 1, b"\2\2\2\2", 3, 0)
-    c = p.layer._isn(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 4000 * 1000)
+    a = p.layer.initial_seq(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 0)
+    b = p.layer.initial_seq(b"\1\1\1\1", 1, b"\2\2\2\2", 3, 0)
+    c = p.layer.initial_seq(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 4000 * 1000)
     assert a != b
     assert (c - a) & 0xFFFFFFFF == 1000        # 4 µs clock (RFC 6528 / RFC 9293 §3.4.1)
 

@@ -31,7 +31,7 @@ _SYN_FIN = SYN | FIN
 _KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 
 
-def _wscale_for(buf: int) -> int:
+def wscale_for(buf: int) -> int:
     """The smallest shift that lets a 16-bit field describe ``buf`` (RFC 7323 §2.3, max 14)."""
     s = 0
     while (buf >> s) > 0xFFFF and s < 14:
@@ -51,7 +51,7 @@ class Connection:
         "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "rcv_cap", "rcvq", "asm", "fin_rcvd",
         "ooo_fin", "_sws", "ack_now", "delack_segs", "last_ack_sent",
         # timers (absolute ns deadlines or None) and their bookkeeping
-        "t_rtx", "t_persist", "t_delack", "t_tw", "_sched", "_dirty", "rtt", "rtt_seq",
+        "t_rtx", "t_persist", "t_delack", "t_tw", "timer_at", "output_pending", "rtt", "rtt_seq",
         "rtt_time", "retries", "syn_rexmits", "persist_backoff", "probes",
         # congestion control and loss recovery
         "cc", "dupacks", "in_recovery", "recover", "_rtx_reason", "_limited",
@@ -86,7 +86,7 @@ class Connection:
         self.error = None
         self.soft_error = None
 
-        iss = layer._isn(lip, lport, rip, rport, now)
+        iss = layer.initial_seq(lip, lport, rip, rport, now)
         self.iss = iss
         self.snd_una = self.snd_nxt = self.snd_max = iss
         self.snd_wnd = 0
@@ -106,7 +106,7 @@ class Connection:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0               # right edge of the window we advertised (never shrinks)
-        self.rcv_wscale = _wscale_for(cfg.rcvbuf) if cfg.window_scaling else 0
+        self.rcv_wscale = wscale_for(cfg.rcvbuf) if cfg.window_scaling else 0
         self.rcv_cap = cfg.rcvbuf
         # Rounding the scaled window up may promise up to 2**wscale bytes more than the
         # buffer size, so the byte store has that much slack (RFC 7323 §2.4).
@@ -120,8 +120,8 @@ class Connection:
         self.last_ack_sent = 0
 
         self.t_rtx = self.t_persist = self.t_delack = self.t_tw = None
-        self._sched = None
-        self._dirty = False
+        self.timer_at: int | None = None   # the deadline the layer's timer heap holds
+        self.output_pending = False        # queued for output() at the layer's next poll
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self.rtt_seq = None            # RTT timing: the ACK that ends the measurement...
         self.rtt_time = 0              # ...of the segment sent at this time
@@ -187,24 +187,23 @@ class Connection:
         if self.log.enabled:
             self._record(now, "state", old=old, new=new, seq=wrap(self.snd_nxt),
                          ack=wrap(self.rcv_nxt))
-        self._notify()
+        self.notify()
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Something the application may wait for changed (state, data, room, error)."""
         sock = self.sock
-        if sock is not None and not sock._ev:
-            sock._ev = True
-            self.layer._notify.append(sock)
+        if sock is not None:
+            self.layer.notify(sock)
 
-    def _want_output(self) -> None:
-        if not self._dirty:
-            self._dirty = True
-            self.layer._dirty.append(self)
+    def want_output(self) -> None:
+        """Run ``output`` at the layer's next poll."""
+        self.layer.want_output(self)
 
     # ------------------------------------------------------------------ opening
     def open_active(self, now: int) -> None:
         """connect(): CLOSED -> SYN_SENT; the SYN leaves at the next poll."""
         self._set_state(SYN_SENT, now)
-        self._want_output()
+        self.want_output()
 
     def open_passive(self, seq: int, wnd: int, opts, now: int) -> None:
         """A SYN reached a listener (RFC 9293 §3.10.7.2): this child starts in LISTEN and
@@ -295,32 +294,30 @@ class Connection:
         if self.cfg.keepalive:
             self.arm_keepalive(now)
         if self.passive and self.listener is not None:
-            self.listener._child_established(self)
+            self.listener.child_established(self, now)
         if self.fin_queued:
             self._set_state(FIN_WAIT_1, now)
 
     # ------------------------------------------------------------------ user calls
-    def shutdown_write(self) -> None:
+    def shutdown_write(self, now: int) -> None:
         """Queue our FIN after the data (RFC 9293 §3.10.4 CLOSE, as a half-close)."""
         if self.fin_queued:
             return
         self.fin_queued = True
         self.fin_seq = self._sbase + len(self.sndq)
-        now = self.layer._now
         st = self.state
         if st is ESTABLISHED or st is SYN_RECEIVED:
             self._set_state(FIN_WAIT_1, now)
         elif st is CLOSE_WAIT:
             self._set_state(LAST_ACK, now)
         # SYN_SENT: the FIN waits for ESTABLISHED (see _established)
-        self._want_output()
+        self.want_output()
 
-    def close(self) -> None:
+    def close(self, now: int) -> None:
         """The application let go of the connection (socket close())."""
         self.sock = None
         self.detached = True
         st = self.state
-        now = self.layer._now
         if st is CLOSED:
             return
         if st is SYN_SENT:
@@ -332,10 +329,10 @@ class Connection:
             self.counters.incr("tcp.close_unread_rst")
             self.abort(now)
             return
-        self.shutdown_write()
+        self.shutdown_write(now)
         if self.state is FIN_WAIT_2 and self.t_tw is None:
             self.t_tw = now + self.cfg.fin_wait2_timeout
-            self.layer._schedule(self)
+            self.layer.schedule(self)
 
     def abort(self, now: int, send_rst: bool = True) -> None:
         """RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> in synchronized states."""
@@ -347,6 +344,16 @@ class Connection:
             self.counters.incr("tcp.out_rsts")
         self._set_state(CLOSED, now)
         self._teardown()
+
+    def discard(self, now: int) -> None:
+        """The TCB goes without a word (CLOSED): a child the listener drops, a TIME_WAIT
+        that a new SYN ends (RFC 9293 §3.6.1)."""
+        self._set_state(CLOSED, now)
+        self._teardown()
+
+    def send_ack(self, now: int) -> None:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> now (an ACK, a challenge ACK)."""
+        self._emit(self.snd_nxt, ACK, b"", now)
 
     def _fail(self, err: OSError, now: int) -> None:
         """The connection ends with an error the application will see."""
@@ -360,12 +367,12 @@ class Connection:
 
     def _teardown(self) -> None:
         self.t_rtx = self.t_persist = self.t_delack = self.t_tw = self.t_ka = self.t_ut = None
-        self._sched = None
+        self.timer_at = None
         self.sndq.clear()
         self.asm = None
         self._sack_due = False
-        self.layer._remove(self)
-        self._notify()
+        self.layer.remove(self)
+        self.notify()
 
     # ------------------------------------------------------------------ output
     def after_read(self) -> None:
@@ -378,7 +385,7 @@ class Connection:
         space = self.rcv_cap - len(self.rcvq)
         if space - cur >= self._sws and space >= 2 * cur:
             self.ack_now = True
-            self._want_output()
+            self.want_output()
 
     def _rcv_window(self) -> int:
         """The window field for an outgoing segment; records the right edge promised."""
@@ -1215,7 +1222,7 @@ class Connection:
                 self._teardown()
                 return
             self.counters.incr("tcp.in_syn_challenged")
-            self.layer._challenge_ack(self, now)     # RFC 5961 §4.2
+            self.layer.challenge_ack(self, now)     # RFC 5961 §4.2
             return
         # Fifth: ACK.
         if not flags & ACK:
@@ -1235,7 +1242,7 @@ class Connection:
                 st = self.state
             else:
                 # <SEQ=SEG.ACK><CTL=RST>
-                self.layer._send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
+                self.layer.send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
                 return
         if a > self.snd_max:
             # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth;
@@ -1243,7 +1250,7 @@ class Connection:
             self.counters.incr("tcp.in_ack_unsent")
             if self._oow_ack_allowed(plen, flags, now, "ack_unsent"):
                 if self.cfg.ack_check:
-                    self.layer._challenge_ack(self, now)
+                    self.layer.challenge_ack(self, now)
                 else:
                     self._emit(self.snd_nxt, ACK, b"", now)
             return
@@ -1253,7 +1260,7 @@ class Connection:
             # challenge ACK sent.
             self.counters.incr("tcp.in_ack_too_old")
             if self._oow_ack_allowed(plen, flags, now, "ack_too_old"):
-                self.layer._challenge_ack(self, now)
+                self.layer.challenge_ack(self, now)
             return
         if tsval is not None and self.ts_ok and seq_in <= self.last_ack_sent:
             # RFC 7323 §4.3 / §5.3 R3: TS.Recent moves only now, after every
@@ -1294,7 +1301,7 @@ class Connection:
                         self.t_persist = None
                         self.persist_backoff = 0
                         self.probes = 0
-                        self._notify()
+                        self.notify()
                 self.snd_wl1 = s
                 self.snd_wl2 = a
         fin_seq = self.fin_seq
@@ -1377,7 +1384,7 @@ class Connection:
                         self.t_delack = now + self.cfg.delack_ms * MS
             else:
                 self.ack_now = True
-        self._notify()
+        self.notify()
 
     def _rcv_out_of_order(self, s: int, payload, now: int) -> None:
         self.ack_now = True   # an immediate duplicate ACK (RFC 5681 §4.2)
@@ -1415,7 +1422,7 @@ class Connection:
             self._enter_time_wait(now)
         elif st is TIME_WAIT:
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
-        self._notify()
+        self.notify()
 
     def _ack_new(self, a: int, acked: int, now: int, tsecr: int | None = None) -> None:
         """SND.UNA < SEG.ACK <= SND.MAX: data (or our SYN/FIN) acknowledged."""
@@ -1432,7 +1439,7 @@ class Connection:
             if nd:
                 q.consume(nd)
                 self._sbase = sb + nd
-                self._notify()   # room in the send buffer: writable
+                self.notify()   # room in the send buffer: writable
         self.snd_una = a
         if self.snd_nxt < a:
             self.snd_nxt = a
@@ -1609,7 +1616,7 @@ class Connection:
             return
         if d != 0 and self.cfg.rst_challenge:
             self.counters.incr("tcp.in_rst_challenged")
-            self.layer._challenge_ack(self, now)
+            self.layer.challenge_ack(self, now)
             return
         self._on_rst(now)
 
@@ -1640,7 +1647,7 @@ class Connection:
                 # An ACK for something we never sent: <SEQ=SEG.ACK><CTL=RST>
                 self.counters.incr("tcp.in_bad_ack")
                 if not flags & RST:
-                    self.layer._send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
+                    self.layer.send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
                 return
             ack_ok = True
         if flags & RST:
