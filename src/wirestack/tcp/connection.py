@@ -12,7 +12,6 @@ reference, so the mapping is exact for them (RFC 9293 §3.4; the arithmetic is `
 from __future__ import annotations
 
 import errno
-from bisect import bisect_left
 
 from ..storage import Assembler, ByteFifo
 from ..units import MS
@@ -20,7 +19,8 @@ from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, SegmentTemplate, encode_opt
 from . import congestion
 from .congestion.base import INITIAL_SSTHRESH
 from .rtt import RttEstimator
-from .sack import DUP_THRESH, Scoreboard
+from .recovery import LossRecovery
+from .sack import Scoreboard
 from .seq import lt as seq_lt
 from .seq import sub, wrap
 from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
@@ -45,7 +45,7 @@ class Connection:
         "state", "sock", "listener", "passive", "detached", "error", "soft_error",
         # send sequence space (RFC 9293 §3.3.1)
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
-        "snd_wscale", "snd_mss", "peer_mss", "our_mss", "sndq", "_sbase", "fin_queued", "fin_seq",
+        "snd_wscale", "snd_mss", "peer_mss", "our_mss", "sndq", "sbase", "fin_queued", "fin_seq",
         "nodelay",
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "rcv_cap", "rcvq", "asm", "fin_rcvd",
@@ -54,19 +54,17 @@ class Connection:
         "t_rtx", "t_persist", "t_delack", "t_tw", "timer_at", "output_pending", "rtt", "rtt_seq",
         "rtt_time", "retries", "syn_rexmits", "persist_backoff", "probes",
         # congestion control and loss recovery
-        "cc", "dupacks", "in_recovery", "recover", "_rtx_reason", "_limited",
+        "cc", "recovery", "rtx_reason",
         # RFC 7323
         "ws_ok", "ts_ok", "ts_recent", "ts_offset",
         # RFC 5961 §7: time of the last ACK sent in answer to an unacceptable segment
         "_oow_ack_time",
         # RFC 2018 / 2883 / 6675: SACK
-        "sack_ok", "dsack_ok", "sb", "sack_rec", "high_rxt", "rescue_rxt", "_dsack", "_sack_due",
-        # lost retransmissions during SACK recovery (the RFC 8985 idea, see _find_lost_rtx)
-        "_rtxq", "_relost", "_relost_bytes",
+        "sack_ok", "dsack_ok", "_dsack", "_sack_due",
         # keep-alive (RFC 9293 §3.8.4) and user timeout (RFC 9293 §3.8.3, RFC 5482)
         "t_ka", "ka_probes", "ka_sent", "last_rx", "t_ut", "ut_time", "user_timeout",
         # statistics
-        "segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "dupacks_rcvd",
+        "segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits",
         "tpl",
     )
 
@@ -98,7 +96,7 @@ class Connection:
         self.peer_mss = DEFAULT_MSS
         self.snd_mss = min(DEFAULT_MSS, self.our_mss)
         self.sndq = ByteFifo(cfg.sndbuf)
-        self._sbase = iss + 1          # sequence number of sndq's first byte (after the SYN)
+        self.sbase = iss + 1          # sequence number of sndq's first byte (after the SYN)
         self.fin_queued = False
         self.fin_seq = None
         self.nodelay = cfg.nodelay
@@ -131,11 +129,8 @@ class Connection:
         self.probes = 0
 
         self.cc = congestion.get(cfg.congestion_control)(self.snd_mss, cfg.initial_window)
-        self.dupacks = 0
-        self.in_recovery = False
-        self.recover = iss
-        self._limited = 0              # RFC 3042 limited transmit allowance (bytes)
-        self._rtx_reason = "rto"
+        self.recovery = LossRecovery(iss)   # dup ACKs, fast/SACK recovery, the scoreboard
+        self.rtx_reason = "rto"
 
         self.ws_ok = False
         self.ts_ok = False
@@ -145,15 +140,8 @@ class Connection:
 
         self.sack_ok = False           # both SYNs carried SACK-permitted (RFC 2018 §2)
         self.dsack_ok = False
-        self.sb = None                 # the sender's scoreboard (sack.Scoreboard) once sack_ok
-        self.sack_rec = False          # in_recovery driven by RFC 6675 (else RFC 6582)
-        self.high_rxt = iss            # RFC 6675 HighRxt (exclusive end here)
-        self.rescue_rxt = None         # RFC 6675 RescueRxt (None: undefined)
         self._dsack = None             # RFC 2883: a duplicate range to report in the next ACK
         self._sack_due = False         # SACK blocks to send: out-of-order data held or a D-SACK
-        self._rtxq = []                # [start, end, mark] of this recovery's retransmissions
-        self._relost = []              # (start, end): retransmissions found lost, to send again
-        self._relost_bytes = 0         # their bytes, taken out of pipe until sent again
 
         self.t_ka = None
         self.ka_probes = 0
@@ -164,7 +152,7 @@ class Connection:
         self.user_timeout = cfg.user_timeout
 
         self.segs_in = self.segs_out = self.bytes_in = self.bytes_out = 0
-        self.retransmits = self.dupacks_rcvd = 0
+        self.retransmits = 0
         # The header template: ports and the checksum words fixed for this connection.
         self.tpl = SegmentTemplate(lip, rip, lport, rport)
 
@@ -175,7 +163,7 @@ class Connection:
             self._name = "%d.%d.%d.%d:%d>%d.%d.%d.%d:%d" % (*self.lip, self.lport, *self.rip, self.rport)
         return self._name
 
-    def _record(self, now: int, kind: str, **fields) -> None:
+    def record(self, now: int, kind: str, **fields) -> None:
         self.log.record(now, kind, conn=self.name, **fields)
 
     def _set_state(self, new: str, now: int) -> None:
@@ -185,7 +173,7 @@ class Connection:
             raise AssertionError(f"TCP transition {old} -> {new} is not in the state diagram")
         self.state = new
         if self.log.enabled:
-            self._record(now, "state", old=old, new=new, seq=wrap(self.snd_nxt),
+            self.record(now, "state", old=old, new=new, seq=wrap(self.snd_nxt),
                          ack=wrap(self.rcv_nxt))
         self.notify()
 
@@ -222,8 +210,9 @@ class Connection:
 
     def set_iss(self, iss: int) -> None:
         self.iss = iss
-        self.snd_una = self.snd_nxt = self.snd_max = self.recover = self.high_rxt = iss
-        self._sbase = iss + 1
+        self.snd_una = self.snd_nxt = self.snd_max = iss
+        self.recovery.set_iss(iss)
+        self.sbase = iss + 1
 
     def open_cookie(self, peer_isn: int, mss: int, wscale, sack: bool, tsval, ts_offset: int,
                     now: int) -> None:
@@ -289,8 +278,8 @@ class Connection:
         if self.syn_rexmits and self.cc.cwnd < (1 << 60):
             # RFC 5681 §3.1: after a lost SYN or SYN/ACK the initial window is one segment.
             self.cc.cwnd = self.snd_mss
-        if self.sack_ok and self.sb is None:
-            self.sb = Scoreboard(self.cfg.ranges_for(self.cfg.sndbuf))
+        if self.sack_ok and self.recovery.sb is None:
+            self.recovery.sb = Scoreboard(self.cfg.ranges_for(self.cfg.sndbuf))
         if self.cfg.keepalive:
             self.arm_keepalive(now)
         if self.passive and self.listener is not None:
@@ -304,7 +293,7 @@ class Connection:
         if self.fin_queued:
             return
         self.fin_queued = True
-        self.fin_seq = self._sbase + len(self.sndq)
+        self.fin_seq = self.sbase + len(self.sndq)
         st = self.state
         if st is ESTABLISHED or st is SYN_RECEIVED:
             self._set_state(FIN_WAIT_1, now)
@@ -359,7 +348,7 @@ class Connection:
         """The connection ends with an error the application will see."""
         self.error = err
         if self.log.enabled:
-            self._record(now, "error", error=type(err).__name__, seq=wrap(self.snd_una),
+            self.record(now, "error", error=type(err).__name__, seq=wrap(self.snd_una),
                          ack=wrap(self.rcv_nxt))
         if self.state is not CLOSED:
             self._set_state(CLOSED, now)
@@ -538,7 +527,7 @@ class Connection:
             if self.cfg.karn:
                 self.rtt_seq = None   # Karn: no sample from a retransmitted SYN
             if self.log.enabled:
-                self._record(now, "retransmit", seq=wrap(self.iss), ack=wrap(self.rcv_nxt),
+                self.record(now, "retransmit", seq=wrap(self.iss), ack=wrap(self.rcv_nxt),
                              len=0, reason="rto", flags="S" if st is SYN_SENT else "S.")
         if self.t_rtx is None and cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
@@ -551,14 +540,14 @@ class Connection:
                 self._send_syn(now)
             return
         sent = False
-        if self.sack_rec and st in SENDING:
-            sent = self._sack_output(now)
-        elif st in SENDING and (self._sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
-            sent = self._send_data(now, False)
+        if self.recovery.sack_rec and st in SENDING:
+            sent = self.recovery.sack_output(self, now)
+        elif st in SENDING and (self.sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
+            sent = self.send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
             self._emit(self.snd_nxt, ACK, b"", now)
 
-    def _send_data(self, now: int, force: bool, budget: int | None = None) -> bool:
+    def send_data(self, now: int, force: bool, budget: int | None = None) -> bool:
         """Segmentize queued data within min(peer window, cwnd) (RFC 9293 §3.8.6, RFC 5681
         §3.1), applying Nagle (§3.7.4) and sender SWS avoidance (§3.8.6.2.1). ``force``
         lets one segment through those two rules (the persist/override timer, (d)).
@@ -573,13 +562,14 @@ class Connection:
         sndq = self.sndq
         sent = False
         cc = self.cc
+        recovery = self.recovery
         while True:
             nxt = self.snd_nxt
-            data_end = self._sbase + len(sndq)
+            data_end = self.sbase + len(sndq)
             avail = data_end - nxt
             wnd = self.snd_wnd
             if budget is None:
-                cwnd = cc.cwnd + self._limited
+                cwnd = cc.cwnd + recovery.limited
                 if cwnd < wnd:
                     wnd = cwnd
                 usable = self.snd_una + wnd - nxt
@@ -589,14 +579,14 @@ class Connection:
                 usable = self.snd_una + wnd - nxt
                 if usable > budget:
                     usable = budget
-            if nxt < self.snd_max and self.sb:
+            if nxt < self.snd_max and recovery.sb:
                 # Going back after a timeout: what the receiver SACKed is skipped (the
                 # scoreboard survives a first RTO, see _on_rto).
-                e = self.sb.sacked_end(nxt)
+                e = recovery.sb.sacked_end(nxt)
                 if e is not None:
                     self.snd_nxt = e
                     continue
-                ns = self.sb.next_start_after(nxt)
+                ns = recovery.sb.next_start_after(nxt)
                 if ns is not None and ns - nxt < avail:
                     avail = ns - nxt
             if avail > 0:
@@ -621,7 +611,7 @@ class Connection:
                 if end == data_end and self.fin_queued and self.state is not SYN_RECEIVED:
                     flags |= FIN
                     end += 1
-                b = nxt - self._sbase
+                b = nxt - self.sbase
                 self._emit(nxt, flags, sndq.peek(b, n), now)
             elif avail == 0 and self.fin_queued and self.state is not SYN_RECEIVED:
                 # A FIN on its own (it needs no window: RFC 9293 §3.10.4 queues it after data).
@@ -663,22 +653,22 @@ class Connection:
         if self.cfg.karn and self.rtt_seq is not None and seq < self.rtt_seq:
             self.rtt_seq = None   # Karn's algorithm: the timed segment was sent twice
         if self.log.enabled:
-            self._record(now, "retransmit", seq=wrap(seq), ack=wrap(self.rcv_nxt), len=n,
-                         reason=self._rtx_reason, fin=bool(flags & FIN))
+            self.record(now, "retransmit", seq=wrap(seq), ack=wrap(self.rcv_nxt), len=n,
+                         reason=self.rtx_reason, fin=bool(flags & FIN))
 
-    def _retransmit_first(self, now: int) -> None:
+    def retransmit_first(self, now: int) -> None:
         """Send the segment at SND.UNA again, whatever the window (RFC 5681 §3.2 step 2
         fast retransmit; RFC 6298 §5.4 on timeout; RFC 6582 partial ACK)."""
         una = self.snd_una
-        sb = self.sb
-        self._retransmit_range(una, now, sb.next_start_after(una) if sb else None)
+        sb = self.recovery.sb
+        self.retransmit_range(una, now, sb.next_start_after(una) if sb else None)
 
-    def _retransmit_range(self, start: int, now: int, limit: int | None = None) -> int:
+    def retransmit_range(self, start: int, now: int, limit: int | None = None) -> int:
         """Send up to one SMSS of old data from ``start`` again (not past ``limit``, the
         start of SACKed data). Returns the sequence number after what was sent."""
         if not self.cfg.retransmission:
             return start        # the learning switch: lost data is never sent again
-        data_end = self._sbase + len(self.sndq)
+        data_end = self.sbase + len(self.sndq)
         n = data_end - start
         if n > self.snd_mss:
             n = self.snd_mss
@@ -693,7 +683,7 @@ class Connection:
             end += 1
         if end == start:
             return start
-        payload = self.sndq.peek(start - self._sbase, n) if n else b""
+        payload = self.sndq.peek(start - self.sbase, n) if n else b""
         self._emit(start, flags, payload, now)
         self._note_retransmit(start, n, flags, now)
         if self.snd_nxt < end:
@@ -701,209 +691,6 @@ class Connection:
         if end > self.snd_max:
             self.snd_max = end
         return end
-
-    # ------------------------------------------------------------------ SACK recovery
-    def _enter_sack_recovery(self, a: int, now: int) -> None:
-        """RFC 6675 §5 step (4): fast retransmit and enter loss recovery."""
-        self.in_recovery = True
-        self.sack_rec = True
-        self.recover = self.snd_max                      # (4.1) RecoveryPoint = HighData
-        self.cc.on_loss_sack(self.snd_max - a, now)      # (4.2) ssthresh = cwnd = ...
-        self.counters.incr("tcp.fast_retransmits")
-        self.counters.incr("tcp.sack_recoveries")
-        self._limited = 0
-        self._log_cwnd(now, "fast_retransmit")
-        # (4.3) Retransmit the first segment presumed dropped; HighRxt and RescueRxt
-        # both become its highest sequence number.
-        self._rtx_reason = "sack"
-        self._rtxq.clear()
-        self._relost.clear()
-        self._relost_bytes = 0
-        end = self._retransmit_range(a, now, self.sb.next_start_after(a))
-        self._note_sack_rtx(a, end)
-        self.high_rxt = self.rescue_rxt = end
-        if self.cfg.retransmission:
-            self.t_rtx = now + self.rtt.rto
-        if self.log.enabled:
-            self._log_scoreboard(now, "sack_recovery", phase="enter")
-        # (4.4), (4.5): SetPipe and step (C) run in output() at the end of this input.
-
-    def _sack_output(self, now: int) -> bool:
-        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send what NextSeg()
-        chooses (rules 1-4 of §4, taken in order) and add it to pipe (C.4)."""
-        sb = self.sb
-        una = self.snd_una
-        mss = self.snd_mss
-        if self._rtxq and self.cfg.lost_retransmit:
-            self._find_lost_rtx(now)
-        edge = sb.lost_edge(una, mss)
-        pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss, edge) - self._relost_bytes
-        cwnd = self.cc.cwnd
-        sent = False
-        # Retransmissions found lost go first: they hold the oldest missing data.
-        relost = self._relost
-        while relost and cwnd - pipe >= mss:
-            s0, e0 = relost[0]
-            self._rtx_reason = "lost_rtx"
-            s2 = sb.first_hole(s0 if s0 > una else una, e0)
-            if s2 is None:                               # arrived meanwhile
-                del relost[0]
-                self._relost_bytes -= e0 - s0
-                continue
-            lim = sb.next_start_after(s2)
-            end = self._retransmit_range(s2, now, e0 if lim is None or lim > e0 else lim)
-            if end <= s2:
-                break
-            if end >= e0:
-                del relost[0]
-                self._relost_bytes -= e0 - s0
-            else:
-                relost[0] = (end, e0)
-                self._relost_bytes -= end - s0
-            self._note_sack_rtx(s2, end)
-            pipe += end - s2
-            sent = True
-            if s2 == una and self.cfg.retransmission:
-                # The segment at SND.UNA went out again: the timer now guards this copy
-                # (as after the retransmission of RFC 6298 §5.4-5.6), or it could expire
-                # before the copy's ACK can return.
-                self.t_rtx = now + self.rtt.rto
-        self._rtx_reason = "sack"
-        # Rule 1: the first un-SACKed octet above HighRxt that IsLost(), one hole at a time.
-        while cwnd - pipe >= mss:
-            frm = self.high_rxt if self.high_rxt > una else una
-            s2 = sb.first_hole(frm, edge)
-            if s2 is None:
-                break
-            end = self._retransmit_range(s2, now, sb.next_start_after(s2))
-            if end <= s2:
-                break
-            self._note_sack_rtx(s2, end)
-            self.high_rxt = end                          # (C.2)
-            pipe += end - s2                             # (C.4)
-            sent = True
-        # Rule 2: new data, if the receiver's window allows.
-        if cwnd - pipe >= mss and (self._sbase + len(self.sndq) > self.snd_nxt or
-                                   (self.fin_queued and self.snd_max <= self.fin_seq)):
-            before = self.snd_max
-            if self._send_data(now, False, cwnd - pipe):
-                sent = True
-            pipe += self.snd_max - before                # (C.3), (C.4)
-        # Rule 3: un-SACKed data above HighRxt below the highest SACKed octet, lost or not.
-        while cwnd - pipe >= mss and sb:
-            frm = self.high_rxt if self.high_rxt > una else una
-            s3 = sb.first_hole(frm, sb.starts[-1])
-            if s3 is None:
-                break
-            end = self._retransmit_range(s3, now, sb.next_start_after(s3))
-            if end <= s3:
-                break
-            self._note_sack_rtx(s3, end)
-            self.high_rxt = end
-            pipe += end - s3
-            sent = True
-        # Rule 4: one rescue retransmission per recovery, of the segment holding the
-        # highest outstanding un-SACKed octet, once HighACK passed RescueRxt.
-        rr = self.rescue_rxt
-        if cwnd - pipe >= mss and (rr is None or una > rr) and self.snd_max > una:
-            top = self.snd_max
-            if sb and sb.ends[-1] >= top:
-                top = sb.starts[-1]                      # the hole just below the last block
-            data_end = self._sbase + len(self.sndq)
-            lo = (top if top < data_end else data_end) - mss     # a FIN rides along
-            prev = sb.ends[bisect_left(sb.ends, top) - 1] if sb and sb.ends[0] < top else una
-            if lo < prev:
-                lo = prev
-            if lo < una:
-                lo = una
-            if top > lo:
-                self._rtx_reason = "rescue"
-                self.counters.incr("tcp.sack_rescue_rxt")
-                end = self._retransmit_range(lo, now, top if top < self.snd_max else None)
-                if end > lo:
-                    self._note_sack_rtx(lo, end)
-                    sent = True
-                self.rescue_rxt = self.recover           # HighRxt is not updated
-        if self.ack_now and not sent:
-            self._emit(self.snd_nxt, ACK, b"", now)
-        return True
-
-    def _note_sack_rtx(self, start: int, end: int) -> None:
-        """Remember a retransmission sent during SACK recovery, with SND.MAX at that
-        moment: every octet above it was sent (for the first time) after this copy."""
-        if end > start:
-            self._rtxq.append([start, end, self.snd_max])
-
-    def _find_lost_rtx(self, now: int) -> None:
-        """Lost retransmissions (the idea of RACK, RFC 8985 §6.2, restricted to what RFC 6675
-        cannot see). RFC 6675 marks a hole lost once, retransmits it once (NextSeg() never
-        goes below HighRxt) and counts the copy in pipe until an ACK covers it: a lost
-        *retransmission* is invisible to it, the cumulative ACK stops there, and only the
-        RTO -- at least a second, many RTTs -- ends the stall, with cwnd = 1 SMSS.
-
-        Each retransmission of this recovery is kept in send order with SND.MAX at the
-        time it left (``mark``). Data above ``mark`` was sent after it; a network without
-        reordering delivers in send order, so when the receiver SACKs more than
-        (DupThresh - 1) * SMSS of that later data while the retransmitted range is still
-        missing, the copy is lost -- the same evidence RFC 6675 IsLost() demands for an
-        original (§4), counted in send order instead of sequence order. The range is then
-        sent again within the same recovery: no RTO, and no second cwnd reduction (the
-        loss belongs to the congestion event this recovery already answered). While it
-        waits it leaves pipe, as both its copies are gone.
-
-        Cheap: it runs only during SACK recovery, and the queue is in send order with
-        non-decreasing marks, so the walk stops at the first copy without that evidence
-        (one comparison with the highest SACKed octet rejects most calls)."""
-        q = self._rtxq
-        sb = self.sb
-        una = self.snd_una
-        relost = self._relost
-        if relost:
-            # Ranges that arrived after all (late originals) or were ACKed meanwhile.
-            keep = []
-            for s0, e0 in relost:
-                if e0 <= una or sb.first_hole(s0 if s0 > una else una, e0) is None:
-                    self._relost_bytes -= e0 - s0
-                else:
-                    keep.append((s0, e0))
-            relost[:] = keep
-        high = sb.high
-        limit = (DUP_THRESH - 1) * self.snd_mss
-        snd_max = self.snd_max
-        n = 0
-        for entry in q:
-            s0, e0, mark = entry
-            if e0 <= una or sb.first_hole(s0 if s0 > una else una, e0) is None:
-                n += 1                       # delivered: forget it
-                continue
-            if high is None or high - mark <= limit or sb.sacked_between(mark, snd_max) <= limit:
-                break
-            n += 1
-            if s0 < una:
-                s0 = una
-            relost.append((s0, e0))
-            self._relost_bytes += e0 - s0
-            self.counters.incr("tcp.lost_retransmits")
-            if self.log.enabled:
-                self._record(now, "lost_retransmit", seq=wrap(s0), ack=wrap(self.rcv_nxt),
-                             len=e0 - s0)
-        if n:
-            del q[:n]
-
-    def _log_scoreboard(self, now: int, kind: str, **extra) -> None:
-        """The scoreboard in the event log (only called when the log is enabled)."""
-        sb = self.sb
-        una = self.snd_una
-        mss = self.snd_mss
-        ranges = sb.ranges() if sb is not None else []
-        pipe = sb.pipe(una, self.snd_max, self.high_rxt, mss) if sb is not None else None
-        self._record(now, kind, seq=wrap(una), ack=wrap(self.rcv_nxt),
-                     sacked=[(wrap(s), wrap(e)) for s, e in ranges],
-                     sacked_bytes=sb.sacked if sb is not None else 0, pipe=pipe,
-                     high_rxt=wrap(self.high_rxt), recovery_point=wrap(self.recover),
-                     rescue_rxt=None if self.rescue_rxt is None else wrap(self.rescue_rxt),
-                     high_data=wrap(self.snd_max), cwnd=self.cc.cwnd,
-                     ssthresh=self.cc.ssthresh, **extra)
 
     def _arm_persist(self, now: int) -> None:
         # Only when nothing is in flight: then no ACK will come to reopen the window, so
@@ -992,7 +779,7 @@ class Connection:
             if now < idle_end:
                 self.t_ka = idle_end
                 return
-            if self.snd_max > self.snd_una or self._sbase + len(self.sndq) > self.snd_nxt:
+            if self.snd_max > self.snd_una or self.sbase + len(self.sndq) > self.snd_nxt:
                 # Not idle: data is in flight or queued, the RTO/persist timers watch it.
                 self.t_ka = now + cfg.keepalive_idle
                 return
@@ -1004,7 +791,7 @@ class Connection:
         self.ka_sent = now
         self.counters.incr("tcp.keepalive_probes")
         if self.log.enabled:
-            self._record(now, "keepalive", seq=wrap(self.snd_una - 1), ack=wrap(self.rcv_nxt),
+            self.record(now, "keepalive", seq=wrap(self.snd_una - 1), ack=wrap(self.rcv_nxt),
                          probe=self.ka_probes)
         self._emit(self.snd_una - 1, ACK, b"", now)
         self.t_ka = now + cfg.keepalive_interval
@@ -1040,41 +827,20 @@ class Connection:
         self.rtt.on_timeout()
         self.counters.incr("tcp.rto_timeouts")
         if self.log.enabled:
-            self._record(now, "rto", seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt),
+            self.record(now, "rto", seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt),
                          rto=self.rtt.rto, backoff=self.rtt.backoff, retries=self.retries)
         if syn:
             self._send_syn(now)
         else:
             flight = self.snd_max - self.snd_una
             self.cc.on_rto(flight, now)
-            self._log_cwnd(now, "rto")
-            # RFC 6582 §3.2 step 1 analogue after a timeout: dup ACKs for data sent before
-            # it must not trigger another fast retransmit.
-            self.in_recovery = False
-            self.recover = self.snd_max
-            self.dupacks = 0
-            sb = self.sb
-            if sb is not None:
-                # RFC 6675 §5.1: recovery ends, RecoveryPoint = HighData is kept. The
-                # scoreboard survives the first timeout (the go-back-N below then skips
-                # SACKed data, as RFC 6675 §5.1 permits); a second timeout in a row
-                # suggests the receiver reneged (RFC 2018 §8), so the SACKed marks go.
-                if sb and self.retries > 1:
-                    sb.clear()
-                    self.counters.incr("tcp.sack_scoreboard_cleared")
-                self.sack_rec = False
-                self.high_rxt = self.snd_una
-                self.rescue_rxt = None
-                self._rtxq.clear()
-                self._relost.clear()
-                self._relost_bytes = 0
-                if self.log.enabled:
-                    self._log_scoreboard(now, "scoreboard", event="rto")
+            self.log_cwnd(now, "rto")
+            self.recovery.on_rto(self, now)
             if self.cfg.karn:
                 self.rtt_seq = None
             self.snd_nxt = self.snd_una          # go back: resend from the first hole
-            self._rtx_reason = "rto"
-            self._retransmit_first(now)
+            self.rtx_reason = "rto"
+            self.retransmit_first(now)
         if self.cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
 
@@ -1084,21 +850,21 @@ class Connection:
         if self.state not in SENDING:
             return
         nxt = self.snd_nxt
-        avail = self._sbase + len(self.sndq) - nxt
+        avail = self.sbase + len(self.sndq) - nxt
         if avail <= 0 or nxt != self.snd_una:
             return
         wnd = self.snd_wnd if self.snd_wnd < self.cc.cwnd else self.cc.cwnd
         if wnd > 0:
-            self._rtx_reason = "persist"
-            self._send_data(now, True)
+            self.rtx_reason = "persist"
+            self.send_data(now, True)
         else:
             # Probe with one byte of new data beyond the zero window; SND.NXT stays, the
             # byte is simply sent again (or for real) once the window opens.
             self.counters.incr("tcp.persist_probes")
             if self.log.enabled:
-                self._record(now, "persist_probe", seq=wrap(nxt), ack=wrap(self.rcv_nxt),
+                self.record(now, "persist_probe", seq=wrap(nxt), ack=wrap(self.rcv_nxt),
                              backoff=self.persist_backoff)
-            self._emit(nxt, ACK, self.sndq.peek(nxt - self._sbase, 1), now)
+            self._emit(nxt, ACK, self.sndq.peek(nxt - self.sbase, 1), now)
             if nxt + 1 > self.snd_max:
                 self.snd_max = nxt + 1
             self.probes += 1
@@ -1121,9 +887,9 @@ class Connection:
         # ACK can be repeated. With the learning switch off, leave at the next poll.
         self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
 
-    def _log_cwnd(self, now: int, reason: str) -> None:
+    def log_cwnd(self, now: int, reason: str) -> None:
         if self.log.enabled:
-            self._record(now, "cwnd", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh,
+            self.record(now, "cwnd", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh,
                          reason=reason, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
 
     # ------------------------------------------------------------------ input
@@ -1271,9 +1037,10 @@ class Connection:
         swnd = wnd << self.snd_wscale
         sack_new = False
         blocks = opts.sack_blocks
-        if blocks and self.sb is not None and da >= 0:
+        sb = self.recovery.sb
+        if blocks and sb is not None and da >= 0:
             # RFC 6675 §4 Update(): record what the receiver holds above the ACK.
-            sack_new, dsack = self.sb.update(blocks, a, self.snd_max)
+            sack_new, dsack = sb.update(blocks, a, self.snd_max)
             if dsack:
                 self.counters.incr("tcp.in_dsack")
         if da > 0:
@@ -1282,10 +1049,10 @@ class Connection:
                 and self.snd_max > a and swnd:
             # RFC 5681 §2 duplicate ACK. (Not with a zero window: those answer our window
             # probes and say nothing about loss.)
-            self._dupack(a, now)
+            self.recovery.on_dupack(self, a, now)
         elif da == 0 and sack_new and self.snd_max > a:
             # RFC 6675 §2: an ACK carrying new SACK information also counts as duplicate.
-            self._dupack(a, now)
+            self.recovery.on_dupack(self, a, now)
         if da >= 0:
             self.probes = 0
             # Window update (SND.WL1 / SND.WL2 rule, RFC 9293 §3.10.7.4 fifth).
@@ -1429,7 +1196,7 @@ class Connection:
         flight = self.snd_max - self.snd_una
         if self.snd_una == self.iss:
             acked -= 1          # the SYN's sequence number is no data
-        sb = self._sbase
+        sb = self.sbase
         if a > sb:
             q = self.sndq
             nd = a - sb
@@ -1438,7 +1205,7 @@ class Connection:
                 nd = ql
             if nd:
                 q.consume(nd)
-                self._sbase = sb + nd
+                self.sbase = sb + nd
                 self.notify()   # room in the send buffer: writable
         self.snd_una = a
         if self.snd_nxt < a:
@@ -1446,7 +1213,7 @@ class Connection:
         self.retries = 0
         self.probes = 0
         self.ut_time = now           # progress, for the user timeout
-        sb = self.sb
+        sb = self.recovery.sb
         if sb is not None and sb.starts:
             sb.advance(a)
         rtt = None
@@ -1471,7 +1238,7 @@ class Connection:
             else:
                 est.sample(rtt)
             if self.log.enabled:
-                self._record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=est.srtt / MS,
+                self.record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=est.srtt / MS,
                              rto_ms=est.rto / MS, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         if a >= self.snd_max:
@@ -1480,30 +1247,9 @@ class Connection:
         elif self.cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
         cc = self.cc
-        if self.in_recovery:
-            if a >= self.recover:
-                # Full ACK (RFC 6582 §3.2 step 6; RFC 6675 §5 (A)): leave recovery. The
-                # scoreboard above the new SND.UNA is kept (RFC 6675 §5 (A)).
-                self.in_recovery = False
-                cc.on_recovery_exit(self.snd_max - a, now)
-                self._log_cwnd(now, "recovery_exit")
-                if self.sack_rec:
-                    self.sack_rec = False
-                    self._rtxq.clear()
-                    self._relost.clear()
-                    self._relost_bytes = 0
-                    if self.log.enabled:
-                        self._log_scoreboard(now, "sack_recovery", phase="exit")
-            elif self.sack_rec:
-                # RFC 6675 §5 (B): the scoreboard is updated; (C) runs in output().
-                if self.log.enabled:
-                    self._log_scoreboard(now, "scoreboard", event="partial_ack")
-            else:
-                # Partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
-                cc.on_partial_ack(acked)
-                self._rtx_reason = "partial_ack"
-                self._retransmit_first(now)
-                self._log_cwnd(now, "partial_ack")
+        recovery = self.recovery
+        if recovery.in_recovery:
+            recovery.on_ack_in_recovery(self, a, acked, now)
         else:
             old = cc.cwnd
             hs = cc.hystart
@@ -1512,54 +1258,15 @@ class Connection:
                 phase = hs.phase
                 hs.on_ack(cc, a, self.snd_max, rtt)
                 if hs.phase is not phase and self.log.enabled:
-                    self._record(now, "hystart", old=phase, new=hs.phase, cwnd=cc.cwnd,
+                    self.record(now, "hystart", old=phase, new=hs.phase, cwnd=cc.cwnd,
                                  round_min_rtt_ms=(hs.cur_round_min or 0) / MS,
                                  last_round_min_rtt_ms=(hs.last_round_min or 0) / MS,
                                  seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
             cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
             if cc.cwnd != old and self.log.enabled:
-                self._log_cwnd(now, "ack")
-        self.dupacks = 0
-        self._limited = 0
-
-    def _dupack(self, a: int, now: int) -> None:
-        """RFC 5681 §2 duplicate ACK; the third starts fast retransmit (§3.2)."""
-        self.dupacks += 1
-        self.dupacks_rcvd += 1
-        self.counters.incr("tcp.in_dupacks")
-        if self.log.enabled:
-            self._record(now, "dupack", seq=wrap(self.snd_nxt), ack=wrap(a), count=self.dupacks)
-        if not self.cfg.fast_retransmit:
-            return
-        if self.in_recovery:
-            if self.sack_rec:
-                # RFC 6675: no window inflation, pipe accounts for what left the network.
-                if self.log.enabled:
-                    self._log_scoreboard(now, "scoreboard", event="dupack")
-            else:
-                self.cc.on_recovery_dupack()
-            return
-        sb = self.sb
-        if sb and a >= self.recover and (self.dupacks >= 3 or sb.lost_edge(a, self.snd_mss) > a):
-            # RFC 6675 §5 steps (1), (2): DupThresh duplicates, or IsLost(HighACK + 1).
-            self._enter_sack_recovery(a, now)
-            return
-        if self.dupacks < 3 and self.snd_nxt == self.snd_max:
-            # RFC 3042 limited transmit: each of the first two duplicate ACKs lets one new
-            # segment out, so that a small window can still produce three duplicates.
-            self._limited = self.dupacks * self.snd_mss
-        if self.dupacks == 3 and a >= self.recover:
-            # RFC 6582 §3.2 step 2: enter fast recovery, remember the highest sequence sent.
-            self.in_recovery = True
-            self.recover = self.snd_max
-            self.cc.on_loss_fast(self.snd_max - a, now)
-            self.counters.incr("tcp.fast_retransmits")
-            self._limited = 0
-            self._log_cwnd(now, "fast_retransmit")
-            self._rtx_reason = "fast"
-            self._retransmit_first(now)
-            if self.cfg.retransmission:
-                self.t_rtx = now + self.rtt.rto
+                self.log_cwnd(now, "ack")
+        recovery.dupacks = 0
+        recovery.limited = 0
 
     def _unacceptable(self, d: int, seglen: int, plen: int, flags: int, now: int) -> None:
         """RFC 9293 §3.10.7.4 first check failed: ACK and drop (RSTs never get here)."""
@@ -1597,7 +1304,7 @@ class Connection:
         last = self._oow_ack_time
         if gap and last is not None and now - last < gap:
             self.counters.incr("tcp.oow_ack_limited")
-            self._record(now, "oow_ack_limited", reason=reason, seq=wrap(self.snd_nxt),
+            self.record(now, "oow_ack_limited", reason=reason, seq=wrap(self.snd_nxt),
                          ack=wrap(self.rcv_nxt))
             return False
         self._oow_ack_time = now
@@ -1714,12 +1421,12 @@ class Connection:
                     self.counters.incr("tcp.pmtu_updates")
                     self.cc.set_mss(self.snd_mss)
                     if self.log.enabled:
-                        self._record(now, "pmtu", mtu=mtu, mss=self.snd_mss,
+                        self.record(now, "pmtu", mtu=mtu, mss=self.snd_mss,
                                      seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
                     if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_max > self.snd_una:
-                        self._rtx_reason = "pmtu"
+                        self.rtx_reason = "pmtu"
                         self.snd_nxt = self.snd_una
-                        self._retransmit_first(now)
+                        self.retransmit_first(now)
             return
         if kind == "hard" and self.state is SYN_SENT:
             # A port/protocol unreachable answering our SYN: nobody listens there.
