@@ -17,7 +17,6 @@ from ..storage import Assembler, ByteFifo
 from ..units import MS
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, SegmentTemplate, encode_options
 from . import congestion
-from .congestion.base import INITIAL_SSTHRESH
 from .rtt import RttEstimator
 from .recovery import LossRecovery
 from .sack import Scoreboard
@@ -1252,16 +1251,10 @@ class Connection:
             recovery.on_ack_in_recovery(self, a, acked, now)
         else:
             old = cc.cwnd
-            hs = cc.hystart
-            if hs is not None and cc.ssthresh == INITIAL_SSTHRESH and cc.cwnd < cc.ssthresh:
-                # RFC 9406 §4.2: rounds and their minimum RTT, in the initial slow start.
-                phase = hs.phase
-                hs.on_ack(cc, a, self.snd_max, rtt)
-                if hs.phase is not phase and self.log.enabled:
-                    self.record(now, "hystart", old=phase, new=hs.phase, cwnd=cc.cwnd,
-                                 round_min_rtt_ms=(hs.cur_round_min or 0) / MS,
-                                 last_round_min_rtt_ms=(hs.last_round_min or 0) / MS,
-                                 seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
+            # (HyStart++ watches the RTT samples of the initial slow start, RFC 9406 §4.2)
+            change = cc.on_ack_sample(a, self.snd_max, rtt)
+            if change is not None and self.log.enabled:
+                self.record(now, "hystart", **change, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
             cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
             if cc.cwnd != old and self.log.enabled:
                 self.log_cwnd(now, "ack")
