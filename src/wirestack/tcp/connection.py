@@ -274,7 +274,7 @@ class Connection:
         self.cc = congestion.get(self.cfg.congestion_control)(self.snd_mss, self.cfg.initial_window)
         if self.cfg.hystart:
             self.cc.enable_hystart()
-        if self.syn_rexmits and self.cc.cwnd < (1 << 60):
+        if self.syn_rexmits and self.cc.limits_window:
             # RFC 5681 §3.1: after a lost SYN or SYN/ACK the initial window is one segment.
             self.cc.cwnd = self.snd_mss
         if self.sack_ok and self.recovery.sb is None:

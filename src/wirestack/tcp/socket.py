@@ -112,7 +112,7 @@ class TcpSocket:
                 from . import congestion
                 old = c.cc
                 c.cc = congestion.get(self._cfg.congestion_control)(c.snd_mss, self._cfg.initial_window)
-                if old.cwnd < (1 << 60) and c.cc.cwnd < (1 << 60):
+                if old.limits_window and c.cc.limits_window:
                     c.cc.cwnd, c.cc.ssthresh = old.cwnd, old.ssthresh
             c.want_output()
 

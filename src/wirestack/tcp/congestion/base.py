@@ -40,6 +40,9 @@ def initial_window(mss: int, segments: int | None = None) -> int:
 
 class CongestionControl:
     name = "base"
+    # False for the learning switch "no congestion control": cwnd is not a limit then,
+    # and nothing may copy it to or from a real controller.
+    limits_window = True
 
     __slots__ = ("mss", "cwnd", "ssthresh", "_ca_acc", "iw_segments", "hystart")
 

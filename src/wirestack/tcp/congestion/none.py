@@ -10,6 +10,7 @@ UNLIMITED = 1 << 62
 
 class NoCongestionControl(CongestionControl):
     name = "none"
+    limits_window = False
     __slots__ = ()
 
     def __init__(self, mss: int, iw_segments: int | None = None):
