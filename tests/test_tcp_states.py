@@ -450,3 +450,14 @@ def test_thousand_sequential_connections_leave_nothing():
     w.run_until(lambda: a.tcp.connection_count() == 0 and b.tcp.connection_count() == 0,
                 timeout=10 * SEC)
     assert a.tcp.poll_at() is None or a.tcp.poll_at() <= w.now
+
+
+def test_states_are_a_strenum_equal_to_their_names():
+    from enum import StrEnum
+
+    from wirestack.tcp.states import State
+    assert issubclass(State, StrEnum) and set(TRANSITIONS) == set(State)
+    p = RawPeer()
+    _, s, _, _ = p.passive()
+    assert s.state is State.ESTABLISHED and s.state == "ESTABLISHED"
+    assert f"{s.state}" == "ESTABLISHED" and s.stats()["state"] == "ESTABLISHED"
