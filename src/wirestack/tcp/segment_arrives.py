@@ -7,23 +7,26 @@ import errno
 
 from ..storage import Assembler
 from ..units import MS
-from ..wire.tcp import ACK, FIN, RST, SYN, URG
+from ..wire.bytes_like import BytesLike
+from ..wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions
 from .seq import lt as seq_lt
 from .seq import sub, wrap
-from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
-                     LISTEN, RECEIVING, SYN_RECEIVED, SYN_SENT, TIME_WAIT)
 from .opening import Opening
+from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
+                     LISTEN, RECEIVING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State)
+
 _SYN_FIN = SYN | FIN
 
 
 class SegmentArrives(Opening):
     __slots__ = ()
 
-    def input(self, seq: int, ack: int, flags: int, wnd: int, opts, payload, now: int,
-              tsval: int | None = None, tsecr: int | None = None) -> None:
-        """RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (other states). ``tsval`` and
-        ``tsecr`` are the segment's timestamps (the layer decodes the common options
-        layout without ``opts``)."""
+    def input(self, seq: int, ack: int, flags: int, wnd: int, opts: TcpOptions,
+              payload: BytesLike, now: int, tsval: int | None = None,
+              tsecr: int | None = None) -> None:
+        """RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (other states), step by step.
+        ``tsval`` and ``tsecr`` are the segment's timestamps (the layer decodes the common
+        options layout without ``opts``)."""
         self.segs_in += 1
         self.last_rx = now
         st = self.state
@@ -34,15 +37,63 @@ class SegmentArrives(Opening):
             tsval = opts.ts_val
             tsecr = opts.ts_ecr
         if tsval is not None and self.ts_ok and not flags & RST:
-            # RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old
-            # duplicate from a previous incarnation of the sequence space.
-            if seq_lt(tsval, self.ts_recent):
-                self.counters.incr("tcp.in_paws")
-                if self._oow_ack_allowed(len(payload), flags, now, "paws"):
-                    self._emit(self.snd_nxt, ACK, b"", now)
+            if not self._check_paws(tsval, len(payload), flags, now):
                 return
         rn = self.rcv_nxt
-        d = sub(seq, rn)
+        d = sub(seq, rn)                 # SEG.SEQ - RCV.NXT
+        rwnd = self.rcv_adv - rn
+        if rwnd < 0:
+            rwnd = 0
+        if flags & RST:
+            # Second (RST), made on the segment as it arrived, before any trimming.
+            self._check_rst(d, rwnd, now)
+            return
+        # First: the sequence number (acceptability), then trimming to the window.
+        seg = self._check_sequence(d, rwnd, flags, payload, now)
+        if seg is None:
+            return
+        d, flags, payload, seq_in = seg
+        plen = len(payload)
+        s = rn + d                       # where the (trimmed) segment starts
+        # Third (security) is gone from RFC 9293. Fourth: SYN.
+        if flags & SYN:
+            self._check_syn(now)
+            return
+        # Fifth: ACK.
+        if not flags & ACK:
+            self.counters.incr("tcp.in_no_ack")
+            return
+        if not self._check_ack(ack, wnd, opts, flags, s, seq_in, plen, tsval, tsecr, now):
+            return
+        st = self.state
+        # Sixth: URG.
+        if flags & URG:
+            self._check_urg()
+        # Seventh: segment text.
+        if plen:
+            if not self._process_text(d, s, payload, plen, now):
+                return
+        # Eighth: FIN.
+        if flags & FIN:
+            self._check_fin(st, s + plen, now)
+        self.output(now)
+
+    def _check_paws(self, tsval: int, plen: int, flags: int, now: int) -> bool:
+        """RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old duplicate
+        from a previous incarnation of the sequence space; it is ACKed and dropped."""
+        if seq_lt(tsval, self.ts_recent):
+            self.counters.incr("tcp.in_paws")
+            if self._oow_ack_allowed(plen, flags, now, "paws"):
+                self.send_ack(now)
+            return False
+        return True
+
+    def _check_sequence(self, d: int, rwnd: int, flags: int, payload: BytesLike,
+                        now: int) -> tuple[int, int, BytesLike, int] | None:
+        """First check (RFC 9293 §3.10.7.4): is the segment acceptable? Returns it trimmed
+        to the window as (SEG.SEQ - RCV.NXT, flags, text, SEG.SEQ as it arrived), or None
+        when it was not acceptable (then it was ACKed, as the RFC asks, and dropped)."""
+        rn = self.rcv_nxt
         plen = len(payload)
         seglen = plen
         if flags & _SYN_FIN:
@@ -50,13 +101,6 @@ class SegmentArrives(Opening):
                 seglen += 1
             if flags & FIN:
                 seglen += 1
-        rwnd = self.rcv_adv - rn
-        if rwnd < 0:
-            rwnd = 0
-        if flags & RST:
-            # Second check (RST) on the segment as it arrived, before any trimming.
-            self._rst_arrived(d, rwnd, now)
-            return
         if d == -1 and flags & SYN and flags & ACK:
             # A repeated SYN,ACK: its SYN is old news, its ACK may not be. Simultaneous
             # open (RFC 9293 Figure 8) needs the ACK; a peer still in SYN_RECEIVED needs
@@ -65,7 +109,7 @@ class SegmentArrives(Opening):
             d = 0
             seglen -= 1
             self.ack_now = True
-        # First: is the segment acceptable? (the four cases of RFC 9293 §3.10.7.4)
+        # The four cases of RFC 9293 §3.10.7.4.
         if seglen == 0:
             ok = d == 0 if rwnd == 0 else 0 <= d < rwnd
         elif rwnd == 0:
@@ -76,12 +120,11 @@ class SegmentArrives(Opening):
             ok = 0 <= d < rwnd or 0 <= d + seglen - 1 < rwnd
         if not ok:
             self._unacceptable(d, seglen, plen, flags, now)
-            return
-        s = rn + d
-        seq_in = s                     # SEG.SEQ as it arrived, for the TS.Recent rule
+            return None
+        seq_in = rn + d                # SEG.SEQ as it arrived, for the TS.Recent rule
         if d < 0:
             if plen and self.dsack_ok:
-                ds = s + 1 if flags & SYN else s
+                ds = seq_in + 1 if flags & SYN else seq_in
                 if ds < rn:
                     self._dsack = (ds, rn)     # RFC 2883 §4: report the duplicate part
                     self._sack_due = True
@@ -93,37 +136,57 @@ class SegmentArrives(Opening):
             if d < 0:
                 payload = payload[-d:]
                 plen += d
-            s = rn
             d = 0
         over = d + plen - rwnd
         if over > 0:
             # Trim what lies beyond the window; a FIN there goes too.
             payload = payload[:plen - over]
-            plen -= over
             flags &= ~FIN
             self.ack_now = True
             self.counters.incr("tcp.in_trimmed")
+        return d, flags, payload, seq_in
 
-        # Second (RST) was handled above, on the untrimmed segment.
-        # Fourth: SYN in a synchronized state -> challenge ACK (RFC 9293 §3.10.7.4,
-        # RFC 5961 §4), never a reset of the connection.
-        if flags & SYN:
-            if st is SYN_RECEIVED and self.passive:
-                self.counters.incr("tcp.attempt_fails")
-                self._set_state(LISTEN, now)
-                self._teardown()
-                return
-            self.counters.incr("tcp.in_syn_challenged")
-            self.layer.challenge_ack(self, now)     # RFC 5961 §4.2
+    def _check_rst(self, d: int, rwnd: int, now: int) -> None:
+        """Second check (RFC 9293 §3.10.7.4), with the first one for a segment with RST,
+        made on SEG.SEQ as it arrived (``d`` = SEG.SEQ - RCV.NXT): RFC 5961 §3.2 resets
+        only when SEG.SEQ == RCV.NXT exactly; a SEG.SEQ elsewhere in the window earns a
+        challenge ACK; outside the window the RST is dropped. Data, SYN or FIN riding on
+        the RST do not move SEG.SEQ: trimming them first would let a blind attacker hit
+        any of a payload's worth of values below RCV.NXT instead of one."""
+        in_window = d == 0 if rwnd == 0 else 0 <= d < rwnd
+        if not in_window:
+            self.counters.incr("tcp.in_rst_out_of_window")
             return
-        # Fifth: ACK.
-        if not flags & ACK:
-            self.counters.incr("tcp.in_no_ack")
+        if d != 0 and self.cfg.rst_challenge:
+            self.counters.incr("tcp.in_rst_challenged")
+            self.layer.challenge_ack(self, now)
             return
+        self._on_rst(now)
+
+    def _check_syn(self, now: int) -> None:
+        """Fourth check (RFC 9293 §3.10.7.4): a SYN in the window of a synchronized
+        connection earns a challenge ACK (RFC 5961 §4), never a reset of the connection;
+        a passive half-open child goes back to the listener instead."""
+        if self.state is SYN_RECEIVED and self.passive:
+            self.counters.incr("tcp.attempt_fails")
+            self._set_state(LISTEN, now)
+            self._teardown()
+            return
+        self.counters.incr("tcp.in_syn_challenged")
+        self.layer.challenge_ack(self, now)     # RFC 5961 §4.2
+
+    def _check_ack(self, ack: int, wnd: int, opts: TcpOptions, flags: int, s: int,
+                   seq_in: int, plen: int, tsval: int | None, tsecr: int | None,
+                   now: int) -> bool:
+        """Fifth check (RFC 9293 §3.10.7.4): the ACK field. Completes the handshake in
+        SYN_RECEIVED, drops (with a challenge ACK, RFC 5961 §5.2) what acknowledges
+        unsent or very old data, then updates TS.Recent, the SACK scoreboard, SND.UNA
+        (or counts a duplicate ACK), the send window, and the states our FIN's ACK
+        moves. False when the segment is done with (dropped, or the connection ended)."""
         una = self.snd_una
-        da = sub(ack, una)
+        da = sub(ack, una)               # SEG.ACK - SND.UNA
         a = una + da
-        if st is SYN_RECEIVED:
+        if self.state is SYN_RECEIVED:
             if 0 < da and a <= self.snd_max:
                 self.snd_wnd = wnd << self.snd_wscale
                 self.snd_wl1 = s
@@ -131,11 +194,10 @@ class SegmentArrives(Opening):
                 if self.snd_wnd > self.max_snd_wnd:
                     self.max_snd_wnd = self.snd_wnd
                 self._established(now)
-                st = self.state
             else:
                 # <SEQ=SEG.ACK><CTL=RST>
                 self.layer.send_rst(self.lip, self.rip, self.lport, self.rport, ack, 0, RST, now)
-                return
+                return False
         if a > self.snd_max:
             # It acknowledges something not yet sent: ACK and drop (§3.10.7.4 fifth;
             # RFC 5961 §5.2 makes that ACK a rate-limited challenge ACK).
@@ -144,8 +206,8 @@ class SegmentArrives(Opening):
                 if self.cfg.ack_check:
                     self.layer.challenge_ack(self, now)
                 else:
-                    self._emit(self.snd_nxt, ACK, b"", now)
-            return
+                    self.send_ack(now)
+            return False
         if da < 0 and self.cfg.ack_check and -da > self.max_snd_wnd:
             # RFC 5961 §5.2: SEG.ACK below SND.UNA - MAX.SND.WND is not acceptable: the
             # segment (and any data it carries -- a blind injection) is dropped and a
@@ -153,7 +215,7 @@ class SegmentArrives(Opening):
             self.counters.incr("tcp.in_ack_too_old")
             if self._oow_ack_allowed(plen, flags, now, "ack_too_old"):
                 self.layer.challenge_ack(self, now)
-            return
+            return False
         if tsval is not None and self.ts_ok and seq_in <= self.last_ack_sent:
             # RFC 7323 §4.3 / §5.3 R3: TS.Recent moves only now, after every
             # acceptability check including the ACK's, so a blind segment that guessed
@@ -181,66 +243,82 @@ class SegmentArrives(Opening):
             self.recovery.on_dupack(self, a, now)
         if da >= 0:
             self.probes = 0
-            # Window update (SND.WL1 / SND.WL2 rule, RFC 9293 §3.10.7.4 fifth).
-            wl1 = self.snd_wl1
-            if wl1 < s or (wl1 == s and self.snd_wl2 <= a):
-                if swnd != self.snd_wnd:
-                    old = self.snd_wnd
-                    self.snd_wnd = swnd
-                    if swnd > self.max_snd_wnd:
-                        self.max_snd_wnd = swnd
-                    if swnd > old:
-                        # The window opened: stop probing, send at once.
-                        self.t_persist = None
-                        self.persist_backoff = 0
-                        self.probes = 0
-                        self.notify()
-                self.snd_wl1 = s
-                self.snd_wl2 = a
+            self._update_send_window(s, a, swnd)
         fin_seq = self.fin_seq
         if fin_seq is not None and self.snd_una > fin_seq:
-            # Our FIN is acknowledged.
-            if st is FIN_WAIT_1:
-                self._set_state(FIN_WAIT_2, now)
-                st = FIN_WAIT_2
-                self.t_rtx = None
-                if self.detached and self.t_tw is None:
-                    self.t_tw = now + self.cfg.fin_wait2_timeout
-            elif st is CLOSING:
-                self._enter_time_wait(now)
-                self.output(now)
-                return
-            elif st is LAST_ACK:
-                self._set_state(CLOSED, now)
-                self._teardown()
-                return
+            return self._our_fin_acked(now)
+        return True
 
-        # Sixth: URG. Urgent data is delivered inline (RFC 6093 recommends not using it).
-        if flags & URG:
-            self.counters.incr("tcp.in_urg")
+    def _update_send_window(self, s: int, a: int, swnd: int) -> None:
+        """The window update of the fifth check: SND.WND from a segment newer than the one
+        that set it last (SND.WL1 / SND.WL2, RFC 9293 §3.10.7.4)."""
+        wl1 = self.snd_wl1
+        if wl1 < s or (wl1 == s and self.snd_wl2 <= a):
+            if swnd != self.snd_wnd:
+                old = self.snd_wnd
+                self.snd_wnd = swnd
+                if swnd > self.max_snd_wnd:
+                    self.max_snd_wnd = swnd
+                if swnd > old:
+                    # The window opened: stop probing, send at once.
+                    self.t_persist = None
+                    self.persist_backoff = 0
+                    self.probes = 0
+                    self.notify()
+            self.snd_wl1 = s
+            self.snd_wl2 = a
 
-        # Seventh: segment text.
-        if plen:
-            if st in RECEIVING:
-                if self.detached:
-                    # Nobody will read it: tell the peer (RFC 1122 4.2.2.13, as Linux does).
-                    self.counters.incr("tcp.in_data_after_close")
-                    self.abort(now)
-                    return
-                if d == 0:
-                    self._rcv_in_order(payload, plen, now)
-                else:
-                    self._rcv_out_of_order(s, payload, now)
+    def _our_fin_acked(self, now: int) -> bool:
+        """Our FIN is acknowledged (RFC 9293 §3.10.7.4 fifth, FIN_WAIT_1 / CLOSING /
+        LAST_ACK). False when that ended the segment's processing."""
+        st = self.state
+        if st is FIN_WAIT_1:
+            self._set_state(FIN_WAIT_2, now)
+            self.t_rtx = None
+            if self.detached and self.t_tw is None:
+                self.t_tw = now + self.cfg.fin_wait2_timeout
+        elif st is CLOSING:
+            self._enter_time_wait(now)
+            self.output(now)
+            return False
+        elif st is LAST_ACK:
+            self._set_state(CLOSED, now)
+            self._teardown()
+            return False
+        return True
+
+    def _check_urg(self) -> None:
+        """Sixth (RFC 9293 §3.10.7.4): URG. Urgent data is delivered inline, as ordinary
+        data (RFC 6093 recommends that new applications not use it); it is counted."""
+        self.counters.incr("tcp.in_urg")
+
+    def _process_text(self, d: int, s: int, payload: BytesLike, plen: int, now: int) -> bool:
+        """Seventh (RFC 9293 §3.10.7.4): the segment text, in order into the receive
+        queue or out of order into the assembler. False when the connection was reset
+        because nobody will read the data."""
+        if self.state in RECEIVING:
+            if self.detached:
+                # Nobody will read it: tell the peer (RFC 1122 4.2.2.13, as Linux does).
+                self.counters.incr("tcp.in_data_after_close")
+                self.abort(now)
+                return False
+            if d == 0:
+                self._rcv_in_order(payload, plen, now)
             else:
-                self.counters.incr("tcp.in_data_ignored")
-        # Eighth: FIN.
-        if flags & FIN:
-            if s + plen == self.rcv_nxt:
-                self._fin_received(now)
-            elif self.cfg.ooo_buffering and st in RECEIVING:
-                self.ooo_fin = s + plen
-                self.ack_now = True
-        self.output(now)
+                self._rcv_out_of_order(s, payload, now)
+        else:
+            self.counters.incr("tcp.in_data_ignored")
+        return True
+
+    def _check_fin(self, st: State, fin_at: int, now: int) -> None:
+        """Eighth (RFC 9293 §3.10.7.4): the FIN, at sequence number ``fin_at``. In order it
+        ends the peer's stream now; ahead of a hole it waits (``ooo_fin``). ``st`` is the
+        state the ACK check left (before the text was processed)."""
+        if fin_at == self.rcv_nxt:
+            self._fin_received(now)
+        elif self.cfg.ooo_buffering and st in RECEIVING:
+            self.ooo_fin = fin_at
+            self.ack_now = True
 
     def _unacceptable(self, d: int, seglen: int, plen: int, flags: int, now: int) -> None:
         """RFC 9293 §3.10.7.4 first check failed: ACK and drop (RSTs never get here)."""
@@ -283,23 +361,6 @@ class SegmentArrives(Opening):
             return False
         self._oow_ack_time = now
         return True
-
-    def _rst_arrived(self, d: int, rwnd: int, now: int) -> None:
-        """RFC 9293 §3.10.7.4 first and second checks for a segment with RST, made on
-        SEG.SEQ as it arrived (``d`` = SEG.SEQ - RCV.NXT): RFC 5961 §3.2 resets only when
-        SEG.SEQ == RCV.NXT exactly; a SEG.SEQ elsewhere in the window earns a challenge
-        ACK; outside the window the RST is dropped. Data, SYN or FIN riding on the RST do
-        not move SEG.SEQ: trimming them first would let a blind attacker hit any of a
-        payload's worth of values below RCV.NXT instead of one."""
-        in_window = d == 0 if rwnd == 0 else 0 <= d < rwnd
-        if not in_window:
-            self.counters.incr("tcp.in_rst_out_of_window")
-            return
-        if d != 0 and self.cfg.rst_challenge:
-            self.counters.incr("tcp.in_rst_challenged")
-            self.layer.challenge_ack(self, now)
-            return
-        self._on_rst(now)
 
     def _on_rst(self, now: int) -> None:
         """A RST in the window (RFC 9293 §3.10.7.4 second)."""
