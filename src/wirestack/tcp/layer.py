@@ -21,6 +21,8 @@ from .config import HOST_WIDE, TcpConfig
 from .connection import Connection
 from .isn import isn
 from .listener import Listener
+from .output import Output
+from .tcb import Tcb
 from .seq import wrap
 from .states import CLOSED, TIME_WAIT
 from .socket import TcpSocket
@@ -53,7 +55,7 @@ class TcpLayer:
         # port -> the open sockets bound to it, with the address each is bound to
         self._bound: dict[int, list[tuple[TcpSocket, bytes]]] = {}
         self._port_refs: dict[int, int] = {}           # port -> live connections using it
-        self._heap: list = []                          # (deadline, tiebreak, conn), lazily cleaned
+        self._heap: list[tuple[int, int, Connection]] = []   # (deadline, tiebreak, conn), lazily cleaned
         self._tick = itertools.count()
         self._dirty: list[Connection] = []             # connections with output to do at poll
         self._notify: list[TcpSocket] = []             # sockets whose on_event is due...
@@ -195,7 +197,7 @@ class TcpLayer:
             self.counters.incr("tcp.icmp_no_socket")
             return
         self.counters.incr("tcp.icmp_errors")
-        err = None
+        err: OSError | None = None
         if what == "hard":
             err = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
         elif what == "soft":
@@ -240,7 +242,7 @@ class TcpLayer:
             self._notify_set.add(sock)
             self._notify.append(sock)
 
-    def challenge_ack(self, conn: Connection, now: int) -> bool:
+    def challenge_ack(self, conn: Output, now: int) -> bool:
         """Send a challenge ACK (RFC 5961 §3.2, §4.2, §5.2) unless this host already sent
         ``challenge_ack_limit`` of them in the last second (RFC 5961 §7, like Linux's
         tcp_challenge_ack_limit): a token bucket refilled from ``now``, so an attacker
@@ -265,7 +267,7 @@ class TcpLayer:
         self._conns[conn.key] = conn
         self._port_refs[conn.lport] = self._port_refs.get(conn.lport, 0) + 1
 
-    def remove(self, conn: Connection) -> None:
+    def remove(self, conn: Tcb) -> None:
         if self._conns.get(conn.key) is conn:
             del self._conns[conn.key]
             left = self._port_refs.get(conn.lport, 1) - 1

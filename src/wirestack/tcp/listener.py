@@ -12,7 +12,7 @@ while legitimate clients still connect; with ``syn_cookies`` off it is dropped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..storage import BoundedQueue
 from ..units import MS
@@ -28,6 +28,8 @@ from .states import CLOSED
 if TYPE_CHECKING:
     from ..wire.bytes_like import BytesLike
     from .layer import TcpLayer
+    from .opening import Opening
+    from .tcb import Tcb
     from .socket import TcpSocket
 
 
@@ -45,8 +47,8 @@ class Listener:
         self.ip = ip
         self.port = port
         self.backlog = backlog
-        self.acceptq: BoundedQueue[Connection] = BoundedQueue(backlog)
-        self.children: set[Connection] = set()   # half-open: SYN_RECEIVED
+        self.acceptq: BoundedQueue[Tcb] = BoundedQueue(backlog)
+        self.children: set[Tcb] = set()          # half-open: SYN_RECEIVED
         self.cookie_until = -1   # SYN cookies are accepted until then (after sending one)
 
     @property
@@ -163,7 +165,7 @@ class Listener:
             layer.schedule(conn)
         return True
 
-    def reuse_time_wait(self, conn: Connection, seq: int, opts: TcpOptions, now: int) -> bool:
+    def reuse_time_wait(self, conn: Opening, seq: int, opts: TcpOptions, now: int) -> bool:
         """RFC 9293 §3.6.1 / RFC 1122 4.2.2.13: a new SYN for this listener may end an old
         connection's TIME_WAIT early when its sequence number is above the old one's final
         one (and, RFC 6191, its timestamp newer). Then the old TCB goes (True) and the SYN
@@ -177,7 +179,7 @@ class Listener:
         return True
 
     # ------------------------------------------------------------------ children
-    def child_established(self, conn: Connection, now: int) -> None:
+    def child_established(self, conn: Opening, now: int) -> None:
         """A child completed its handshake: it waits in the accept queue."""
         self.children.discard(conn)
         if self.acceptq.put(conn):
@@ -187,11 +189,11 @@ class Listener:
             conn.listener = None
             conn.abort(now)
 
-    def child_gone(self, conn: Connection) -> None:
+    def child_gone(self, conn: Tcb) -> None:
         self.children.discard(conn)
         self.acceptq.remove(conn)
 
-    def accept(self) -> Connection | None:
+    def accept(self) -> Tcb | None:
         """The oldest established child, or None."""
         conn = self.acceptq.get()
         if conn is not None:
@@ -203,5 +205,5 @@ class Listener:
         for conn in list(self.children) + self.acceptq.clear():
             conn.listener = None
             conn.detached = True
-            conn.abort(now)
+            cast("Opening", conn).abort(now)     # (a child is a whole Connection)
         self.children.clear()

@@ -5,6 +5,7 @@ SACK-permitted RFC 2018), CLOSE, ABORT; and ICMP errors about our segments (RFC 
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING, cast
 
 from ..wire.tcp import RST
 from . import congestion
@@ -12,8 +13,11 @@ from .sack import Scoreboard
 from .seq import sub, wrap
 from .states import (CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, SYN_RECEIVED, SYN_SENT, TIME_WAIT)
-from .timers import Timers
 from .tcb import DEFAULT_MSS
+from .timers import Timers
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 
 class Opening(Timers):
@@ -151,7 +155,7 @@ class Opening(Timers):
         self.shutdown_write(now)
         if self.state is FIN_WAIT_2 and self.t_tw is None:
             self.t_tw = now + self.cfg.fin_wait2_timeout
-            self.layer.schedule(self)
+            self.layer.schedule(cast("Connection", self))   # (self is a whole Connection)
 
     def abort(self, now: int, send_rst: bool = True) -> None:
         """RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> in synchronized states."""

@@ -4,16 +4,24 @@ window we advertise (receiver SWS avoidance, RFC 7323 scaling) and the SACK opti
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 
 from ..units import MS
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, encode_options
 from .seq import wrap
-from .states import (CLOSED, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT)
+from .states import CLOSED, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT
 from .tcb import Tcb
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 
 class Output(Tcb):
     __slots__ = ()
+
+    def want_output(self) -> None:
+        """Run ``output`` at the layer's next poll."""
+        self.layer.want_output(cast("Connection", self))   # (self is a whole Connection)
 
     def after_read(self) -> None:
         """The application consumed received data: if the window would open by enough to

@@ -17,7 +17,7 @@ from .sack import DUP_THRESH, Scoreboard
 from .seq import wrap
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .output import Output
 
 
 class LossRecovery:
@@ -55,7 +55,7 @@ class LossRecovery:
         self.relost_bytes = 0
 
     # ------------------------------------------------------------------ duplicate ACKs
-    def on_dupack(self, conn: Connection, a: int, now: int) -> None:
+    def on_dupack(self, conn: Output, a: int, now: int) -> None:
         """RFC 5681 §2 duplicate ACK; the third starts fast retransmit (§3.2)."""
         self.dupacks += 1
         self.dupacks_total += 1
@@ -95,7 +95,7 @@ class LossRecovery:
                 conn.t_rtx = now + conn.rtt.rto
 
     # ------------------------------------------------------------------ ACKs of new data
-    def on_ack_in_recovery(self, conn: Connection, a: int, acked: int, now: int) -> None:
+    def on_ack_in_recovery(self, conn: Output, a: int, acked: int, now: int) -> None:
         """SND.UNA advanced to ``a`` during recovery: a full ACK ends it, a partial ACK
         (RFC 6582 §3.2 step 5) sends the next hole again."""
         cc = conn.cc
@@ -121,7 +121,7 @@ class LossRecovery:
             conn.retransmit_first(now)
             conn.log_cwnd(now, "partial_ack")
 
-    def on_rto(self, conn: Connection, now: int) -> None:
+    def on_rto(self, conn: Output, now: int) -> None:
         """A retransmission timeout ends any recovery (RFC 6582 §3.2 step 1 analogue: dup
         ACKs for data sent before it must not trigger another fast retransmit)."""
         self.in_recovery = False
@@ -141,7 +141,7 @@ class LossRecovery:
                 self.log_scoreboard(conn, now, "scoreboard", event="rto")
 
     # ------------------------------------------------------------------ SACK recovery
-    def _enter_sack_recovery(self, conn: Connection, a: int, now: int) -> None:
+    def _enter_sack_recovery(self, conn: Output, a: int, now: int) -> None:
         """RFC 6675 §5 step (4): fast retransmit and enter loss recovery."""
         sb = self.sb
         assert sb is not None
@@ -168,7 +168,7 @@ class LossRecovery:
             self.log_scoreboard(conn, now, "sack_recovery", phase="enter")
         # (4.4), (4.5): SetPipe and step (C) run in output() at the end of this input.
 
-    def sack_output(self, conn: Connection, now: int) -> bool:
+    def sack_output(self, conn: Output, now: int) -> bool:
         """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send what NextSeg()
         chooses (rules 1-4 of §4, taken in order) and add it to pipe (C.4)."""
         sb = self.sb
@@ -270,13 +270,13 @@ class LossRecovery:
             conn.send_ack(now)
         return True
 
-    def _note_sack_rtx(self, conn: Connection, start: int, end: int) -> None:
+    def _note_sack_rtx(self, conn: Output, start: int, end: int) -> None:
         """Remember a retransmission sent during SACK recovery, with SND.MAX at that
         moment: every octet above it was sent (for the first time) after this copy."""
         if end > start:
             self.rtxq.append([start, end, conn.snd_max])
 
-    def _find_lost_rtx(self, conn: Connection, now: int) -> None:
+    def _find_lost_rtx(self, conn: Output, now: int) -> None:
         """Lost retransmissions (the idea of RACK, RFC 8985 §6.2, restricted to what RFC 6675
         cannot see). RFC 6675 marks a hole lost once, retransmits it once (NextSeg() never
         goes below HighRxt) and counts the copy in pipe until an ACK covers it: a lost
@@ -333,7 +333,7 @@ class LossRecovery:
         if n:
             del q[:n]
 
-    def log_scoreboard(self, conn: Connection, now: int, kind: str, **extra: object) -> None:
+    def log_scoreboard(self, conn: Output, now: int, kind: str, **extra: object) -> None:
         """The scoreboard in the event log (only called when the log is enabled)."""
         sb = self.sb
         una = conn.snd_una

@@ -9,9 +9,9 @@ from ..storage import Assembler
 from ..units import MS
 from ..wire.bytes_like import BytesLike
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions
+from .opening import Opening
 from .seq import lt as seq_lt
 from .seq import sub, wrap
-from .opening import Opening
 from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, RECEIVING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State)
 
@@ -412,9 +412,9 @@ class SegmentArrives(Opening):
         self.retries = 0
         self.probes = 0
         self.ut_time = now           # progress, for the user timeout
-        sb = self.recovery.sb
-        if sb is not None and sb.starts:
-            sb.advance(a)
+        board = self.recovery.sb
+        if board is not None and board.starts:
+            board.advance(a)
         rtt = None
         rs = self.rtt_seq
         if rs is not None and a >= rs:
@@ -437,7 +437,7 @@ class SegmentArrives(Opening):
             else:
                 est.sample(rtt)
             if self.log.enabled:
-                self.record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=est.srtt / MS,
+                self.record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=(est.srtt or 0) / MS,
                              rto_ms=est.rto / MS, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         if a >= self.snd_max:

@@ -250,7 +250,7 @@ class Tcb:
             self.record(now, "cwnd", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh,
                          reason=reason, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
 
-    def _set_state(self, new: str, now: int) -> None:
+    def _set_state(self, new: State, now: int) -> None:
         """The one place where the state changes (RFC 9293 §3.3.2 Figure 5)."""
         old = self.state
         if new not in TRANSITIONS[old]:
@@ -266,10 +266,6 @@ class Tcb:
         sock = self.sock
         if sock is not None:
             self.layer.notify(sock)
-
-    def want_output(self) -> None:
-        """Run ``output`` at the layer's next poll."""
-        self.layer.want_output(self)
 
     def _fail(self, err: OSError, now: int) -> None:
         """The connection ends with an error the application will see."""

@@ -8,8 +8,10 @@ import errno
 
 from ..wire.tcp import ACK
 from .seq import wrap
-from .states import (CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_2, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT)
 from .output import Output
+from .states import (CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_2, SENDING, SYN_RECEIVED, SYN_SENT,
+                     TIME_WAIT)
+
 _KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 
 
