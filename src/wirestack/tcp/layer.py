@@ -10,11 +10,15 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import random
+from collections.abc import Callable
+from typing import Any
 
 from ..trace.counters import Counters
 from ..trace.events import EventLog
 from ..units import SEC
 from ..wire.addr import ANY_IP
+from ..wire.bytes_like import BytesLike
 from ..wire.errors import MalformedPacket
 from ..wire.tcp import ACK, FIN, RST, SYN, build, decode_header, decode_options, quoted_ports_seq
 from .config import HOST_WIDE, TcpConfig
@@ -36,9 +40,11 @@ _ICMP_NAMES = {"port_unreachable": "hard", "proto_unreachable": "hard", "frag_ne
 
 class TcpLayer:
     def __init__(self, *, name: str = "", counters: Counters | None = None,
-                 log: EventLog | None = None, rng=None, config: TcpConfig | None = None,
-                 ip_output, route_source, mtu_for):
-        import random
+                 log: EventLog | None = None, rng: random.Random | None = None,
+                 config: TcpConfig | None = None,
+                 ip_output: Callable[[bytes, bytes, int, bytes, int], None],
+                 route_source: Callable[[bytes], bytes | None],
+                 mtu_for: Callable[[bytes], int]) -> None:
         self.name = name
         self.counters = counters if counters is not None else Counters()
         self.log = log if log is not None else EventLog(name, enabled=False)
@@ -50,8 +56,8 @@ class TcpLayer:
         secret = self.config.isn_secret
         # the key of ISNs (RFC 6528) and SYN cookies (RFC 4987)
         self.isn_secret = secret if secret is not None else self.rng.getrandbits(128).to_bytes(16, "big")
-        self._conns: dict[tuple, Connection] = {}      # (lip, lport, rip, rport) -> TCB
-        self._listeners: dict[tuple, Listener] = {}    # (lip or ANY, port) -> listener
+        self._conns: dict[tuple[bytes, int, bytes, int], Connection] = {}   # 4-tuple -> TCB
+        self._listeners: dict[tuple[bytes, int], Listener] = {}   # (lip or ANY, port) -> listener
         # port -> the open sockets bound to it, with the address each is bound to
         self._bound: dict[int, list[tuple[TcpSocket, bytes]]] = {}
         self._port_refs: dict[int, int] = {}           # port -> live connections using it
@@ -66,7 +72,7 @@ class TcpLayer:
         self._chal_time = 0
 
     # ------------------------------------------------------------------ public surface
-    def socket(self, **options) -> TcpSocket:
+    def socket(self, **options: Any) -> TcpSocket:
         host_wide = HOST_WIDE.intersection(options)
         if host_wide:
             raise TypeError(f"{', '.join(sorted(host_wide))}: a host-wide TCP option, not a socket "
@@ -125,7 +131,7 @@ class TcpLayer:
                 break
             self._flush_notify()
 
-    def input(self, src: bytes, dst: bytes, segment, now: int) -> None:
+    def input(self, src: bytes, dst: bytes, segment: BytesLike, now: int) -> None:
         """One TCP segment (header + data) from IP. Never raises for bad input: it is
         counted and dropped."""
         self._now = now
@@ -175,7 +181,8 @@ class TcpLayer:
             lst = self._listeners.get((ANY_IP, port))
         return lst
 
-    def icmp_error(self, kind, src: bytes, dst: bytes, quoted, now: int, mtu: int | None = None) -> None:
+    def icmp_error(self, kind: tuple[int, ...] | str, src: bytes, dst: bytes, quoted: BytesLike,
+                   now: int, mtu: int | None = None) -> None:
         """An ICMP error about a segment we sent from ``src`` to ``dst``; ``quoted`` holds
         at least the first 8 bytes of its TCP header. ``kind`` is the host's
         ``(type, code, mtu)`` tuple or a name ('port_unreachable', 'frag_needed', ...)."""

@@ -193,12 +193,12 @@ class Listener:
         self.children.discard(conn)
         self.acceptq.remove(conn)
 
-    def accept(self) -> Tcb | None:
+    def accept(self) -> Connection | None:
         """The oldest established child, or None."""
         conn = self.acceptq.get()
         if conn is not None:
             conn.listener = None
-        return conn
+        return cast("Connection | None", conn)     # (a child is a whole Connection)
 
     def close(self, now: int) -> None:
         """The listening socket closed: connections nobody will accept are reset."""

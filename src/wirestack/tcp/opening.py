@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, cast
 
-from ..wire.tcp import RST
+from ..wire.tcp import RST, TcpOptions
 from . import congestion
 from .sack import Scoreboard
 from .seq import sub, wrap
@@ -28,7 +28,7 @@ class Opening(Timers):
         self._set_state(SYN_SENT, now)
         self.want_output()
 
-    def open_passive(self, seq: int, wnd: int, opts, now: int) -> None:
+    def open_passive(self, seq: int, wnd: int, opts: TcpOptions, now: int) -> None:
         """A SYN reached a listener (RFC 9293 §3.10.7.2): this child starts in LISTEN and
         moves to SYN_RECEIVED, answering SYN,ACK."""
         self.state = LISTEN
@@ -49,8 +49,8 @@ class Opening(Timers):
         self.recovery.set_iss(iss)
         self.sbase = iss + 1
 
-    def open_cookie(self, peer_isn: int, mss: int, wscale, sack: bool, tsval, ts_offset: int,
-                    now: int) -> None:
+    def open_cookie(self, peer_isn: int, mss: int, wscale: int | None, sack: bool,
+                    tsval: int | None, ts_offset: int, now: int) -> None:
         """Rebuild the TCB of a handshake answered with a SYN cookie (``syncookie``): the
         SYN,ACK (ISS = the cookie) is already out; the ACK arriving now completes it."""
         cfg = self.cfg
@@ -62,11 +62,11 @@ class Opening(Timers):
         self.snd_wl1 = peer_isn
         self.peer_mss = mss
         self.ws_ok = bool(cfg.window_scaling and wscale is not None)
-        self.snd_wscale = min(wscale, 14) if self.ws_ok else 0
+        self.snd_wscale = min(wscale, 14) if self.ws_ok and wscale is not None else 0
         if not self.ws_ok:
             self.rcv_wscale = 0
         self.ts_ok = bool(cfg.timestamps and tsval is not None)
-        if self.ts_ok:
+        if self.ts_ok and tsval is not None:
             self.ts_recent = tsval
             self.ts_offset = ts_offset
         self.sack_ok = bool(cfg.sack and sack)
@@ -77,7 +77,7 @@ class Opening(Timers):
         self.snd_nxt = self.snd_max = self.iss + 1
         self._set_state(SYN_RECEIVED, now)
 
-    def _take_syn_options(self, opts) -> None:
+    def _take_syn_options(self, opts: TcpOptions) -> None:
         cfg = self.cfg
         mss = opts.mss
         self.peer_mss = mss if mss else DEFAULT_MSS

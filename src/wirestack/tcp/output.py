@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from ..units import MS
+from ..wire.bytes_like import BytesLike
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, encode_options
 from .seq import wrap
 from .states import CLOSED, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT
@@ -63,7 +64,8 @@ class Output(Tcb):
             self.rcv_adv = edge
         return w
 
-    def _emit(self, seq: int, flags: int, payload, now: int, opts: bytes | None = None) -> None:
+    def _emit(self, seq: int, flags: int, payload: BytesLike, now: int,
+              opts: bytes | None = None) -> None:
         """Build one segment (RFC 9293 §3.1) with its checksum and hand it to IP."""
         if flags & ACK:
             ack = self.rcv_nxt
@@ -105,7 +107,7 @@ class Output(Tcb):
         """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> now (an ACK, a challenge ACK)."""
         self._emit(self.snd_nxt, ACK, b"", now)
 
-    def _sack_option(self, n: int, now: int):
+    def _sack_option(self, n: int, now: int) -> bytes | None:
         """The options of an ACK that reports SACK blocks (RFC 2018 §4), with the
         timestamp when in use: at most 3 blocks beside a timestamp, 4 without, and fewer
         when the segment's data leaves less room within the MSS. A pending D-SACK block

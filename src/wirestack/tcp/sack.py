@@ -20,6 +20,7 @@ acknowledged), it only makes recovery less precise.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 
 from .seq import unwrap, wrap
 
@@ -56,7 +57,8 @@ class Scoreboard:
         self.sacked = 0
 
     # ------------------------------------------------------------------ Update()
-    def update(self, blocks, una: int, snd_max: int) -> tuple[bool, bool]:
+    def update(self, blocks: Sequence[tuple[int, int]], una: int,
+               snd_max: int) -> tuple[bool, bool]:
         """RFC 6675 §4 Update(): merge the 32-bit (left, right) blocks of one ACK.
         Blocks are unwrapped next to SND.UNA. A block that ends at or below SND.UNA, or
         lies inside what is already SACKed, is a D-SACK (RFC 2883 §4) and adds nothing; a
@@ -91,7 +93,7 @@ class Scoreboard:
         return new, dsack
 
     @staticmethod
-    def _in_block(left: int, right: int, block, una: int) -> bool:
+    def _in_block(left: int, right: int, block: tuple[int, int], una: int) -> bool:
         """[left, right) lies inside ``block`` (32-bit numbers, compared as offsets from
         SND.UNA; a receiver repeats a block only for this). A first block that is merely
         already known is no D-SACK: after an ACK that advanced, RFC 2018 §4 lets any

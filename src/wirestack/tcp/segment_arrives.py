@@ -461,7 +461,7 @@ class SegmentArrives(Opening):
         recovery.dupacks = 0
         recovery.limited = 0
 
-    def _rcv_in_order(self, payload, plen: int, now: int) -> None:
+    def _rcv_in_order(self, payload: BytesLike, plen: int, now: int) -> None:
         n = self.rcvq.append(payload)
         rn = self.rcv_nxt + n
         self.bytes_in += n
@@ -498,7 +498,7 @@ class SegmentArrives(Opening):
                 self.ack_now = True
         self.notify()
 
-    def _rcv_out_of_order(self, s: int, payload, now: int) -> None:
+    def _rcv_out_of_order(self, s: int, payload: BytesLike, now: int) -> None:
         self.ack_now = True   # an immediate duplicate ACK (RFC 5681 §4.2)
         if not self.cfg.ooo_buffering:
             self.counters.incr("tcp.ofo_dropped")
@@ -536,7 +536,8 @@ class SegmentArrives(Opening):
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
         self.notify()
 
-    def _input_syn_sent(self, seq, ack, flags, wnd, opts, payload, now) -> None:
+    def _input_syn_sent(self, seq: int, ack: int, flags: int, wnd: int, opts: TcpOptions,
+                        payload: BytesLike, now: int) -> None:
         """RFC 9293 §3.10.7.3."""
         ack_ok = False
         if flags & ACK:

@@ -14,17 +14,25 @@ act at the time the layer last saw (its latest input or poll).
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from ..wire.addr import ANY_IP, ip_aton, ip_ntoa
+from ..wire.bytes_like import BytesLike
+from .config import TcpConfig
 from .listener import Listener
-from .states import CLOSE_WAIT, CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, SYN_SENT
+from .states import CLOSE_WAIT, CLOSED, ESTABLISHED, LISTEN, SYN_RECEIVED, SYN_SENT, State
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .layer import TcpLayer
 
 _SEND_OK = frozenset({SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT})
 
 
-def _addr(addr) -> tuple[bytes, int]:
+def _addr(addr: object) -> tuple[bytes, int]:
     try:
-        ip, port = addr
+        ip, port = cast("tuple[Any, Any]", addr)    # any pair; checked below
     except (TypeError, ValueError):
         raise OSError(errno.EINVAL, "address must be an (ip, port) pair") from None
     if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -39,23 +47,23 @@ class TcpSocket:
     __slots__ = ("_layer", "_cfg", "_conn", "_bind_ip", "_port", "_listener", "_closed",
                  "_error", "on_event", "__weakref__")
 
-    def __init__(self, layer, cfg, conn=None):
+    def __init__(self, layer: TcpLayer, cfg: TcpConfig, conn: Connection | None = None) -> None:
         self._layer = layer
         self._cfg = cfg
         self._conn = conn         # the connection (TCB), once connecting or accepted
-        self._bind_ip = None      # bytes once bound
+        self._bind_ip: bytes | None = None     # once bound
         self._port = 0
         self._listener: Listener | None = None   # once listening
         self._closed = False
-        self._error = None
-        self.on_event = None
+        self._error: OSError | None = None
+        self.on_event: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<TcpSocket {self.local}>{self.remote} {self.state}>"
 
     # ------------------------------------------------------------------ properties
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         if self._listener is not None:
             return LISTEN
         if self._conn is not None:
@@ -83,11 +91,11 @@ class TcpSocket:
         return (ip_ntoa(c.rip), c.rport) if c is not None else None
 
     @property
-    def options(self):
+    def options(self) -> TcpConfig:
         """The socket's TcpConfig (host defaults with this socket's overrides)."""
         return self._cfg
 
-    def set_option(self, now: int | None = None, **changes) -> None:
+    def set_option(self, now: int | None = None, **changes: Any) -> None:
         """Change per-socket options, e.g. ``set_option(nodelay=True)``; on a connection
         the switches take effect at once."""
         layer = self._layer
@@ -129,7 +137,7 @@ class TcpSocket:
         if self._closed:
             raise OSError(errno.EBADF, "Bad file descriptor (socket is closed)")
 
-    def bind(self, addr) -> None:
+    def bind(self, addr: object) -> None:
         self._check_open()
         if self._bind_ip is not None or self._conn is not None:
             raise OSError(errno.EINVAL, "socket is already bound")
@@ -150,16 +158,17 @@ class TcpSocket:
             return
         if self._bind_ip is None:
             self.bind(("0.0.0.0", 0))
+        ip = self._bind_ip or ANY_IP
         layer = self._layer
         if now is None:
             now = layer.now
-        self._listener = Listener(layer, self, self._cfg, self._bind_ip, self._port, backlog)
+        self._listener = Listener(layer, self, self._cfg, ip, self._port, backlog)
         layer.add_listener(self._listener)
         if layer.log.enabled:
-            layer.log.record(now, "state", conn=f"{ip_ntoa(self._bind_ip)}:{self._port}>*",
+            layer.log.record(now, "state", conn=f"{ip_ntoa(ip)}:{self._port}>*",
                              old=CLOSED, new=LISTEN, seq=0, ack=0)
 
-    def connect(self, addr, now: int | None = None) -> None:
+    def connect(self, addr: object, now: int | None = None) -> None:
         """Start the three-way handshake (non-blocking: the SYN leaves at the next poll;
         ``on_event`` fires when the state becomes ESTABLISHED or ``error`` is set)."""
         self._check_open()
@@ -185,13 +194,13 @@ class TcpSocket:
             now = layer.now
         from .connection import Connection
         conn = Connection(layer, self._cfg, lip, self._port, rip, rport, now)
-        conn.sock = self  # type: ignore[assignment]  # connection.py declares sock as None
+        conn.sock = self
         self._conn = conn
         layer.add(conn)
         layer.counters.incr("tcp.active_opens")
         conn.open_active(now)
 
-    def accept(self):
+    def accept(self) -> TcpSocket | None:
         """A connected socket from the accept queue, or None when it is empty."""
         self._check_open()
         if self._listener is None:
@@ -208,7 +217,7 @@ class TcpSocket:
         return s
 
     # ------------------------------------------------------------------ data
-    def send(self, data) -> int:
+    def send(self, data: BytesLike) -> int:
         """Queue bytes; returns how many fit in the send buffer (0 when it is full)."""
         self._check_open()
         conn = self._conn
@@ -285,7 +294,7 @@ class TcpSocket:
             self._listener = None
             layer.remove_listener(lst)
             if layer.log.enabled:
-                layer.log.record(now, "state", conn=f"{ip_ntoa(self._bind_ip)}:{self._port}>*",
+                layer.log.record(now, "state", conn=f"{ip_ntoa(lst.ip)}:{lst.port}>*",
                                  old=LISTEN, new=CLOSED, seq=0, ack=0)
             lst.close(now)     # connections nobody will accept are reset
         if self._bind_ip is not None:
@@ -308,7 +317,7 @@ class TcpSocket:
         self.close(now)
 
     # ------------------------------------------------------------------ statistics
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         c = self._conn
         lst = self._listener
         if lst is not None:

@@ -19,7 +19,7 @@ reference, so the mapping is exact for them (RFC 9293 §3.4; the arithmetic is `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..storage import Assembler, ByteFifo
 from ..trace.counters import Counters
@@ -242,7 +242,7 @@ class Tcb:
             self._name = "%d.%d.%d.%d:%d>%d.%d.%d.%d:%d" % (*self.lip, self.lport, *self.rip, self.rport)
         return self._name
 
-    def record(self, now: int, kind: str, **fields) -> None:
+    def record(self, now: int, kind: str, **fields: Any) -> None:
         self.log.record(now, kind, conn=self.name, **fields)
 
     def log_cwnd(self, now: int, reason: str) -> None:

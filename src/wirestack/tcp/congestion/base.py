@@ -74,7 +74,7 @@ class CongestionControl:
         mss = self.mss
         return acked if acked < mss else mss
 
-    def on_ack_sample(self, ack: int, snd_max: int, sample: int | None) -> dict | None:
+    def on_ack_sample(self, ack: int, snd_max: int, sample: int | None) -> dict[str, object] | None:
         """Called before ``on_ack`` for every ACK of new data outside recovery: ``ack`` is
         the new SND.UNA, ``snd_max`` the highest sequence number sent, ``sample`` this
         ACK's RTT sample (ns) or None. HyStart++ (RFC 9406 §4.2) counts its rounds and
@@ -130,8 +130,8 @@ class CongestionControl:
     def on_rto(self, flight: int, now: int) -> None:
         raise NotImplementedError
 
-    def state(self) -> dict:
-        d = {"cwnd": self.cwnd, "ssthresh": self.ssthresh}
+    def state(self) -> dict[str, object]:
+        d: dict[str, object] = {"cwnd": self.cwnd, "ssthresh": self.ssthresh}
         if self.hystart is not None:
             d.update(self.hystart.state())
         return d
