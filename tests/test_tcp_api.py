@@ -103,7 +103,7 @@ def test_connect_from_bound_port_with_live_tuple_is_refused():
     c.close()
     w.run_until(lambda: s.state == "CLOSE_WAIT")
     s.close()
-    w.run_until(lambda: c._conn.state == "TIME_WAIT")
+    w.run_until(lambda: c.stats()["state"] == "TIME_WAIT")
     again = a.socket()
     again.bind((A_IP, port))
     with pytest.raises(OSError) as e:

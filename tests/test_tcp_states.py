@@ -397,7 +397,7 @@ def test_time_wait_lasts_two_msl_then_gone():
     c.close()
     w.run_until(lambda: s.state == "CLOSE_WAIT")
     s.close()
-    w.run_until(lambda: c._conn.state == "TIME_WAIT")
+    w.run_until(lambda: c.stats()["state"] == "TIME_WAIT")
     t0 = [e for e in a.log.filter("state") if e["new"] == "TIME_WAIT"][0]["t"]
     w.run_until(lambda: a.tcp.connection_count() == 0)
     t1 = [e for e in a.log.filter("state") if e["old"] == "TIME_WAIT"][0]["t"]

@@ -1,7 +1,7 @@
 """The TCP states and the edges between them (RFC 9293 §3.3.2, Figure 5).
 
 ``TRANSITIONS`` is the state diagram as data. The engine changes state in exactly one
-place (``Connection._set_state``), which checks the edge against this table and logs it.
+place (``Tcb._set_state`` in ``tcb.py``), which checks the edge against this table and logs it.
 Edges to CLOSED that the figure leaves implicit (reset, abort, timeout) are included.
 
 A state is a ``State`` (a ``StrEnum``): it compares equal to its name, so
