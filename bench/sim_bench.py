@@ -4,9 +4,14 @@
     .venv/bin/python bench/sim_bench.py cpu        # (a) wall-clock speed of the stack
     .venv/bin/python bench/sim_bench.py goodput    # (b) virtual-time goodput vs. the Mathis estimate
     .venv/bin/python bench/sim_bench.py lfn        # long fat pipe: window scaling on/off
+    .venv/bin/python bench/sim_bench.py stream     # (c) CPU per segment through the stream API
 
 (a) bulk transfer between two wirestack hosts on a perfect link (no rate limit): wall-clock
     MB/s and CPU µs per data segment (both hosts and the simulator together).
+(c) the same, but through the public stream API (start_server / open_connection, reader.read,
+    writer.write + drain) on virtual time: CPU µs per 1448-byte data segment for one flow
+    and for 1,000 concurrent flows, so that a slowdown in the API layer (streams, tasks,
+    per-connection bookkeeping) shows up next to the raw engine's figure of (a).
 (b) goodput / link rate on 10 Mbit/s with 40 ms and 200 ms RTT at 0 %, 1 %, 5 % loss, for
     NewReno and CUBIC with SACK on and off, next to the Mathis et al. estimate
     MSS/RTT * 1.22/sqrt(p) (a model of Reno's steady state; capped at the link rate).
@@ -14,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sys
 import time
@@ -45,6 +51,69 @@ def bench_cpu() -> None:
         segs = r["stats"].get("segments_out", 0) or 1
         print(f"{mtu:>6} {size // 1_000_000:>6}MB {size / r['wall_s'] / 1e6:>8.1f} {segs:>9} "
               f"{r['cpu_s'] / segs * 1e6:>15.1f}  {'ok' if r['ok'] else 'MISMATCH'}")
+
+
+STREAM_MSS = 1448   # a full segment's payload at MTU 1500 with timestamps
+
+
+def stream_cpu(flows: int, per_flow: int, chunk: int = 65536) -> dict:
+    """FLOWS connections from host a to a discard-like server on b, each writing PER_FLOW
+    bytes (write + drain in CHUNK pieces) and closing; all flows run at once.  Returns CPU
+    seconds and the number of full data segments the bytes make (ceil(per_flow / MSS)
+    per flow) -- the whole process: both hosts, the simulated link and the asyncio tasks."""
+    from wirestack.runtime.sim import Network
+    net = Network(seed=1, decisions="off", log_events=False)
+    a = net.host("a", "198.18.0.1/16")
+    b = net.host("b", "198.18.0.2/16")
+    net.link(a, b, delay_ms=0.05)
+    received = [0]
+    data = b"\xa5" * chunk
+
+    async def sink(reader, writer):
+        while True:
+            got = await reader.read(65536)
+            if not got:
+                break
+            received[0] += len(got)
+        writer.close()
+        await writer.wait_closed()
+
+    async def flow():
+        reader, writer = await a.open_connection("198.18.0.2", 9)
+        left = per_flow
+        while left > 0:
+            n = min(left, chunk)
+            writer.write(data[:n])
+            await writer.drain()
+            left -= n
+        writer.write_eof()
+        await reader.read()     # b"" once the server has seen everything and closed too
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await b.start_server(sink, 9, backlog=flows + 16)
+        await asyncio.gather(*(flow() for _ in range(flows)))
+        server.close()
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    net.run(main())
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    net.close()
+    segs = flows * -(-per_flow // STREAM_MSS)
+    return {"cpu_s": cpu, "wall_s": wall, "segments": segs, "ok": received[0] == flows * per_flow}
+
+
+def bench_stream() -> None:
+    print("(c) stream API on a simulated 0.1 ms RTT link: start_server / open_connection, write + drain,")
+    print("    CPU of the whole process per 1448-byte data segment (both hosts, link, asyncio tasks)")
+    print(f"{'flows':>6} {'per flow':>9} {'total':>8} {'segments':>9} {'MB/s':>7} {'CPU µs/segment':>15}  bytes")
+    for flows, per_flow in ((1, 20_000_000), (1000, 50_000)):
+        r = stream_cpu(flows, per_flow)
+        total = flows * per_flow
+        print(f"{flows:>6} {per_flow / 1e6:>7.2f}MB {total / 1e6:>6.0f}MB {r['segments']:>9} "
+              f"{total / r['wall_s'] / 1e6:>7.1f} {r['cpu_s'] / r['segments'] * 1e6:>15.1f}  "
+              f"{'ok' if r['ok'] else 'MISSING'}")
 
 
 def mathis(mss: int, rtt_s: float, p: float, rate_bps: float) -> float:
@@ -107,9 +176,12 @@ def bench_lfn(size: int = 600_000_000) -> None:
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["cpu", "goodput", "lfn"]
+    which = sys.argv[1:] or ["cpu", "stream", "goodput", "lfn"]
     if "cpu" in which:
         bench_cpu()
+        print()
+    if "stream" in which:
+        bench_stream()
         print()
     if "goodput" in which:
         bench_goodput()

@@ -1,25 +1,34 @@
-"""wirestack over a TAP device, measured against the Linux kernel (not a test: prints figures).
+"""wirestack over a TAP device, measured as a ratio to a reference in the same run (not a test).
 
     sudo .venv/bin/python bench/tap_bench.py [--size-mb 50] [--rounds 1000] [--connects 200]
-                                             [--repeat 1] [--iperf3] [--json]
+                                             [--repeat 1] [--offload] [--iperf3] [--json]
 
-It starts
+Absolute figures on a shared machine drift by 2x from day to day, so every run measures a
+REFERENCE next to wirestack and prints wirestack's figures as ratios to it:
 
-    wirestack serve --netns ws-bench-<pid> --tap wsbench0 --ip 198.18.0.2/24
-                    --peer-ip 198.18.0.1/24 --echo 7 --discard 9 --chargen 19 [--iperf3 5201]
+* reference: Linux TCP between two namespaces ws-ref{a,b}-<pid> whose only link is a pair of
+  TAP devices joined by bench/tap_forwarder.py, a pure-Python frame forwarder (epoll, read,
+  write, no protocol work).  Linux's own discard/chargen/echo (bench/linux_services.py) run
+  in the far namespace, 198.18.1.2; the client is in the near one.
+* wirestack: `wirestack serve --netns ws-bench-<pid> --tap wsbench0 --ip 198.18.0.2/24
+  --peer-ip 198.18.0.1/24 --echo 7 --discard 9 --chargen 19 [--iperf3 5201]`; the client
+  is Linux in that namespace.
 
-(serve creates the namespace and removes it again on SIGTERM), then measures from Linux
-sockets created inside that namespace (this process enters it with setns(2) just to create
-each socket; nothing is added to the root namespace):
+Both paths cross exactly one Python process per frame on the same kind of TAP device, so
+the ratio says how much wirestack's TCP/IP costs on top of the least a user-space endpoint
+must do.  Measures (clients are Linux sockets created with setns(2); nothing is added to the
+root namespace, and every namespace is deleted at the end):
 
-* Linux -> wirestack: SIZE MB written into discard; the clock stops when wirestack has
+* Linux -> server: SIZE MB written into discard; the clock stops when the server has
   received everything (its FIN after our FIN) -- MB/s.
-* wirestack -> Linux: SIZE MB read from chargen -- MB/s.
+* server -> Linux: SIZE MB read from chargen -- MB/s.
 * 64-byte request/response over echo, TCP_NODELAY, ROUNDS round trips -- p50/p99.
 * connect(): CONNECTS fresh connections to discard, SYN to established -- p50/p99.
-* optionally (--iperf3) `iperf3 -c 198.18.0.2 -t 3` both ways, as a cross-check.
+* optionally (--iperf3) `iperf3 -c 198.18.0.2 -t 3` both ways against wirestack only.
 
-MB = 10**6 bytes.  Only 198.18.0.0/15 (RFC 2544) addresses are used.
+--repeat N runs reference and wirestack alternately N times each (the order flips every
+round, so drift hits both) and prints medians.  MB = 10**6 bytes.  Only 198.18.0.0/15
+(RFC 2544) addresses are used.
 """
 
 from __future__ import annotations
@@ -42,7 +51,13 @@ from wirestack.phy import netns  # noqa: E402
 
 WS_IP = "198.18.0.2"
 TAP = "wsbench0"
-TARGETS = {"linux_to_ws": 45.0, "ws_to_linux": 45.0, "rr_p50_us": 150.0, "connect_p50_us": 300.0}
+REF_IP = "198.18.1.2"           # Linux services behind the forwarder
+REF_CLIENT_IP = "198.18.1.1"
+# Ratio targets: (key, "higher"|"lower" is better, bound)
+TARGETS = {"linux_to_ws": (">=", 0.9), "ws_to_linux": (">=", 0.9),
+           "rr_p50_us": ("<=", 1.0), "connect_p50_us": ("<=", 1.5)}
+# With offloads (wirestack only) the bulk transfers are to beat the plain forwarder 3x.
+OFFLOAD_TARGETS = dict(TARGETS, linux_to_ws=(">=", 3.0), ws_to_linux=(">=", 3.0))
 
 
 def sock_in(ns: str, nodelay: bool = False) -> socket.socket:
@@ -54,9 +69,9 @@ def sock_in(ns: str, nodelay: bool = False) -> socket.socket:
     return s
 
 
-def linux_to_wirestack(ns: str, size: int) -> float:
+def linux_to_server(ns: str, ip: str, size: int) -> float:
     s = sock_in(ns)
-    s.connect((WS_IP, 9))
+    s.connect((ip, 9))
     chunk = b"\xa5" * (256 * 1024)
     t0 = time.perf_counter()
     left = size
@@ -70,9 +85,9 @@ def linux_to_wirestack(ns: str, size: int) -> float:
     return size / dt / 1e6
 
 
-def wirestack_to_linux(ns: str, size: int) -> float:
+def server_to_linux(ns: str, ip: str, size: int) -> float:
     s = sock_in(ns)
-    s.connect((WS_IP, 19))
+    s.connect((ip, 19))
     buf = bytearray(256 * 1024)
     got = 0
     t0 = time.perf_counter()
@@ -86,9 +101,9 @@ def wirestack_to_linux(ns: str, size: int) -> float:
     return size / dt / 1e6
 
 
-def request_response(ns: str, rounds: int) -> list[float]:
+def request_response(ns: str, ip: str, rounds: int) -> list[float]:
     s = sock_in(ns, nodelay=True)
-    s.connect((WS_IP, 7))
+    s.connect((ip, 7))
     msg = b"x" * 64
     times = []
     for i in range(rounds + 50):
@@ -106,12 +121,12 @@ def request_response(ns: str, rounds: int) -> list[float]:
     return times
 
 
-def connects(ns: str, n: int) -> list[float]:
+def connects(ns: str, ip: str, n: int) -> list[float]:
     times = []
     for _ in range(n):
         s = sock_in(ns)
         t0 = time.perf_counter_ns()
-        s.connect((WS_IP, 9))
+        s.connect((ip, 9))
         times.append((time.perf_counter_ns() - t0) / 1e3)
         s.close()
     return times
@@ -133,13 +148,68 @@ def iperf3(ns: str, reverse: bool) -> float | None:
         return None
 
 
+MSS = 1448   # payload of a full segment at MTU 1500 with timestamps: the unit of "per segment"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process PID has used so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def suite(ns: str, ip: str, args, size: int, pid: int) -> dict:
+    """One round of every measure against the server at IP, clients in namespace NS; PID is
+    the process in the middle (forwarder or wirestack), whose CPU time per full-size data
+    segment is recorded for the two bulk transfers."""
+    rr = request_response(ns, ip, args.rounds)
+    cn = connects(ns, ip, args.connects)
+    c0 = cpu_seconds(pid)
+    up = linux_to_server(ns, ip, size)
+    c1 = cpu_seconds(pid)
+    down = server_to_linux(ns, ip, size)
+    c2 = cpu_seconds(pid)
+    return {
+        "linux_to_ws": up, "ws_to_linux": down,
+        "rr_p50_us": pct(rr, 50), "rr_p99_us": pct(rr, 99),
+        "connect_p50_us": pct(cn, 50), "connect_p99_us": pct(cn, 99),
+        "cpu_up_us": (c1 - c0) / (size / MSS) * 1e6, "cpu_down_us": (c2 - c1) / (size / MSS) * 1e6,
+    }
+
+
+def wait_ready(proc: subprocess.Popen, what: str) -> None:
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"{what} did not start: {line}{proc.stderr.read()}")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs if r.get(k) is not None)
+            for k in runs[0] if any(r.get(k) is not None for r in runs)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=50)
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--connects", type=int, default=200)
-    ap.add_argument("--repeat", type=int, default=1, help="run everything N times, report the median")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="alternate reference and wirestack N times each, report medians")
     ap.add_argument("--iperf3", action="store_true", help="also run iperf3 -c / -R for 3 s each")
+    ap.add_argument("--offload", action="store_true",
+                    help="wirestack's TAP with virtio-net offloads (serve --offload); the "
+                         "reference stays without")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
@@ -150,80 +220,105 @@ def main() -> int:
         print("tap_bench: --iperf3 needs the iperf3 command", file=sys.stderr)
         return 1
 
-    ns = f"ws-bench-{os.getpid()}"
+    pid = os.getpid()
+    ns = f"ws-bench-{pid}"
+    ref_a, ref_b = f"ws-refa-{pid}", f"ws-refb-{pid}"
     serve_argv = [sys.executable, "-m", "wirestack", "serve", "--netns", ns, "--tap", TAP,
                   "--ip", f"{WS_IP}/24", "--peer-ip", "198.18.0.1/24",
                   "--echo", "7", "--discard", "9", "--chargen", "19"]
     if args.iperf3:
         serve_argv += ["--iperf3", "5201"]
+    if args.offload:
+        serve_argv.append("--offload")
+    fwd_argv = [sys.executable, os.path.join(HERE, "tap_forwarder.py"), ref_a, ref_b,
+                "--ip-a", f"{REF_CLIENT_IP}/24", "--ip-b", f"{REF_IP}/24"]
+    svc_argv = ["ip", "netns", "exec", ref_b, sys.executable, os.path.join(HERE, "linux_services.py")]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(HERE, "..", "src") + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(serve_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=env)
+    popen = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                 text=True, env=env)
     size = int(args.size_mb * 1e6)
-    runs = []
+    ws_runs, ref_runs = [], []
+    proc = fwd = svc = None
     try:
-        line = proc.stdout.readline()
-        if line.strip() != "ready":
-            print(f"tap_bench: serve did not start: {line}{proc.stderr.read()}", file=sys.stderr)
-            return 1
+        netns.create(ref_a)
+        netns.create(ref_b)
+        fwd = subprocess.Popen(fwd_argv, **popen)
+        wait_ready(fwd, "the forwarder")
+        svc = subprocess.Popen(svc_argv, **popen)
+        wait_ready(svc, "the Linux services")
+        proc = subprocess.Popen(serve_argv, **popen)
+        wait_ready(proc, "wirestack serve")
         time.sleep(0.3)
-        for _ in range(args.repeat):
-            rr = request_response(ns, args.rounds)
-            cn = connects(ns, args.connects)
-            r = {
-                "linux_to_ws": linux_to_wirestack(ns, size),
-                "ws_to_linux": wirestack_to_linux(ns, size),
-                "rr_p50_us": pct(rr, 50), "rr_p99_us": pct(rr, 99),
-                "connect_p50_us": pct(cn, 50), "connect_p99_us": pct(cn, 99),
-            }
-            if args.iperf3:
-                r["iperf3_up"] = iperf3(ns, False)
-                r["iperf3_down"] = iperf3(ns, True)
-            runs.append(r)
+        for i in range(args.repeat):
+            # Alternate the order so that a slow phase of the machine hits both sides.
+            order = ("ref", "ws") if i % 2 == 0 else ("ws", "ref")
+            for which in order:
+                if which == "ref":
+                    ref_runs.append(suite(ref_a, REF_IP, args, size, fwd.pid))
+                else:
+                    r = suite(ns, WS_IP, args, size, proc.pid)
+                    if args.iperf3:
+                        r["iperf3_up"] = iperf3(ns, False)
+                        r["iperf3_down"] = iperf3(ns, True)
+                    ws_runs.append(r)
+    except RuntimeError as e:
+        print(f"tap_bench: {e}", file=sys.stderr)
+        return 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if netns.exists(ns):
-            netns.delete(ns)
+        for p in (proc, svc, fwd):
+            stop(p)
+        for name in (ns, ref_a, ref_b):
+            if netns.exists(name):
+                netns.delete(name)
 
-    res = {k: statistics.median(r[k] for r in runs if r.get(k) is not None)
-           for k in runs[0] if any(r.get(k) is not None for r in runs)}
+    res, ref = median_of(ws_runs), median_of(ref_runs)
     if args.json:
-        print(json.dumps({"runs": runs, "median": res}, indent=1))
+        print(json.dumps({"wirestack": ws_runs, "reference": ref_runs,
+                          "median": res, "reference_median": ref,
+                          "ratio": {k: res[k] / ref[k] for k in ref if ref[k]}}, indent=1))
         return 0
     rows = [
-        ("Linux -> wirestack (discard)", f"{res['linux_to_ws']:.1f} MB/s", ">= 45 MB/s",
-         res["linux_to_ws"] >= TARGETS["linux_to_ws"]),
-        ("wirestack -> Linux (chargen)", f"{res['ws_to_linux']:.1f} MB/s", ">= 45 MB/s",
-         res["ws_to_linux"] >= TARGETS["ws_to_linux"]),
-        ("64 B request/response p50", f"{res['rr_p50_us']:.0f} us", "<= 150 us",
-         res["rr_p50_us"] <= TARGETS["rr_p50_us"]),
-        ("64 B request/response p99", f"{res['rr_p99_us']:.0f} us", "", None),
-        ("connect p50", f"{res['connect_p50_us']:.0f} us", "<= 300 us",
-         res["connect_p50_us"] <= TARGETS["connect_p50_us"]),
-        ("connect p99", f"{res['connect_p99_us']:.0f} us", "", None),
+        ("Linux -> server (discard)", "linux_to_ws", "MB/s", ".1f"),
+        ("server -> Linux (chargen)", "ws_to_linux", "MB/s", ".1f"),
+        ("64 B request/response p50", "rr_p50_us", "us", ".0f"),
+        ("64 B request/response p99", "rr_p99_us", "us", ".0f"),
+        ("connect p50", "connect_p50_us", "us", ".0f"),
+        ("connect p99", "connect_p99_us", "us", ".0f"),
+        ("CPU per segment, Linux -> srv", "cpu_up_us", "us", ".1f"),
+        ("CPU per segment, srv -> Linux", "cpu_down_us", "us", ".1f"),
     ]
-    if "iperf3_up" in res:
-        rows.append(("iperf3 -c (Linux -> wirestack)", f"{res['iperf3_up']:.1f} MB/s", "", None))
-    if "iperf3_down" in res:
-        rows.append(("iperf3 -c -R (wirestack -> Linux)", f"{res['iperf3_down']:.1f} MB/s", "", None))
     print(f"wirestack TAP bench: {args.size_mb:g} MB transfers, {args.rounds} round trips, "
-          f"{args.connects} connects, median of {len(runs)} run(s)")
-    print(f"{'measure':<36}{'result':>14}  {'target':<12}")
-    for name, value, target, ok in rows:
-        mark = "" if ok is None else ("ok" if ok else "MISSED")
-        print(f"{name:<36}{value:>14}  {target:<12}{mark}")
+          f"{args.connects} connects, median of {len(ws_runs)} interleaved run(s)"
+          + (", wirestack with offloads" if args.offload else ""))
+    print(f"{'measure':<30}{'reference':>14}{'wirestack':>14}{'ratio':>8}  {'target':<9}")
+    for name, key, unit, fmt in rows:
+        ratio = res[key] / ref[key] if ref.get(key) else float("nan")
+        target, mark = "", ""
+        targets = OFFLOAD_TARGETS if args.offload else TARGETS
+        if key in targets:
+            op, bound = targets[key]
+            target = f"{op} {bound:g}x"
+            ok = ratio >= bound if op == ">=" else ratio <= bound
+            mark = "ok" if ok else "MISSED"
+        print(f"{name:<30}{format(ref[key], fmt) + ' ' + unit:>14}{format(res[key], fmt) + ' ' + unit:>14}"
+              f"{ratio:>7.2f}x  {target:<9}{mark}")
+    print("(CPU: user + system time of the process in the middle -- forwarder or wirestack --")
+    print(f" per {MSS}-byte data segment of the bulk transfers; ACKs and kernel work in its "
+          "syscalls included)")
+    if "iperf3_up" in res:
+        print(f"{'iperf3 -c (Linux -> ws)':<30}{'':>14}{res['iperf3_up']:>9.1f} MB/s")
+    if "iperf3_down" in res:
+        print(f"{'iperf3 -c -R (ws -> Linux)':<30}{'':>14}{res['iperf3_down']:>9.1f} MB/s")
     print()
-    print("serve:   " + " ".join([".venv/bin/python"] + serve_argv[1:]))
-    print(f"clients: Linux sockets in namespace {ns} (setns), to {WS_IP} ports 9 (discard), "
-          "19 (chargen), 7 (echo, TCP_NODELAY)")
+    print("reference: " + " ".join(["python"] + fwd_argv[1:]))
+    print(f"           Linux services (bench/linux_services.py) in {ref_b} at {REF_IP}, "
+          f"clients in {ref_a}")
+    print("wirestack: " + " ".join(["python"] + serve_argv[1:]))
+    print(f"           clients: Linux sockets in namespace {ns} (setns), to {WS_IP} ports 9 "
+          "(discard), 19 (chargen), 7 (echo, TCP_NODELAY)")
     if args.iperf3:
-        print(f"         ip netns exec {ns} iperf3 -c {WS_IP} -p 5201 -t 3 [-R] -J")
+        print(f"           ip netns exec {ns} iperf3 -c {WS_IP} -p 5201 -t 3 [-R] -J")
     return 0
 
 

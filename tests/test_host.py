@@ -441,3 +441,26 @@ def test_pending_arp_resolutions_are_bounded():
     frames_of(a)
     assert len(a.arp.pending) == 100
     assert a.counters["arp.pending_overflow"] == 900
+
+
+def test_layer3_interface_takes_and_gives_bare_ip_without_arp():
+    h = Host("h", config=HostConfig())
+    h.add_interface(None, "198.18.12.2/24", layer3=True)
+    assert h.transmit(0) == []                            # no gratuitous ARP on a TUN
+    request = ipv4.build(ip_aton("198.18.12.1"), ip_aton("198.18.12.2"), 1,
+                         icmp.build_echo(True, 7, 1, b"ping"), ttl=64)
+    h.receive(request, 0, 0)
+    ((ifindex, out),) = h.transmit(0)
+    hdr, body = ipv4.parse(out)                           # a bare datagram, no Ethernet header
+    assert ifindex == 0 and hdr.dst == ip_aton("198.18.12.1")
+    msg = icmp.parse(body)
+    assert msg.type == icmp.ECHO_REPLY and bytes(msg.payload) == b"ping"
+    assert h.counters["arp.out_requests"] == 0
+
+
+def test_no_arp_on_a_layer3_interface():
+    h = Host("h")
+    h.add_interface(None, "198.18.12.2/24", layer3=True)
+    with pytest.raises(OSError) as exc:
+        h.arp_resolve("198.18.12.1", 0)
+    assert exc.value.errno == errno.EOPNOTSUPP and h.transmit(0) == []

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from . import demo, lab, ping, realnet
+from . import arp, demo, dhcp, dns, lab, ping, realnet, route, router, traceroute
 from .common import Parser
 
-COMMANDS = (ping, demo, lab, realnet)
+COMMANDS = (ping, demo, lab, realnet, traceroute, arp, route, router, dhcp, dns)
 
 
 def build_parser() -> Parser:

@@ -50,11 +50,22 @@ def add_wire_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pcap", metavar="FILE", default=None, help="write the frames on the wire to FILE")
 
 
+class _Tun(argparse.Action):
+    """--tun NAME: like --tap NAME, but a layer-3 TUN device (bare IP, no Ethernet, no ARP)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        namespace.tap = value
+        namespace.tun = True
+
+
 def add_tap_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("real network (TAP device)")
     g.add_argument("--tap", metavar="NAME", help="use a Linux TAP device instead of the simulation")
+    g.add_argument("--tun", metavar="NAME", action=_Tun, default=False,
+                   help="use a Linux TUN device (IP only, no Ethernet or ARP) instead")
     g.add_argument("--ip", metavar="ADDR/PREFIX", help="wirestack's address on the TAP")
     g.add_argument("--gateway", metavar="ADDR")
     g.add_argument("--mac", metavar="MAC")
     g.add_argument("--netns", metavar="NS", help="create the TAP in this network namespace")
     g.add_argument("--peer-ip", metavar="ADDR/PREFIX", help="the kernel side's address on the TAP")
+    g.add_argument("--dns", metavar="ADDR", action="append", help="DNS server for names (repeatable)")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 import random
+import struct
+from collections import deque
 from dataclasses import dataclass
 
 from ..trace.counters import Counters
@@ -21,7 +23,8 @@ from ..units import SEC
 from ..wire import arp as arp_codec
 from ..wire import icmp as icmp_codec
 from ..wire import ipv4 as ip_codec
-from ..wire.addr import BROADCAST_IP, BROADCAST_MAC, ZERO_MAC, ip_ntoa, mac_aton, parse_cidr, prefix_mask
+from ..wire.addr import BROADCAST_IP, BROADCAST_MAC, ZERO_MAC, ip_aton, ip_ntoa, mac_aton, parse_cidr, prefix_mask
+from ..wire.checksum import internet_checksum
 from ..wire.errors import MalformedPacket
 from .arp import ArpCache, PendingResolution
 from .fragment import Reassembler, fragment_sizes
@@ -31,6 +34,10 @@ from .routing import RoutingTable
 _ETH_IPV4 = b"\x08\x00"
 _ETH_ARP = b"\x08\x06"
 _PAD = bytes(60)
+# The fields of an IPv4 header the fast path of _ip_input looks at: version/IHL, total
+# length, flags/fragment offset, TTL, protocol, source, destination.
+_IP_FAST = struct.Struct("!B1xH2xHBB2x4s4s")
+_from_bytes = int.from_bytes
 
 
 @dataclass
@@ -52,19 +59,41 @@ class HostConfig:
     icmp_errors_per_second: int = 1000    # token bucket for the errors we send (RFC 1812 §4.3.2.8)
     tcp: object = None                    # wirestack.tcp.TcpConfig; None = defaults
     log_events: bool = True
+    # Router (RFC 1812): forward datagrams not addressed to us between interfaces.
+    forwarding: bool = False
+    forward_queue_limit: int = 64         # datagrams waiting per output interface (drop-tail)
+    icmp_errors: bool = True              # False: send no ICMP errors at all (a "black hole")
+    # RFC 1191: send TCP with DF set and learn the path MTU from fragmentation-needed.
+    pmtu_discovery: bool = True
+    pmtu_timeout: int = 600 * SEC         # RFC 1191 §6.3: forget a lowered PMTU after 10 min
 
 
 class Interface:
     __slots__ = ("index", "name", "mac", "address", "prefix", "mtu", "network", "mask",
-                 "broadcast")
+                 "broadcast", "rate_bps", "fwd_queue", "fwd_free_at", "fwd_queue_peak",
+                 "fwd_queue_drops", "layer3", "tso")
 
-    def __init__(self, index: int, name: str, mac: bytes, address: bytes, prefix: int, mtu: int):
+    def __init__(self, index: int, name: str, mac: bytes, address: bytes, prefix: int, mtu: int,
+                 rate_bps: int | None = None, layer3: bool = False):
         self.index = index
+        # A layer-3 (TUN, point-to-point) interface carries bare IP datagrams: no Ethernet
+        # header, no ARP; the next hop is simply "the other end".
+        self.layer3 = layer3
         self.name = name
         self.mac = mac
         self.address = address
         self.prefix = prefix
         self.mtu = mtu
+        # A router's output queue: forwarded datagrams leave at ``rate_bps`` (None: at once),
+        # the rest wait here, at most HostConfig.forward_queue_limit of them (drop-tail).
+        self.rate_bps = rate_bps
+        self.fwd_queue: deque = deque()
+        self.fwd_free_at = 0              # when the interface has sent what it started
+        self.fwd_queue_peak = 0
+        self.fwd_queue_drops = 0
+        # TCP segmentation offload: the device below cuts TCP datagrams larger than the MTU
+        # into MTU-sized segments itself (a NIC's TSO), so they are not fragmented here.
+        self.tso = False
         self.mask = prefix_mask(prefix)
         a = int.from_bytes(address, "big")
         self.network = a & self.mask
@@ -84,6 +113,7 @@ class Host:
         self.log = EventLog(host=name, enabled=self.config.log_events)
         self.interfaces: list[Interface] = []
         self.routes = RoutingTable()
+        self.dns_servers: list[str] = []   # resolvers the stub resolver asks (set by DHCP or by hand)
         self.arp = ArpCache(self.config.arp_timeout, self.config.arp_retry_interval,
                             self.config.arp_retries, self.config.arp_queue_limit)
         self.reassembler = Reassembler(self.config.reassembly_timeout,
@@ -98,6 +128,9 @@ class Host:
         self._icmp_tokens = float(self.config.icmp_errors_per_second)
         self._icmp_tokens_at = 0
         self._now = 0
+        self._fwd_queued = 0                             # datagrams in all forwarding queues
+        self._rx_link_broadcast = False                  # the frame being handled was broadcast
+        self.pmtu: dict[bytes, tuple[int, int]] = {}     # dst -> (path MTU, expires), RFC 1191
         self.udp = UdpLayer(self.counters, self.rng, self.ip_output, self.source_for,
                             self._send_port_unreachable)
         self.icmp = IcmpLayer(self.counters, self.rng, self.ip_output, self.source_for,
@@ -109,23 +142,53 @@ class Host:
                             route_source=self.source_for, mtu_for=self.mtu_for)
 
     # ------------------------------------------------------------------ configuration
-    def add_interface(self, mac, address: str, mtu: int = 1500, name: str | None = None) -> int:
-        """Attach an interface with ``address`` like '198.18.0.1/24'; adds the connected route."""
-        ip, prefix = parse_cidr(address)
+    def add_interface(self, mac, address: str | None, mtu: int = 1500, name: str | None = None,
+                      rate_bps: int | None = None, layer3: bool = False) -> int:
+        """Attach an interface with ``address`` like '198.18.0.1/24'; adds the connected route.
+        ``address=None`` leaves it unconfigured (0.0.0.0, for a DHCP client: it can send and
+        receive limited broadcasts only) until ``set_address``. ``rate_bps`` paces what a
+        router forwards out of it (see HostConfig.forwarding). ``layer3=True`` makes it a
+        TUN-style interface: frames in and out are bare IP datagrams."""
         if mtu < 68:
             raise ValueError("an IPv4 link MTU is at least 68 bytes (RFC 791)")
+        if rate_bps is not None and rate_bps <= 0:
+            raise ValueError("rate_bps must be positive (or None for no pacing)")
         index = len(self.interfaces)
-        iface = Interface(index, name or f"eth{index}", mac_aton(mac), ip, prefix, mtu)
+        iface = Interface(index, name or (f"tun{index}" if layer3 else f"eth{index}"),
+                          mac_aton(mac) if mac is not None else bytes(6), b"\0\0\0\0", 32, mtu,
+                          rate_bps, layer3)
         self.interfaces.append(iface)
+        if address is not None:
+            self.set_address(index, address)
+        return index
+
+    def set_address(self, ifindex: int, address: str | None) -> None:
+        """(Re)configure an interface's address ('198.18.5.10/24') with its connected route
+        and a gratuitous ARP, or remove it (None) -- what a DHCP client does on bind/expiry."""
+        iface = self.interfaces[ifindex]
+        if iface.address != b"\0\0\0\0":
+            self._local.pop(iface.address, None)
+            if not any(i.broadcast == iface.broadcast for i in self.interfaces if i is not iface):
+                self._broadcasts.discard(iface.broadcast)
+            self._broadcasts.add(BROADCAST_IP)
+            self.routes.remove_interface_routes(ifindex, iface.network, iface.prefix)
+        if address is None:
+            iface.__init__(ifindex, iface.name, iface.mac, b"\0\0\0\0", 32, iface.mtu, iface.rate_bps,
+                           iface.layer3)
+            return
+        ip, prefix = parse_cidr(address)
+        queue = iface.fwd_queue
+        iface.__init__(ifindex, iface.name, iface.mac, ip, prefix, iface.mtu, iface.rate_bps,
+                       iface.layer3)
+        iface.fwd_queue = queue
         self._local[ip] = iface
         self._broadcasts.add(iface.broadcast)
         net = ip_ntoa(iface.network.to_bytes(4, "big"))
-        self.routes.add(f"{net}/{prefix}", index)
-        if self.config.gratuitous_arp:
-            self._out.append((index, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC, ip,
-                                                     ZERO_MAC)))
+        self.routes.add(f"{net}/{prefix}", ifindex)
+        if self.config.gratuitous_arp and not iface.layer3:
+            self._out.append((ifindex, self._arp_frame(iface, arp_codec.REQUEST, BROADCAST_MAC, ip,
+                                                       ZERO_MAC)))
             self.counters.incr("arp.out_gratuitous")
-        return index
 
     @property
     def addresses(self) -> list[str]:
@@ -135,12 +198,75 @@ class Host:
         """The local address to send from towards dst (the outgoing interface's)."""
         if dst in self._local:
             return dst
+        if dst == BROADCAST_IP:   # a limited broadcast leaves by the first interface
+            return self.interfaces[0].address if self.interfaces else None
         hop = self.routes.lookup(dst)
         return None if hop is None else self.interfaces[hop[0]].address
 
     def mtu_for(self, dst: bytes) -> int:
+        """The MTU towards dst: the outgoing interface's, or the path MTU learned from a
+        fragmentation-needed message (RFC 1191 §3), whichever is smaller."""
         hop = self.routes.lookup(dst)
-        return self.interfaces[hop[0]].mtu if hop is not None else 576
+        mtu = self.interfaces[hop[0]].mtu if hop is not None else 576
+        learned = self.pmtu.get(dst)
+        if learned is not None:
+            if learned[1] > self._now:
+                return min(mtu, learned[0])
+            del self.pmtu[dst]  # RFC 1191 §6.3: an old estimate may be too low; try again
+        return mtu
+
+    def add_route(self, cidr: str, via: str, ifindex: int | None = None):
+        """A static route: datagrams for ``cidr`` go to the gateway ``via`` (on a connected
+        network), e.g. ``host.add_route("198.18.3.0/24", via="198.18.1.2")``."""
+        if ifindex is None:
+            gw = ip_aton(via)
+            hop = self.routes.lookup(gw)
+            if hop is None or hop[1] != gw:
+                raise OSError(errno.ENETUNREACH, f"gateway {via} is not on a connected network")
+            ifindex = hop[0]
+        return self.routes.add(cidr, ifindex, via)
+
+    def route_lines(self) -> list[str]:
+        """The routing table the way ``ip route`` prints it."""
+        lines = []
+        for r in sorted(self.routes, key=lambda r: (r.prefix != 0, r.network, -r.prefix)):
+            iface = self.interfaces[r.ifindex]
+            dst = "default" if r.prefix == 0 else f"{ip_ntoa(r.network.to_bytes(4, 'big'))}/{r.prefix}"
+            if r.gateway is None:
+                lines.append(f"{dst} dev {iface.name} proto kernel scope link src {ip_ntoa(iface.address)}")
+            else:
+                lines.append(f"{dst} via {ip_ntoa(r.gateway)} dev {iface.name}")
+        return lines
+
+    def neighbour_lines(self, now: int) -> list[str]:
+        """The ARP cache the way ``ip neigh`` prints it (REACHABLE, STALE while re-checked,
+        INCOMPLETE while a request is outstanding, FAILED never kept)."""
+        lines = []
+        for ip, entry in self.arp.entries.items():
+            hop = self.routes.lookup(ip)
+            dev = self.interfaces[hop[0]].name if hop is not None else "?"
+            state = "REACHABLE" if now < entry.expires else "STALE"
+            lines.append(f"{ip_ntoa(ip)} dev {dev} lladdr {entry.mac.hex(':')} {state}")
+        for ip, p in self.arp.pending.items():
+            lines.append(f"{ip_ntoa(ip)} dev {self.interfaces[p.ifindex].name} INCOMPLETE")
+        return lines
+
+    def arp_resolve(self, ip, now: int) -> bytes | None:
+        """The MAC address of ``ip`` (on a connected network) if known; otherwise start
+        resolving it (one request now, retries from transmit()) and return None. What
+        ``arping``/``ip neigh`` use; ``arp.resolution_failed`` counts the failures."""
+        self._now = now
+        ip = ip_aton(ip)
+        hop = self.routes.lookup(ip)
+        if hop is None or hop[1] != ip:
+            raise OSError(errno.ENETUNREACH, f"{ip_ntoa(ip)} is not on a connected network")
+        if self.interfaces[hop[0]].layer3:
+            raise OSError(errno.EOPNOTSUPP, f"{self.interfaces[hop[0]].name} is a layer-3 link: no ARP")
+        mac = self.arp.lookup(ip, now)
+        if mac is None and ip not in self.arp.pending:
+            self.arp.pending[ip] = PendingResolution(hop[0], now + self.arp.retry_interval)
+            self._send_arp_request(self.interfaces[hop[0]], ip)
+        return mac
 
     # ------------------------------------------------------------------ sockets
     def udp_socket(self, **options) -> UdpSocket:
@@ -153,17 +279,24 @@ class Host:
         return self.icmp.ping_socket()
 
     # ------------------------------------------------------------------ the sans-I/O surface
-    def receive(self, frame, now: int, ifindex: int = 0) -> None:
-        """A frame (no FCS) arrived on interface ``ifindex``."""
+    def receive(self, frame, now: int, ifindex: int = 0, checksum_ok: bool = False) -> None:
+        """A frame (no FCS) arrived on interface ``ifindex`` (a bare IP datagram on a
+        layer-3 interface).
+
+        ``checksum_ok``: the device vouches for the TCP checksum (a NIC's receive checksum
+        offload, or a kernel that handed over a segment it made itself, checksum not yet
+        filled in); TCP then skips its own check.  The IP header checksum is always checked."""
         self._now = now
-        n = len(frame)
-        if n < 14:
-            self.counters.incr("eth.rx_runts")
-            return
         try:
             iface = self.interfaces[ifindex]
         except IndexError:
             self.counters.incr("eth.rx_no_interface")
+            return
+        if iface.layer3:
+            self._ip_input(memoryview(frame), now, iface, checksum_ok)
+            return
+        if len(frame) < 14:
+            self.counters.incr("eth.rx_runts")
             return
         dst = frame[:6]
         if dst != iface.mac and dst != BROADCAST_MAC and not dst[0] & 1:
@@ -171,7 +304,13 @@ class Host:
             return
         ethertype = frame[12:14]
         if ethertype == _ETH_IPV4:
-            self._ip_input(memoryview(frame)[14:], now, iface)
+            if dst[0] & 1:
+                # Sent to every station: RFC 1812 §5.3.4 says a router must not forward it.
+                self._rx_link_broadcast = True
+                self._ip_input(memoryview(frame)[14:], now, iface, checksum_ok)
+                self._rx_link_broadcast = False
+                return
+            self._ip_input(memoryview(frame)[14:], now, iface, checksum_ok)
         elif ethertype == _ETH_ARP:
             self._arp_input(memoryview(frame)[14:], now, iface)
         else:
@@ -187,6 +326,8 @@ class Host:
             self.udp.flush(now)
         if self.icmp.outbox:
             self.icmp.flush(now)
+        if self._fwd_queued:
+            self._drain_forward_queues(now)
         self.tcp.poll(now)
         while self._loopback:
             batch, self._loopback = self._loopback, []
@@ -200,9 +341,12 @@ class Host:
         if self._out or self._loopback or self.udp.outbox or self.icmp.outbox:
             return self._now
         t = self.tcp.poll_at()
-        # ARP and reassembly are usually idle: only ask them when they hold something.
+        # ARP, reassembly and forwarding queues are usually idle: only ask them when they
+        # hold something.
         for d in ((self.arp.next_deadline() if self.arp.pending else None),
-                  (self.reassembler.next_deadline() if self.reassembler.pending else None)):
+                  (self.reassembler.next_deadline() if self.reassembler.pending else None),
+                  (min(i.fwd_free_at for i in self.interfaces if i.fwd_queue)
+                   if self._fwd_queued else None)):
             if d is not None and (t is None or d < t):
                 t = d
         return t
@@ -228,7 +372,7 @@ class Host:
             self.log.record(now, "arp_conflict", ip=ip_ntoa(pkt.spa), mac=pkt.sha.hex(":"))
             return
         # RFC 826 packet reception: merge first, then add if the packet is for us.
-        for_us = pkt.tpa == iface.address
+        for_us = pkt.tpa == iface.address and iface.address != b"\0\0\0\0"
         known = self.arp.update(pkt.spa, pkt.sha, now, create=for_us) if pkt.spa != b"\0\0\0\0" else False
         if pkt.op == arp_codec.REQUEST:
             self.counters.incr("arp.in_requests")
@@ -267,11 +411,16 @@ class Host:
             self._send_arp_request(self.interfaces[p.ifindex], ip)
 
     def _unreachable_locally(self, datagrams, now: int) -> None:
-        """Resolution failed: tell our own sockets, as Linux reports EHOSTUNREACH."""
+        """Resolution failed: tell our own sockets, as Linux reports EHOSTUNREACH; a datagram
+        we were forwarding gets a host unreachable back to its source (RFC 1812 §5.2.7.1)."""
         for datagram in datagrams:
             try:
                 hdr = ip_codec.parse_header(datagram)
             except MalformedPacket:
+                continue
+            if hdr.src not in self._local:
+                self._send_icmp_error(datagram, icmp_codec.DEST_UNREACHABLE,
+                                      icmp_codec.HOST_UNREACHABLE, now)
                 continue
             body = memoryview(datagram)[hdr.header_length:]
             self._icmp_error_received(icmp_codec.DEST_UNREACHABLE, icmp_codec.HOST_UNREACHABLE,
@@ -296,6 +445,8 @@ class Host:
         Returns False when it could not be sent (no route, too big with DF)."""
         counters = self.counters
         counters["ip.out_requests"] += 1   # (Counters starts every name at 0)
+        if proto == 6 and self.config.pmtu_discovery:
+            df = True   # RFC 1191 §3: TCP probes the path with DF; frag-needed lowers its MSS
         if dst in self._local:
             # To ourselves: loop it back through input on the next transmit.
             self._ident = (self._ident + 1) & 0xFFFF
@@ -316,7 +467,7 @@ class Host:
         self._ident = ident = (self._ident + 1) & 0xFFFF
         ttl = ttl or self.config.ttl
         n = len(payload)
-        if 20 + n <= iface.mtu:
+        if 20 + n <= iface.mtu or (proto == 6 and iface.tso and 20 + n <= 0xFFFF):
             header = ip_codec.build_simple_header(src, dst, proto, n, ttl, ident, df)
             self._link_output(iface, next_hop, header, now, payload)
             return True
@@ -339,6 +490,9 @@ class Host:
                      payload=b"") -> None:
         """Frame ``datagram + payload`` (kept apart so the bytes are copied only once, into
         the frame) for ``next_hop``, or queue it until ARP has resolved it."""
+        if iface.layer3:
+            self._out.append((iface.index, b"".join((datagram, payload)) if payload else bytes(datagram)))
+            return
         if next_hop == BROADCAST_IP or next_hop == iface.broadcast:
             mac = BROADCAST_MAC
         else:
@@ -370,7 +524,22 @@ class Host:
         pending.packets.append(datagram)
 
     # ------------------------------------------------------------------ IPv4 input
-    def _ip_input(self, data, now: int, iface: Interface | None) -> None:
+    def _ip_input(self, data, now: int, iface: Interface | None, checksum_ok: bool = False) -> None:
+        # Fast path for what nearly every datagram is: a 20-byte header (IHL 5), TCP, for
+        # one of our addresses, not a fragment (only DF may be set), TTL above zero, the
+        # length consistent and the header checksum good.  It makes the same checks as
+        # ip_codec.parse (RFC 1122 §3.2.1) without building a header object; anything
+        # else, including every error, takes the full path below and is counted there.
+        if len(data) >= 20:
+            vihl, total, frag, ttl, proto, src, dst = _IP_FAST.unpack_from(data, 0)
+            if (vihl == 0x45 and proto == 6 and not frag & 0xBFFF and ttl
+                    and 20 <= total <= len(data) and dst in self._local
+                    and not _from_bytes(data[:20], "big") % 0xFFFF):
+                counters = self.counters
+                counters["ip.in_receives"] += 1
+                counters["ip.in_delivers"] += 1
+                self.tcp.input(src, dst, data[20:total], now, checksum_ok)
+                return
         try:
             ip, body = ip_codec.parse(data)
         except MalformedPacket as exc:
@@ -383,6 +552,9 @@ class Host:
         if dst not in self._local:
             if dst in self._broadcasts:
                 broadcast = True
+            elif self.config.forwarding and iface is not None:
+                self._forward(ip, data, now)
+                return
             else:
                 # We are a host, not a router (RFC 1122 §3.3.1.1): not for us -> drop.
                 self.counters.incr("ip.in_addr_errors")
@@ -401,7 +573,7 @@ class Host:
         if proto == 6:
             counters["ip.in_delivers"] += 1
             if not broadcast:
-                self.tcp.input(ip.src, dst, body, now)
+                self.tcp.input(ip.src, dst, body, now, checksum_ok)
         elif proto == 17:
             self.counters.incr("ip.in_delivers")
             self.udp.input(ip.src, dst, body, data, now, broadcast)
@@ -413,6 +585,101 @@ class Host:
             if not broadcast:
                 self._send_icmp_error(data, icmp_codec.DEST_UNREACHABLE,
                                       icmp_codec.PROTO_UNREACHABLE, now)
+
+    # ------------------------------------------------------------------ forwarding (router)
+    def _forward(self, ip, data, now: int) -> None:
+        """RFC 1812 §5.2, §5.3: forward a datagram that is not for us. Every outcome has a
+        counter: ip.forw_datagrams, ip.ttl_exceeded, ip.out_no_routes, ip.frag_fails (DF),
+        ip.frag_oks / ip.frag_creates, ip.fwd_queue_drops, ip.in_addr_errors."""
+        counters = self.counters
+        src, dst = ip.src, ip.dst
+        # RFC 1812 §5.3.7: never forward from or to a martian address (nor, §5.3.4, what came
+        # in a link-layer broadcast).
+        if (self._rx_link_broadcast or src[0] in (0, 127) or src[0] >= 224 or src in self._broadcasts
+                or dst[0] in (0, 127) or dst[0] >= 224):
+            counters.incr("ip.in_addr_errors")
+            return
+        datagram = data[:ip.total_length]  # without the link layer's padding
+        # RFC 1812 §5.3.1: a datagram whose TTL would reach 0 dies here, with time exceeded.
+        if ip.ttl <= 1:
+            counters.incr("ip.ttl_exceeded")
+            self.log.record(now, "ttl_exceeded", src=ip_ntoa(src), dst=ip_ntoa(dst))
+            self._send_icmp_error(datagram, icmp_codec.TIME_EXCEEDED, icmp_codec.TTL_EXCEEDED, now)
+            return
+        hop = self.routes.lookup(dst)
+        if hop is None:
+            counters.incr("ip.out_no_routes")
+            self._send_icmp_error(datagram, icmp_codec.DEST_UNREACHABLE,
+                                  icmp_codec.NET_UNREACHABLE, now)
+            return
+        ifindex, next_hop = hop
+        out = self.interfaces[ifindex]
+        hl = ip.header_length
+        if ip.total_length > out.mtu:
+            if ip.df:
+                # RFC 1191 §4: say how big a datagram the next hop takes.
+                counters.incr("ip.frag_fails")
+                # icmp_sent=False is a PMTU black hole: the sender will never know why.
+                self.log.record(now, "frag_needed", src=ip_ntoa(src), dst=ip_ntoa(dst),
+                                size=ip.total_length, mtu=out.mtu, icmp_sent=self.config.icmp_errors)
+                self._send_icmp_error(datagram, icmp_codec.DEST_UNREACHABLE,
+                                      icmp_codec.FRAG_NEEDED, now, next_hop_mtu=out.mtu)
+                return
+            self._forward_fragments(ip, datagram, out, next_hop, now)
+            return
+        header = bytearray(datagram[:hl])
+        header[8] = ip.ttl - 1
+        header[10:12] = b"\0\0"
+        header[10:12] = internet_checksum(header).to_bytes(2, "big")
+        counters["ip.forw_datagrams"] += 1
+        self._forward_out(out, next_hop, bytes(header) + bytes(datagram[hl:]), now)
+
+    def _forward_fragments(self, ip, datagram, out: Interface, next_hop: bytes, now: int) -> None:
+        """RFC 791 §3.2 / RFC 1812 §5.2.6: cut a too-big datagram (perhaps a fragment itself)
+        into pieces that fit ``out``; later pieces carry only the options marked 'copied'."""
+        hl = ip.header_length
+        body = datagram[hl:]
+        n = len(body)
+        rest_options = _copied_options(ip.options)
+        per = (out.mtu - hl) // 8 * 8
+        for off in range(0, n, per):
+            length = min(per, n - off)
+            more = off + length < n or ip.mf
+            header = ip_codec.build_header(ip.src, ip.dst, ip.proto, length, ttl=ip.ttl - 1,
+                                           ident=ip.ident, df=False, mf=more,
+                                           frag_offset=ip.frag_offset + off, tos=ip.tos,
+                                           options=ip.options if off == 0 else rest_options)
+            self.counters.incr("ip.frag_creates")
+            self._forward_out(out, next_hop, header + bytes(body[off:off + length]), now)
+        self.counters.incr("ip.frag_oks")
+        self.counters.incr("ip.forw_datagrams")
+
+    def _forward_out(self, out: Interface, next_hop: bytes, datagram: bytes, now: int) -> None:
+        """Hand a forwarded datagram to the output interface, through its bounded queue when
+        the interface is paced (drop-tail: a full queue refuses the newcomer)."""
+        if out.rate_bps is None:
+            self._link_output(out, next_hop, datagram, now)
+            return
+        q = out.fwd_queue
+        if len(q) >= self.config.forward_queue_limit:
+            out.fwd_queue_drops += 1
+            self.counters.incr("ip.fwd_queue_drops")
+            return
+        q.append((next_hop, datagram))
+        self._fwd_queued += 1
+        if len(q) > out.fwd_queue_peak:
+            out.fwd_queue_peak = len(q)
+
+    def _drain_forward_queues(self, now: int) -> None:
+        """Send what each paced interface has finished serialising by ``now``."""
+        for out in self.interfaces:
+            q = out.fwd_queue
+            while q and out.fwd_free_at <= now:
+                next_hop, datagram = q.popleft()
+                self._fwd_queued -= 1
+                # Ethernet header + FCS (18 bytes) go on the wire too.
+                out.fwd_free_at = now + (len(datagram) + 18) * 8 * SEC // out.rate_bps
+                self._link_output(out, next_hop, datagram, now)
 
     def _reassembly_timers(self, now: int) -> None:
         for (src, dst, proto, ident), first_header in self.reassembler.expire(now):
@@ -427,9 +694,14 @@ class Host:
         self._send_icmp_error(ip_datagram, icmp_codec.DEST_UNREACHABLE,
                               icmp_codec.PORT_UNREACHABLE, now)
 
-    def _send_icmp_error(self, offending, type_: int, code: int, now: int) -> None:
+    def _send_icmp_error(self, offending, type_: int, code: int, now: int,
+                         next_hop_mtu: int = 0) -> None:
         """RFC 1122 §3.2.2: never about an ICMP error, a broadcast, or a non-first fragment;
         rate limited by a token bucket."""
+        if not self.config.icmp_errors:
+            # Switched off (a firewall eating ICMP): the sender never learns why.
+            self.counters.incr("icmp.out_suppressed")
+            return
         data = bytes(offending)
         try:
             hdr = ip_codec.parse_header(data)
@@ -451,8 +723,9 @@ class Host:
         if src is None:
             return
         self.counters.incr("icmp.out_dest_unreachs" if type_ == icmp_codec.DEST_UNREACHABLE
+                           else "icmp.out_time_excds" if type_ == icmp_codec.TIME_EXCEEDED
                            else "icmp.out_errors")
-        self.ip_output(src, hdr.src, 1, icmp_codec.build_error(type_, code, data), now)
+        self.ip_output(src, hdr.src, 1, icmp_codec.build_error(type_, code, data, next_hop_mtu), now)
 
     def _icmp_error_received(self, type_: int, code: int, mtu: int, qhdr, qdata, now: int) -> None:
         """An ICMP error quoting one of our datagrams: hand it to the transport it concerns."""
@@ -465,6 +738,7 @@ class Host:
                 err = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
             elif code == icmp_codec.FRAG_NEEDED:
                 err = OSError(errno.EMSGSIZE, "Message too long")
+                mtu = self._learn_pmtu(qhdr, mtu, now)
             elif code == icmp_codec.NET_UNREACHABLE:
                 err = OSError(errno.ENETUNREACH, "Network is unreachable")
             else:
@@ -477,3 +751,43 @@ class Host:
             self.udp.icmp_error(err, qhdr.src, sport, qhdr.dst, dport)
         elif qhdr.proto == 6:
             self.tcp.icmp_error((type_, code, mtu), qhdr.src, qhdr.dst, bytes(qdata), now)
+
+    def _learn_pmtu(self, qhdr, mtu: int, now: int) -> None:
+        """RFC 1191 §3, §5: remember the smaller path MTU towards the quoted destination, so
+        new connections start at the right size too. A router that does not fill in the
+        next-hop MTU (RFC 792 routers send 0) gets the next plateau below the quoted size
+        (RFC 1191 §7). Bounded: the oldest estimate goes first. Returns the MTU used."""
+        if not mtu:
+            mtu = next((p for p in _MTU_PLATEAUS if p < qhdr.total_length), 68)
+        if mtu < 68 or mtu >= self.mtu_for(qhdr.dst):
+            return mtu
+        if len(self.pmtu) >= 1024 and qhdr.dst not in self.pmtu:
+            del self.pmtu[next(iter(self.pmtu))]
+        self.pmtu[qhdr.dst] = (mtu, now + self.config.pmtu_timeout)
+        self.counters.incr("ip.pmtu_learned")
+        self.log.record(now, "pmtu", dst=ip_ntoa(qhdr.dst), mtu=mtu)
+        return mtu
+
+
+# RFC 1191 §7, table 7-1: the MTU plateaus to try when a router does not tell.
+_MTU_PLATEAUS = (32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+def _copied_options(options: bytes) -> bytes:
+    """The IP options a non-first fragment repeats: those with the 'copied' flag (RFC 791)."""
+    out = bytearray()
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            break
+        length = options[i + 1]
+        if kind & 0x80:
+            out += options[i:i + length]
+        i += length
+    return bytes(out)

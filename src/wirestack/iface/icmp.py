@@ -43,6 +43,52 @@ class IcmpErrorReport:
         return f"From {ip_ntoa(self.src)} icmp_seq={self.seq} ICMP type {self.type} code {self.code}"
 
 
+class IcmpErrorRecord:
+    """One ICMP error as an error-watching socket sees it (what traceroute needs): who sent
+    it, type and code, the quoted IP header and the first transport bytes it quotes."""
+    __slots__ = ("src", "type", "code", "quoted_ip", "quoted_data", "mtu", "time")
+
+    def __init__(self, src: bytes, type: int, code: int, quoted_ip, quoted_data: bytes,
+                 mtu: int, time: int):
+        self.src = src
+        self.type = type
+        self.code = code
+        self.quoted_ip = quoted_ip      # IPv4Header of the datagram that caused it
+        self.quoted_data = quoted_data  # its first transport bytes (ports, ICMP id/seq)
+        self.mtu = mtu
+        self.time = time                # when it arrived (ns)
+
+
+class IcmpErrorSocket:
+    """Sees a copy of every ICMP error the host receives (like a raw ICMP socket, or Linux's
+    IP_RECVERR): traceroute reads time exceeded and port unreachable from it. Bounded."""
+
+    def __init__(self, layer: "IcmpLayer", queue_limit: int = 1024):
+        self.layer = layer
+        self.items: deque = deque()
+        self.queue_limit = queue_limit
+        self.on_event: Callable[[], None] | None = None
+        self.closed = False
+
+    def receive(self):
+        """The next IcmpErrorRecord, or None."""
+        return self.items.popleft() if self.items else None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self in self.layer.error_sockets:
+                self.layer.error_sockets.remove(self)
+
+    def _deliver(self, item) -> None:
+        if len(self.items) >= self.queue_limit:
+            self.layer.counters.incr("icmp.error_queue_overflow")
+            return
+        self.items.append(item)
+        if self.on_event:
+            self.on_event()
+
+
 class PingSocket:
     """Sends echo requests with one identifier and collects the replies (like Linux's
     unprivileged ICMP sockets)."""
@@ -89,6 +135,7 @@ class IcmpLayer:
         self.route_source = route_source
         self.on_error = on_error  # (type, code, mtu, quoted_ip_header, quoted_transport, now)
         self.ping_sockets: dict[int, PingSocket] = {}
+        self.error_sockets: list[IcmpErrorSocket] = []
         self.outbox: list = []
         self.answer_echo = True
 
@@ -99,6 +146,11 @@ class IcmpLayer:
                 sock = self.ping_sockets[ident] = PingSocket(self, ident)
                 return sock
         raise OSError(errno.EADDRNOTAVAIL, "no free ICMP identifier")
+
+    def error_socket(self) -> IcmpErrorSocket:
+        sock = IcmpErrorSocket(self)
+        self.error_sockets.append(sock)
+        return sock
 
     def flush(self, now: int) -> None:
         if not self.outbox:
@@ -143,6 +195,11 @@ class IcmpLayer:
             except MalformedPacket as exc:
                 self.counters.incr(exc.counter)
                 return
+            mtu = msg.next_hop_mtu if (t == icmp_codec.DEST_UNREACHABLE and msg.code == icmp_codec.FRAG_NEEDED) else 0
+            if self.error_sockets:
+                record = IcmpErrorRecord(ip.src, t, msg.code, qhdr, bytes(qdata[:8]), mtu, now)
+                for watcher in self.error_sockets:
+                    watcher._deliver(record)
             if qhdr.proto == 1 and len(qdata) >= 8 and qdata[0] == icmp_codec.ECHO_REQUEST:
                 ident = int.from_bytes(qdata[4:6], "big")
                 seq = int.from_bytes(qdata[6:8], "big")
@@ -150,7 +207,6 @@ class IcmpLayer:
                 if sock is not None:
                     sock._deliver(IcmpErrorReport(ip.src, seq, t, msg.code, now))
                 return
-            mtu = msg.next_hop_mtu if (t == icmp_codec.DEST_UNREACHABLE and msg.code == icmp_codec.FRAG_NEEDED) else 0
             self.on_error(t, msg.code, mtu, qhdr, qdata, now)
         else:
             self.counters.incr("icmp.in_unknown_types")

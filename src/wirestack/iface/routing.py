@@ -44,6 +44,30 @@ class RoutingTable:
             ifindex = hop[0]
         return self.add("0.0.0.0/0", ifindex, gateway)
 
+    def remove(self, cidr: str) -> int:
+        """Remove every route to exactly ``cidr`` ("0.0.0.0/0": the default); how many went."""
+        addr, prefix = parse_cidr(cidr)
+        network = int.from_bytes(addr, "big") & prefix_mask(prefix)
+        before = len(self.routes)
+        self.routes = [r for r in self.routes if not (r.prefix == prefix and r.network == network)]
+        self._cache.clear()
+        return before - len(self.routes)
+
+    def remove_interface_routes(self, ifindex: int, network: int, prefix: int) -> None:
+        """Forget the connected route of an address being removed, and every route whose
+        gateway was reached through it (as the kernel does when an address goes)."""
+        mask = prefix_mask(prefix)
+
+        def goes(r: Route) -> bool:
+            if r.ifindex != ifindex:
+                return False
+            if r.gateway is None:
+                return r.network == network and r.prefix == prefix
+            return int.from_bytes(r.gateway, "big") & mask == network
+
+        self.routes = [r for r in self.routes if not goes(r)]
+        self._cache.clear()
+
     def lookup(self, dst: bytes) -> tuple[int, bytes] | None:
         """(ifindex, next hop address) for dst, or None when there is no route."""
         try:

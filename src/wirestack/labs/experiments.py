@@ -14,6 +14,7 @@ from .lab import Lab, conclusion, ratio
 from .connection_labs import HANDSHAKE, NAGLE_DELAYED_ACK, TIME_WAIT
 from .lan_labs import ARP_QUEUE, HUB_VS_SWITCH
 from .tcp_labs import BUFFERBLOAT, KARN, SACK, WINDOW_SCALING
+from . import internet
 from .transfer import TransferResult, run_transfer
 
 
@@ -190,6 +191,9 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
         conclude=lambda runs: conclusion(runs, _ooo_lesson)),
     TIME_WAIT, KARN, HUB_VS_SWITCH, BUFFERBLOAT, ARP_QUEUE, SACK, WINDOW_SCALING, NAGLE_DELAYED_ACK,
     HANDSHAKE,
+    internet.traceroute_lab(),
+    internet.pmtud_lab(),
+    internet.fairness_lab(),
 )}
 
 

@@ -80,9 +80,11 @@ def capture_point(net, default):
     return net.hosts[v.pcap_at]
 
 
-def attach(net, link=None, title: str = "run", own_capture: bool = False) -> Observed | None:
+def attach(net, link=None, title: str = "run", own_capture: bool = False,
+           ends: tuple[Any, Any] | None = None) -> Observed | None:
     """Apply the current View to a freshly wired network: what-if faults on ``link``, a run
-    recorder, a capture and a plot recorder (unless the caller captures itself)."""
+    recorder, a capture and a plot recorder (unless the caller captures itself). The plot
+    follows the first TCP connection from ``ends[0]`` to ``ends[1]`` (default: hosts a, b)."""
     v = current()
     if v is None:
         return None
@@ -98,9 +100,11 @@ def attach(net, link=None, title: str = "run", own_capture: bool = False) -> Obs
         path = numbered(v.pcap, obs.index)
         net.capture(path, capture_point(net, link if link is not None else None))
         obs.files.append(path)
-    if v.plot and "a" in net.hosts and "b" in net.hosts:
+    if ends is None and "a" in net.hosts and "b" in net.hosts:
+        ends = (net.hosts["a"], net.hosts["b"])
+    if v.plot and ends is not None:
         from ..trace.plot import ConnectionRecorder
-        obs.plotter = ConnectionRecorder(net, link, net.hosts["a"], net.hosts["b"])
+        obs.plotter = ConnectionRecorder(net, link, *ends)
         obs.plot_path = numbered(v.plot, obs.index)
     return obs
 

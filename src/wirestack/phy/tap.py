@@ -14,12 +14,23 @@ read()/write() is exactly one Ethernet frame (dst MAC, src MAC, ethertype, paylo
 without the 4-byte packet-information prefix, without a virtio-net header and without
 the FCS.  That matches the host API (`host.receive(frame, now)`) byte for byte.
 
-Offloads: with no virtio-net header the kernel has no way to tell us "checksum still
-to be done" or "this is a 64 KB super-segment to cut up", so it must hand us finished
-frames.  We make that explicit with TUNSETOFFLOAD(0) ("this reader handles no
+Offloads (off by default): with no virtio-net header the kernel has no way to tell us
+"checksum still to be done" or "this is a 64 KB super-segment to cut up", so it must hand
+us finished frames.  We make that explicit with TUNSETOFFLOAD(0) ("this reader handles no
 offloads"), which keeps TSO/UFO/checksum offload off on the kernel side: every TCP
 segment we read is at most MTU bytes and carries a full, valid checksum, and the
-kernel verifies the checksums of frames we write.
+kernel verifies the checksums of frames we write.  Captures then show wire-size frames.
+
+With ``offload=True`` the device works like a virtio-net NIC: IFF_VNET_HDR puts a 10-byte
+``struct virtio_net_hdr`` (<linux/virtio_net.h>) in front of every frame in both
+directions (TUNSETVNETHDRSZ), and TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4) tells the kernel
+we accept TCP/IPv4 super-segments (up to 64 KB, gso_type TCPV4) that it did not cut to
+the MTU, with the TCP checksum left to do (flag NEEDS_CSUM).  read_frames_offload()
+strips the header and reports, per frame, whether the kernel vouches for the checksum
+(NEEDS_CSUM: made locally and never corrupted; DATA_VALID: already checked), which is
+what a NIC driver passes up as CHECKSUM_PARTIAL / CHECKSUM_UNNECESSARY.  Frames we write
+carry an all-zero header (no offload requested: our checksums are complete), except TCP
+super-segments larger than the MTU, which carry a TSO request (see _vnet_header).
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import struct
 import subprocess
 from typing import Optional
 
+from ..wire.checksum import internet_checksum
 from . import netns as _netns
 
 TUN_PATH = "/dev/net/tun"
@@ -39,8 +51,23 @@ TUN_PATH = "/dev/net/tun"
 # <linux/if_tun.h>: _IOW('T', 202, int) and _IOW('T', 208, unsigned int)
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
+IFF_TUN = 0x0001
+TUNSETVNETHDRSZ = 0x400454D8    # _IOW('T', 216, int)
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUN_F_CSUM = 0x01               # we take frames whose TCP/UDP checksum is still to be done
+TUN_F_TSO4 = 0x02               # ... and TCP/IPv4 segments larger than the MTU
+
+# struct virtio_net_hdr (legacy layout, host byte order -- little-endian here):
+# flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
+VNET_HDR = struct.Struct("<BBHHHH")
+VNET_HDR_LEN = VNET_HDR.size    # 10
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+VIRTIO_NET_HDR_F_DATA_VALID = 2
+VIRTIO_NET_HDR_GSO_TCPV4 = 1
+_NO_VNET = bytes(VNET_HDR_LEN)  # flags 0, GSO_NONE: a finished frame
+OFFLOAD_BUFSIZE = VNET_HDR_LEN + 14 + 4 + 65535   # header + Ethernet (+ VLAN) + largest IP datagram
 
 IFNAMSIZ = 16  # <linux/if.h>, including the terminating NUL
 
@@ -81,11 +108,18 @@ class TapDevice:
     """
 
     def __init__(self, name: str = "ws0", netns: Optional[str] = None,
-                 bufsize: Optional[int] = None):
+                 bufsize: Optional[int] = None, tun: bool = False,
+                 offload: bool = False):
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
             raise TapError(f"invalid interface name {name!r} (1-15 characters, no '/' or spaces)")
         self.netns = netns
-        self.bufsize = bufsize or _bufsize_for(DEFAULT_MTU)
+        # tun=True: a TUN device (IFF_TUN), each read/write one bare IP datagram, no Ethernet.
+        self.tun = tun
+        if tun and offload:
+            raise TapError("offloads are for TAP devices (virtio-net headers carry Ethernet frames)")
+        self.offload = offload
+        self.mtu = DEFAULT_MTU   # the kernel side's MTU: where a TSO super-segment is cut
+        self.bufsize = bufsize or (OFFLOAD_BUFSIZE if offload else _bufsize_for(DEFAULT_MTU))
         self.fd = -1
         self.rx_frames = 0
         self.tx_frames = 0
@@ -113,7 +147,8 @@ class TapDevice:
             raise TapError(f"no permission to open {TUN_PATH}: run as root "
                            "(or with CAP_NET_ADMIN)") from None
         try:
-            ifr = _IFREQ.pack(name.encode(), IFF_TAP | IFF_NO_PI)
+            flags = (IFF_TUN if self.tun else IFF_TAP) | IFF_NO_PI | (IFF_VNET_HDR if self.offload else 0)
+            ifr = _IFREQ.pack(name.encode(), flags)
             try:
                 res = fcntl.ioctl(fd, TUNSETIFF, ifr)
             except PermissionError:
@@ -124,16 +159,25 @@ class TapDevice:
                     raise TapError(f"interface {name!r} already exists and is busy; "
                                    "choose another name") from None
                 if e.errno == errno.EINVAL:
-                    raise TapError(f"interface {name!r} exists and is not a TAP device") from None
+                    raise TapError(f"interface {name!r} exists and is not a "
+                                   f"{'TUN' if self.tun else 'TAP'} device") from None
                 raise TapError(f"could not create TAP device {name!r}: {e.strerror}") from None
             # The kernel may have filled in a name (e.g. for "tap%d").
             real = _IFREQ.unpack(res)[0].rstrip(b"\0").decode()
-            try:
-                # We speak no virtio-net header, so we can take no offloads: the
-                # kernel must segment and checksum everything before handing it over.
-                fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
-            except OSError:
-                pass  # the default for a fresh TAP is already "no offloads"
+            if self.offload:
+                try:
+                    fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+                    fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+                except OSError as e:
+                    raise TapError(f"TAP device {name!r}: the kernel refused the offloads "
+                                   f"(TUNSETOFFLOAD): {e.strerror}") from None
+            else:
+                try:
+                    # We speak no virtio-net header, so we can take no offloads: the
+                    # kernel must segment and checksum everything before handing it over.
+                    fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+                except OSError:
+                    pass  # the default for a fresh TAP is already "no offloads"
         except BaseException:
             os.close(fd)
             raise
@@ -152,7 +196,7 @@ class TapDevice:
         except BlockingIOError:
             return None
         self.rx_frames += 1
-        return frame
+        return frame[VNET_HDR_LEN:] if self.offload else frame
 
     def read_frames(self, max_frames: int = 64) -> list[bytes]:
         """Every queued frame up to max_frames, stopping at EAGAIN.
@@ -161,6 +205,8 @@ class TapDevice:
         the read itself, so a readable fd is drained in one go, and the caller can
         process the batch before flushing the stack's output once.
         """
+        if self.offload:
+            return [frame for frame, _ in self.read_frames_offload(max_frames)]
         frames = []
         read = os.read
         fd, size = self.fd, self.bufsize
@@ -176,6 +222,35 @@ class TapDevice:
         self.rx_frames += len(frames)
         return frames
 
+    def read_frames_offload(self, max_frames: int = 64) -> list[tuple[bytes, bool]]:
+        """Like read_frames, for a device opened with offload=True: (frame, checksum_ok)
+        pairs, the virtio-net header stripped.  checksum_ok is True when the kernel says
+        the transport checksum needs no check (NEEDS_CSUM or DATA_VALID); a frame may be
+        a TCP super-segment larger than the MTU (gso_type TCPV4), which is passed up whole,
+        as a NIC's receive offload does."""
+        out = []
+        read = os.read
+        fd, size = self.fd, self.bufsize
+        try:
+            for _ in range(max_frames):
+                data = read(fd, size)
+                flags = data[0]
+                frame = data[VNET_HDR_LEN:]
+                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM and not _is_ipv4_tcp(frame):
+                    # Only TCP takes the "checksum vouched for" hint; for anything else
+                    # (UDP) do what the kernel would do without the offload: fill it in.
+                    frame = _complete_checksum(frame, *VNET_HDR.unpack_from(data)[4:])
+                    flags = 0
+                out.append((frame, bool(flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM
+                                                 | VIRTIO_NET_HDR_F_DATA_VALID))))
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            if not out:
+                raise TapError(f"reading from TAP {self.name!r} failed: {e.strerror}") from None
+        self.rx_frames += len(out)
+        return out
+
     def write(self, frame) -> bool:
         """Hand one frame to the kernel.  False (and counted) if the kernel dropped it.
 
@@ -183,7 +258,12 @@ class TapDevice:
         backlog or drops it, exactly like a NIC whose receive ring is full.
         """
         try:
-            os.write(self.fd, frame)
+            if self.offload:
+                # writev: the header and the frame leave in one syscall without a copy.
+                os.writev(self.fd, (self._vnet_header(frame) if len(frame) > self.mtu + 14
+                                    else _NO_VNET, frame))
+            else:
+                os.write(self.fd, frame)
         except (BlockingIOError, OSError) as e:
             if isinstance(e, BlockingIOError) or e.errno in (errno.ENOBUFS, errno.ENOMEM):
                 self.tx_dropped += 1
@@ -194,6 +274,16 @@ class TapDevice:
             raise TapError(f"writing to TAP {self.name!r} failed: {e.strerror}") from None
         self.tx_frames += 1
         return True
+
+    def _vnet_header(self, frame) -> bytes:
+        """The virtio-net header of a TCP/IPv4 super-segment (larger than the MTU): ask the
+        kernel to cut it into MTU-sized segments (GSO_TCPV4, each carrying gso_size payload
+        bytes and a copy of the headers) and to finish each checksum from the pseudo-header
+        sum in the field (NEEDS_CSUM at csum_start + csum_offset) -- a NIC's TSO."""
+        ihl = (frame[14] & 0x0F) * 4
+        thl = (frame[14 + ihl + 12] >> 4) * 4
+        return VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+                             14 + ihl + thl, self.mtu - ihl - thl, 14 + ihl, 16)
 
     def close(self) -> None:
         """Close the fd; the kernel deletes the (non-persistent) interface."""
@@ -264,7 +354,8 @@ class TapDevice:
         self._disable_ipv6()
         if mtu is not None:
             self._ip("link", "set", "dev", self.name, "mtu", str(mtu))
-            self.bufsize = max(self.bufsize, _bufsize_for(mtu))
+            self.mtu = mtu
+            self.bufsize = max(self.bufsize, _bufsize_for(mtu) + (VNET_HDR_LEN if self.offload else 0))
         if ip_cidr:
             self._ip("addr", "add", ip_cidr, "dev", self.name)
         if up:
@@ -278,6 +369,24 @@ class TapDevice:
             raise TapError(f"cannot read the MAC address of {self.name!r}: {proc.stderr.strip()}")
         info = json.loads(proc.stdout)[0]
         return bytes(int(x, 16) for x in info["address"].split(":"))
+
+
+def _is_ipv4_tcp(frame: bytes) -> bool:
+    return len(frame) >= 34 and frame[12:14] == b"\x08\x00" and frame[23] == 6
+
+
+def _complete_checksum(frame: bytes, csum_start: int, csum_offset: int) -> bytes:
+    """Finish a checksum the kernel left partial (NEEDS_CSUM): the field holds the
+    pseudo-header sum; the checksum is the ones'-complement of the sum of everything from
+    csum_start on, that field included (RFC 1071), as Linux's skb_checksum_help does.
+    A frame whose offsets do not fit is returned unchanged (the layer above counts it)."""
+    at = csum_start + csum_offset
+    if csum_start >= len(frame) or at + 2 > len(frame):
+        return frame
+    c = internet_checksum(memoryview(frame)[csum_start:])
+    if c == 0 and len(frame) >= 24 and frame[23] == 17:
+        c = 0xFFFF      # RFC 768: a computed zero is sent as all ones
+    return frame[:at] + c.to_bytes(2, "big") + frame[at + 2:]
 
 
 def _write_if_exists(fn: str, value: str) -> None:

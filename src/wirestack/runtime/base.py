@@ -48,8 +48,17 @@ class RuntimeHost:
     def log(self):
         return self.host.log
 
-    async def open_connection(self, ip: str, port: int, **sockopts):
+    async def open_connection(self, host: str, port: int, **sockopts):
+        """Like asyncio.open_connection; a name is looked up first with the host's stub
+        resolver (``host.dns_servers``), as getaddrinfo would."""
+        ip = (await self.getaddrinfo(host))[0]
         return await streams.open_connection(self, ip, port, **sockopts)
+
+    async def getaddrinfo(self, name: str, servers: list[str] | None = None) -> list[str]:
+        """The IPv4 addresses of ``name`` (an address is returned as it is), from a DNS query
+        to ``servers`` or ``host.dns_servers``; ``socket.gaierror`` when it cannot be found."""
+        from ..apps.dns import resolve
+        return await resolve(self, name, servers)
 
     async def start_server(self, client_connected_cb, host: str | int | None = None,
                            port: int | str | None = None, **kw):
@@ -68,3 +77,30 @@ class RuntimeHost:
         from ..apps.ping import ping
         return await ping(self, dst, count=count, interval=interval, size=size,
                           timeout=timeout, on_line=on_line)
+
+    async def traceroute(self, dst: str, *, max_hops: int = 30, queries: int = 3, wait: float = 5.0,
+                         icmp: bool = False, size: int = 60, on_line=None):
+        """traceroute(8) from this host: UDP probes (``icmp=True``: echo requests) with
+        TTL 1, 2, ...; returns a TracerouteResult, ``on_line`` gets the printed lines."""
+        from ..apps.traceroute import traceroute
+        return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait,
+                                icmp=icmp, size=size, on_line=on_line)
+
+    async def resolve(self, ip: str, timeout: float = 5.0) -> str | None:
+        """ARP-resolve ``ip`` (on a connected network): its MAC as 'aa:bb:..', or None when
+        nobody answered (after the host's retries) or ``timeout`` seconds passed."""
+        import asyncio
+        from ..wire.addr import ip_aton
+        host = self.host
+        addr = ip_aton(ip)
+        deadline = self.loop.time() + timeout
+        mac = host.arp_resolve(addr, self.now_ns())
+        self.kick()
+        while mac is None and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+            entry = host.arp.entries.get(addr)
+            if entry is not None:
+                mac = entry.mac
+            elif addr not in host.arp.pending:
+                return None   # every retry went unanswered
+        return None if mac is None else mac.hex(":")

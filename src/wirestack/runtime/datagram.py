@@ -77,10 +77,10 @@ async def create_datagram_endpoint(runtime, protocol_factory, local_addr=None, r
 class AsyncPingSocket:
     """Send echo requests and await replies (EchoReply) or ICMP errors (IcmpErrorReport)."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime, sock=None):
         self.runtime = runtime
-        self.sock = runtime.host.ping_socket()
-        self.ident = self.sock.ident
+        self.sock = sock if sock is not None else runtime.host.ping_socket()
+        self.ident = getattr(self.sock, "ident", None)
         self._waiters: list[asyncio.Future] = []
         self.sock.on_event = self._on_event
 
@@ -119,3 +119,9 @@ class AsyncPingSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def icmp_error_socket(runtime) -> AsyncPingSocket:
+    """An async view of the host's ICMP error watcher (IcmpErrorRecord items): what
+    traceroute awaits. Same ``receive(timeout)`` and ``close()`` as the ping socket."""
+    return AsyncPingSocket(runtime, runtime.host.icmp.error_socket())

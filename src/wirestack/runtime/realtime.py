@@ -4,6 +4,20 @@ One asyncio loop does everything, with no thread hops: the TAP fd is a reader on
 when it is readable we drain a batch of frames into the host, then ask the host for its
 output once (so a burst of incoming segments produces one round of ACKs and data), and
 arm a loop timer for the host's next deadline.
+
+A host with several interfaces (a router) gets one device per interface, ``devices[i]``
+carrying interface ``i``: each is a reader on the same loop.
+
+ACK policy under bulk receive: TCP answers a batch, not each segment (the layer's
+``defer_output``), so N in-order full-size segments read in one wake-up get one cumulative
+ACK.  RFC 5681 §4.2 says a receiver SHOULD ACK at least every second full-sized segment;
+this is a deliberate stretch ACK of at most BATCH segments, the same thing a Linux
+receiver does behind GRO (one ACK per aggregated super-segment of up to 64 KB).  It cuts
+the ACK frames we write during a bulk receive from one per two segments to one per batch,
+and every one of those writes runs the kernel's TCP input for the ACK in our process.  A sender that counts ACKed bytes (RFC 3465,
+as Linux does) grows its window just the same.  Single segments (request/response) still
+get the delayed-ACK rule of RFC 1122 4.2.3.2: answered by the reply or within delack_ms.
+Segments above a hole are not batched: each still gets its immediate duplicate ACK.
 """
 
 from __future__ import annotations
@@ -13,13 +27,24 @@ import time
 
 from .base import RuntimeHost
 
-BATCH = 128   # frames read per wake-up before the host is asked for output
+BATCH = 64    # frames read per wake-up before the host is asked for output (and ACKs)
 
 
 class RealtimeHost(RuntimeHost):
-    def __init__(self, host, device, loop: asyncio.AbstractEventLoop | None = None, taps=()):
+    def __init__(self, host, device, loop: asyncio.AbstractEventLoop | None = None, taps=(),
+                 more_devices=()):
         self.host = host
+        # Answer a batch of segments once, at the _service() that follows it (see BATCH).
+        host.tcp.defer_output = True
         self.device = device
+        self.devices = [device, *more_devices]   # devices[i] carries host interface i
+        self.offload = any(getattr(d, "offload", False) for d in self.devices)
+        if self.offload:
+            # The device segments for us (TSO): TCP may hand it super-segments of up to
+            # 64 KB, cut by the kernel into MTU-sized ones (IP total length <= 65535).
+            host.tcp.gso_max = 0xFFFF - 20 - 32
+            for iface, dev in zip(host.interfaces, self.devices):
+                iface.tso = bool(getattr(dev, "offload", False))
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
         self._service_scheduled = False
@@ -33,29 +58,50 @@ class RealtimeHost(RuntimeHost):
     def start(self) -> None:
         if not self._started:
             self._started = True
-            self.loop.add_reader(self.device.fileno(), self._on_readable)
+            for ifindex, device in enumerate(self.devices):
+                self.loop.add_reader(device.fileno(), self._on_readable, ifindex)
             self.kick()
 
     def stop(self) -> None:
         if self._started:
             self._started = False
-            self.loop.remove_reader(self.device.fileno())
+            for device in self.devices:
+                self.loop.remove_reader(device.fileno())
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
 
-    def _on_readable(self) -> None:
+    def _on_readable(self, ifindex: int = 0) -> None:
         host = self.host
         receive = host.receive
         taps = self.taps
         now = time.monotonic_ns()
-        frames = self.device.read_frames(BATCH)
+        device = self.devices[ifindex]
+        if getattr(device, "offload", False):
+            # Frames may be TCP super-segments (GRO-like) whose checksum the kernel vouches for.
+            for frame, checksum_ok in device.read_frames_offload(BATCH):
+                for tap in taps:
+                    tap(now, "rx", frame)
+                receive(frame, now, ifindex, checksum_ok)
+            self._service()
+            self._after_tasks()
+            return
+        frames = device.read_frames(BATCH)
         for frame in frames:
             if taps:
                 for tap in taps:
                     tap(now, "rx", frame)
-            receive(frame, now, 0)
+            receive(frame, now, ifindex)
         self._service()
+        self._after_tasks()
+
+    def _after_tasks(self) -> None:
+        """Queue one more _service behind the tasks the batch just woke (their wake-ups were
+        queued by _service, so this handle runs after them in the same loop iteration):
+        what they write -- an echo's reply, a response -- then leaves without waiting for
+        an extra turn of the loop (and an extra epoll_wait) that their own kick() would
+        take.  When no task writes, it finds nothing to send."""
+        self.kick()
 
     def kick(self) -> None:
         if not self._service_scheduled:
@@ -67,15 +113,21 @@ class RealtimeHost(RuntimeHost):
         if not self._started:
             return  # a kick() queued before stop(): the device (and pcap) may be closed
         now = time.monotonic_ns()
-        write = self.device.write
+        devices = self.devices
         taps = self.taps
-        for _ifindex, frame in self.host.transmit(now):
+        for ifindex, frame in self.host.transmit(now):
             if taps:
                 for tap in taps:
                     tap(now, "tx", frame)
-            write(frame)
+            devices[ifindex].write(frame)
         t = self.host.poll_at()
-        if t is None or t == self._timer_at:
+        if t is None:
+            return
+        at = self._timer_at
+        if at is not None and at <= t:
+            # The armed timer fires no later than needed: keep it.  Re-arming on every
+            # wake-up (the retransmission deadline moves with each ACK) would cancel and
+            # allocate a loop timer per batch; an early firing just polls and re-arms.
             return
         if self._timer is not None:
             self._timer.cancel()

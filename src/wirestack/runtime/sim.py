@@ -68,9 +68,12 @@ class SimHost(RuntimeHost):
         return self.net.loop
 
     def add_interface(self, address: str, mac: bytes | str | None = None, mtu: int = 1500,
-                      check_fcs: bool = True) -> Nic:
+                      check_fcs: bool = True, rate_mbps: float | None = None) -> Nic:
+        """Another interface (a NIC not yet attached to a medium). ``rate_mbps`` paces what
+        a router forwards out of it through its bounded queue."""
         mac = mac if mac is not None else self.net._next_mac()
-        ifindex = self.host.add_interface(mac, address, mtu=mtu)
+        rate = None if rate_mbps is None else int(rate_mbps * 1_000_000)
+        ifindex = self.host.add_interface(mac, address, mtu=mtu, rate_bps=rate)
         iface = self.host.interfaces[ifindex]
         nic = Nic(self.net.sched, f"{self.host.name}.{iface.name}", iface.mac,
                   on_receive=partial(self._on_frame, ifindex),
@@ -78,6 +81,10 @@ class SimHost(RuntimeHost):
         self.nics.append(nic)
         self.kick()  # the gratuitous ARP announcement goes out at once
         return nic
+
+    def add_route(self, cidr: str, via: str) -> None:
+        """A static route: ``r.add_route("198.18.3.0/24", via="198.18.1.2")``."""
+        self.host.add_route(cidr, via)
 
     def free_nic(self) -> Nic:
         for nic in self.nics:
@@ -163,6 +170,66 @@ class Network:
         if gateway is not None:
             host.routes.add_default(gateway)
         return sim_host
+
+    def router(self, name: str, *addresses: str, mtu: int | list[int] = 1500,
+               rate_mbps: float | None = None, queue_limit: int = 64, icmp_errors: bool = True,
+               config: HostConfig | None = None, routes: dict[str, str] | None = None) -> SimHost:
+        """A host with one interface per address that forwards between them (RFC 1812):
+        ``net.router("r", "198.18.1.1/24", "198.18.2.1/24")``. ``mtu`` is one value or one
+        per interface; ``rate_mbps`` paces every output interface through a drop-tail queue
+        of ``queue_limit`` datagrams (the router becomes a measurable bottleneck);
+        ``icmp_errors=False`` makes it drop silently (time exceeded, unreachable and
+        fragmentation-needed are all lost: a PMTU black hole). ``routes`` maps a
+        destination CIDR (or "default") to a gateway."""
+        config = config or HostConfig()
+        config.forwarding = True
+        config.forward_queue_limit = queue_limit
+        config.icmp_errors = icmp_errors
+        r = self.host(name, config=config)
+        mtus = mtu if isinstance(mtu, (list, tuple)) else [mtu] * len(addresses)
+        if len(mtus) != len(addresses):
+            raise ValueError("give one MTU, or one per interface")
+        for address, m in zip(addresses, mtus):
+            r.add_interface(address, mtu=m, rate_mbps=rate_mbps)
+        for cidr, via in (routes or {}).items():
+            if cidr == "default":
+                r.host.routes.add_default(via)
+            else:
+                r.add_route(cidr, via)
+        return r
+
+    def chain(self, routers: int, *, mtu: int | list[int] = 1500, rate_mbps: float | None = None,
+              queue_limit: int = 64, icmp_errors: bool | list[bool] = True, **link) -> tuple:
+        """Two hosts joined by ``routers`` routers in a row, one /24 per link:
+
+            a 198.18.0.1 -- .0.2 r1 .1.1 -- .1.2 r2 .2.1 -- ... -- .N.1 rN -- .N.2 b
+
+        Returns (a, [r1, ..., rN], b); every host has the routes it needs. ``mtu`` may list
+        one MTU per link (N + 1 of them); ``icmp_errors`` one flag per router; ``link``
+        holds the link parameters (delay_ms, loss, ...) used for every link."""
+        if not 1 <= routers <= 200:
+            raise ValueError("between 1 and 200 routers")
+        mtus = mtu if isinstance(mtu, (list, tuple)) else [mtu] * (routers + 1)
+        icmp = icmp_errors if isinstance(icmp_errors, (list, tuple)) else [icmp_errors] * routers
+        if len(mtus) != routers + 1 or len(icmp) != routers:
+            raise ValueError("one MTU per link and one icmp_errors flag per router")
+        net = "198.18.{}.{}"
+        a = self.host("a", net.format(0, 1) + "/24", mtu=mtus[0], gateway=net.format(0, 2))
+        rs = []
+        for k in range(1, routers + 1):
+            r = self.router(f"r{k}", net.format(k - 1, 2) + "/24", net.format(k, 1) + "/24",
+                            mtu=[mtus[k - 1], mtus[k]], rate_mbps=rate_mbps,
+                            queue_limit=queue_limit, icmp_errors=icmp[k - 1])
+            if k < routers:
+                r.host.routes.add_default(net.format(k, 2))
+            for j in range(k - 1):
+                r.add_route(net.format(j, 0) + "/24", net.format(k - 1, 1))
+            rs.append(r)
+        b = self.host("b", net.format(routers, 2) + "/24", mtu=mtus[routers],
+                      gateway=net.format(routers, 1))
+        for left, right in zip([a] + rs, rs + [b]):
+            self.link(left, right, **link)
+        return a, rs, b
 
     def _nic(self, end) -> Nic:
         return end.free_nic() if isinstance(end, SimHost) else end

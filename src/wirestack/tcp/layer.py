@@ -66,6 +66,18 @@ class TcpLayer:
         self._dirty: list[Connection] = []             # connections with output to do at poll
         self._notify: list[TcpSocket] = []             # sockets whose on_event is due...
         self._notify_set: set[TcpSocket] = set()       # ...the same, for a quick lookup
+        # False: a segment's answer (the ACK, data its ACK lets out) leaves from input().
+        # True: it waits for the next poll(). A runtime that feeds a whole batch of frames
+        # before polling (the real-time TAP loop) sets it, so a burst of N in-order
+        # segments is answered by one cumulative ACK: a stretch ACK, like a Linux receiver
+        # behind GRO (RFC 5681 §4.2 asks for every second segment; the batch size bounds
+        # the stretch, see runtime/realtime.py).
+        self.defer_output = False
+        # TCP segmentation offload (0 = off): new data may leave as one super-segment of up
+        # to this many payload bytes, a multiple of the MSS, which the device (a NIC's TSO,
+        # the kernel behind a TAP with a virtio-net header) cuts into MSS-sized segments
+        # with the same headers, completing each checksum.  Set by the real-time runtime.
+        self.gso_max = 0
         self._now = 0
         # RFC 5961 §7 challenge ACK rate limit: a token bucket in units of 1/limit s.
         self._chal_credit = self.config.challenge_ack_limit * SEC
@@ -131,14 +143,16 @@ class TcpLayer:
                 break
             self._flush_notify()
 
-    def input(self, src: bytes, dst: bytes, segment: BytesLike, now: int) -> None:
+    def input(self, src: bytes, dst: bytes, segment: BytesLike, now: int,
+              checksum_ok: bool = False) -> None:
         """One TCP segment (header + data) from IP. Never raises for bad input: it is
-        counted and dropped."""
+        counted and dropped. ``checksum_ok``: the device already vouched for the checksum
+        (receive checksum offload), so it is not summed again."""
         self._now = now
         counters = self.counters
         try:
             sport, dport, seq, ack, flags, wnd, hl = decode_header(
-                segment, src, dst, self.config.verify_checksum)
+                segment, src, dst, self.config.verify_checksum and not checksum_ok)
         except MalformedPacket as e:
             counters.incr(e.counter)
             return

@@ -94,8 +94,12 @@ class Output(Tcb):
             opts = self._sack_option(len(payload), now)
         if opts is None:
             if self.ts_ok and not flags & RST:
-                seg = self.tpl.build_ts(seq, ack, flags, win, now // MS + self.ts_offset,
-                                        self.ts_recent, payload)
+                if len(payload) > self.snd_mss and self.layer.gso_max:
+                    seg = self.tpl.build_ts_tso(seq, ack, flags, win, now // MS + self.ts_offset,
+                                                self.ts_recent, payload)
+                else:
+                    seg = self.tpl.build_ts(seq, ack, flags, win, now // MS + self.ts_offset,
+                                            self.ts_recent, payload)
             else:
                 seg = self.tpl.build(seq, ack, flags, win, payload)
         else:
@@ -218,6 +222,12 @@ class Output(Tcb):
         sent = False
         cc = self.cc
         recovery = self.recovery
+        # Super-segments only when the device's cut (MTU - IP - TCP header with the
+        # timestamp option) equals our MSS, i.e. the peer accepts full-size segments.
+        gso = self.layer.gso_max
+        if gso and (budget is not None or not self.ts_ok or self._sack_due
+                    or mss + 52 != self.layer.mtu_for(self.rip)):
+            gso = 0
         while True:
             nxt = self.snd_nxt
             data_end = self.sbase + len(sndq)
@@ -261,6 +271,12 @@ class Output(Tcb):
                     # Nagle (RFC 896, RFC 9293 §3.7.4): one small segment in flight at a
                     # time. A queued FIN flushes it, as there is nothing left to coalesce.
                     break
+                if n == mss and gso and nxt >= self.snd_max:
+                    # TSO: new data in one super-segment, a whole number of MSS-sized
+                    # pieces within the window (the device cuts it up, see layer.gso_max).
+                    k = min(avail, usable, gso) // mss
+                    if k > 1:
+                        n = k * mss
                 end = nxt + n
                 flags = ACK | PSH if n == avail else ACK
                 if end == data_end and self.fin_queued and self.state is not SYN_RECEIVED:

@@ -76,7 +76,12 @@ class SegmentArrives(Opening):
         # Eighth: FIN.
         if flags & FIN:
             self._check_fin(st, s + plen, now)
-        self.output(now)
+        if self.layer.defer_output and not self.asm:
+            self.want_output()     # answered once per batch, at the next poll
+        else:
+            # Out-of-order data is answered at once even in a batch: each segment above a
+            # hole owes the sender its own duplicate ACK (RFC 5681 §4.2, §3.2).
+            self.output(now)
 
     def _check_paws(self, tsval: int, plen: int, flags: int, now: int) -> bool:
         """RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old duplicate

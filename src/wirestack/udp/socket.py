@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..wire import udp as udp_codec
 from ..wire.bytes_like import BytesLike
@@ -25,7 +25,13 @@ EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535
 MAX_PAYLOAD = 65535 - 20 - 8
 
 Address = tuple[str | bytes, int]   # what the API accepts: ("198.18.0.1", 7)
-IpOutput = Callable[[bytes, bytes, int, bytes, int], object]   # (src, dst, proto, payload, now)
+
+
+class IpOutput(Protocol):
+    """The host's IPv4 output: ``ttl`` None means the host's default TTL."""
+
+    def __call__(self, src: bytes, dst: bytes, proto: int, payload: bytes, now: int,
+                 ttl: int | None = None) -> object: ...
 
 
 def _addr(address: Any) -> tuple[bytes, int]:
@@ -51,6 +57,7 @@ class UdpSocket:
         self.error: OSError | None = None
         self.closed = False
         self.on_event: Callable[[], None] | None = None
+        self.ttl: int | None = None   # IP_TTL: None = the host's default (traceroute sets it)
 
     # -- API ---------------------------------------------------------------------------
     def bind(self, address: Address) -> None:
@@ -125,7 +132,7 @@ class UdpSocket:
             self.layer._bind(self, ANY_IP, 0)
         if ip != BROADCAST_IP and self.layer.route_source(ip) is None:
             raise OSError(errno.ENETUNREACH, "Network is unreachable")
-        self.layer.outbox.append((self, data, ip, port))
+        self.layer.outbox.append((self, data, ip, port, self.ttl))
         return len(data)
 
     def _deliver(self, data: bytes, src: bytes, sport: int) -> None:
@@ -154,7 +161,8 @@ class UdpLayer:
         self.route_source = route_source
         self._port_unreachable = send_icmp_port_unreachable
         self.sockets: dict[tuple[bytes, int], UdpSocket] = {}
-        self.outbox: list[tuple[UdpSocket, bytes, bytes, int]] = []   # (sock, data, dst, dport)
+        # (sock, data, dst, dport, ttl): the TTL is the socket's IP_TTL when it was queued
+        self.outbox: list[tuple[UdpSocket, bytes, bytes, int, int | None]] = []
 
     def socket(self, **options: int) -> UdpSocket:
         return UdpSocket(self, **options)
@@ -187,7 +195,7 @@ class UdpLayer:
         if not self.outbox:
             return
         out, self.outbox = self.outbox, []
-        for sock, data, dst, dport in out:
+        for sock, data, dst, dport, ttl in out:
             assert sock.local is not None  # _send binds before queueing
             src = sock.local[0]
             if src == ANY_IP:
@@ -198,7 +206,7 @@ class UdpLayer:
                 src = routed
             datagram = udp_codec.build(src, dst, sock.local[1], dport, data)
             self.counters.incr("udp.out_datagrams")
-            self.ip_output(src, dst, udp_codec.PROTO, datagram, now)
+            self.ip_output(src, dst, udp_codec.PROTO, datagram, now, ttl=ttl)
 
     def input(self, src: bytes, dst: bytes, body: BytesLike, ip_datagram: BytesLike, now: int,
               broadcast: bool) -> None:
