@@ -12,7 +12,7 @@ while legitimate clients still connect; with ``syn_cookies`` off it is dropped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..storage import BoundedQueue
 from ..units import MS
@@ -23,7 +23,7 @@ from .connection import Connection, wscale_for
 from .seq import le as seq_le
 from .seq import lt as seq_lt
 from .seq import wrap
-from .states import CLOSED
+from .states import CLOSED, LISTEN
 
 if TYPE_CHECKING:
     from ..wire.bytes_like import BytesLike
@@ -199,6 +199,10 @@ class Listener:
         if conn is not None:
             conn.listener = None
         return cast("Connection | None", conn)     # (a child is a whole Connection)
+
+    def stats(self) -> dict[str, Any]:
+        return {"state": LISTEN, "backlog": self.backlog, "accept_queue": len(self.acceptq),
+                "half_open": len(self.children)}
 
     def close(self, now: int) -> None:
         """The listening socket closed: connections nobody will accept are reset."""

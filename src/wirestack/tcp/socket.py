@@ -107,22 +107,8 @@ class TcpSocket:
         self._cfg = self._cfg.replace(**changes)
         if self._listener is not None:
             self._listener.cfg = self._cfg
-        c = self._conn
-        if c is not None:
-            c.cfg = self._cfg
-            c.nodelay = self._cfg.nodelay
-            if "keepalive" in changes or "keepalive_idle" in changes:
-                c.arm_keepalive(now)
-                layer.schedule(c)
-            if "user_timeout" in changes:
-                c.user_timeout = self._cfg.user_timeout
-            if "congestion_control" in changes:
-                from . import congestion
-                old = c.cc
-                c.cc = congestion.get(self._cfg.congestion_control)(c.snd_mss, self._cfg.initial_window)
-                if old.limits_window and c.cc.limits_window:
-                    c.cc.cwnd, c.cc.ssthresh = old.cwnd, old.ssthresh
-            c.want_output()
+        if self._conn is not None:
+            self._conn.apply_options(self._cfg, changes, now)
 
     @property
     def nodelay(self) -> bool:
@@ -229,10 +215,7 @@ class TcpSocket:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe (send after shutdown)")
         if conn.state not in _SEND_OK:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
-        n = conn.sndq.append(data)
-        if n:
-            conn.want_output()
-        return n
+        return conn.queue_send(data)
 
     def recv(self, n: int = 65536) -> bytes:
         """Up to n bytes; b"" at end of stream; BlockingIOError when nothing is there yet."""
@@ -240,11 +223,8 @@ class TcpSocket:
         conn = self._conn
         if conn is None:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
-        q = conn.rcvq
-        if q:
-            data = q.read(n)
-            conn.after_read()
-            return data
+        if conn.rcvq:
+            return conn.read(n)
         if conn.error is not None:
             raise conn.error
         if conn.fin_rcvd or conn.state is CLOSED:
@@ -321,25 +301,7 @@ class TcpSocket:
         c = self._conn
         lst = self._listener
         if lst is not None:
-            return {"state": LISTEN, "backlog": lst.backlog, "accept_queue": len(lst.acceptq),
-                    "half_open": len(lst.children)}
+            return lst.stats()
         if c is None:
             return {"state": self.state}
-        r = c.rtt
-        return {
-            "state": c.state,
-            "segments_in": c.segs_in, "segments_out": c.segs_out,
-            "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
-            "retransmits": c.retransmits, "dup_acks": c.recovery.dupacks_total,
-            "rtt_samples": r.samples, "srtt": r.srtt, "rttvar": r.rttvar, "rto": r.rto,
-            "last_rtt": r.last_sample, "backoff": r.backoff,
-            "cwnd": c.cc.cwnd, "ssthresh": c.cc.ssthresh, "congestion_control": c.cc.name,
-            "in_recovery": c.recovery.in_recovery, "sack_recovery": c.recovery.sack_rec,
-            "snd_wnd": c.snd_wnd, "rcv_wnd": max(0, c.rcv_adv - c.rcv_nxt),
-            "snd_mss": c.snd_mss, "peer_mss": c.peer_mss,
-            "window_scaling": c.ws_ok, "snd_wscale": c.snd_wscale, "rcv_wscale": c.rcv_wscale,
-            "timestamps": c.ts_ok, "sack": c.sack_ok,
-            "sacked_bytes": c.recovery.sb.sacked if c.recovery.sb is not None else 0,
-            "unacked": c.snd_max - c.snd_una, "send_queue": len(c.sndq),
-            "recv_queue": len(c.rcvq), "ooo_bytes": c.asm.nbytes if c.asm is not None else 0,
-        }
+        return c.stats()
