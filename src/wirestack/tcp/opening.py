@@ -184,7 +184,7 @@ class Opening(Timers):
                     self.cc.set_mss(self.snd_mss)
                     if self.log.enabled:
                         self.record(now, "pmtu", mtu=mtu, mss=self.snd_mss,
-                                     seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
+                                    seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
                     if self.state not in (SYN_SENT, SYN_RECEIVED) and self.snd_max > self.snd_una:
                         self.rtx_reason = "pmtu"
                         self.snd_nxt = self.snd_una

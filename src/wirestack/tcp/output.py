@@ -187,7 +187,7 @@ class Output(Tcb):
                 self.rtt_seq = None   # Karn: no sample from a retransmitted SYN
             if self.log.enabled:
                 self.record(now, "retransmit", seq=wrap(self.iss), ack=wrap(self.rcv_nxt),
-                             len=0, reason="rto", flags="S" if st is SYN_SENT else "S.")
+                            len=0, reason="rto", flags="S" if st is SYN_SENT else "S.")
         if self.t_rtx is None and cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
 
@@ -325,7 +325,7 @@ class Output(Tcb):
             self.rtt_seq = None   # Karn's algorithm: the timed segment was sent twice
         if self.log.enabled:
             self.record(now, "retransmit", seq=wrap(seq), ack=wrap(self.rcv_nxt), len=n,
-                         reason=self.rtx_reason, fin=bool(flags & FIN))
+                        reason=self.rtx_reason, fin=bool(flags & FIN))
 
     def retransmit_first(self, now: int) -> None:
         """Send the segment at SND.UNA again, whatever the window (RFC 5681 §3.2 step 2

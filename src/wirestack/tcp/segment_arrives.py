@@ -362,7 +362,7 @@ class SegmentArrives(Opening):
         if gap and last is not None and now - last < gap:
             self.counters.incr("tcp.oow_ack_limited")
             self.record(now, "oow_ack_limited", reason=reason, seq=wrap(self.snd_nxt),
-                         ack=wrap(self.rcv_nxt))
+                        ack=wrap(self.rcv_nxt))
             return False
         self._oow_ack_time = now
         return True
@@ -443,7 +443,7 @@ class SegmentArrives(Opening):
                 est.sample(rtt)
             if self.log.enabled:
                 self.record(now, "rtt", rtt_ms=rtt / MS, srtt_ms=(est.srtt or 0) / MS,
-                             rto_ms=est.rto / MS, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
+                            rto_ms=est.rto / MS, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
         # RFC 6298 §5.2, §5.3: stop the timer when all is acknowledged, else restart it.
         if a >= self.snd_max:
             self.t_rtx = None

@@ -148,8 +148,8 @@ class Tcb:
     # the header template: ports and the checksum words fixed for this connection
     tpl: SegmentTemplate
 
-    def __init__(self, layer: TcpLayer, cfg: TcpConfig, lip: bytes, lport: int, rip: bytes, rport: int,
-                 now: int) -> None:
+    def __init__(self, layer: TcpLayer, cfg: TcpConfig, lip: bytes, lport: int, rip: bytes,
+                 rport: int, now: int) -> None:
         self.layer = layer
         self.cfg = cfg
         self.log = layer.log
@@ -236,6 +236,7 @@ class Tcb:
         self.retransmits = 0
         # The header template: ports and the checksum words fixed for this connection.
         self.tpl = SegmentTemplate(lip, rip, lport, rport)
+
     @property
     def name(self) -> str:
         if self._name is None:
@@ -248,7 +249,7 @@ class Tcb:
     def log_cwnd(self, now: int, reason: str) -> None:
         if self.log.enabled:
             self.record(now, "cwnd", cwnd=self.cc.cwnd, ssthresh=self.cc.ssthresh,
-                         reason=reason, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
+                        reason=reason, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
 
     def _set_state(self, new: State, now: int) -> None:
         """The one place where the state changes (RFC 9293 §3.3.2 Figure 5)."""
@@ -258,7 +259,7 @@ class Tcb:
         self.state = new
         if self.log.enabled:
             self.record(now, "state", old=old, new=new, seq=wrap(self.snd_nxt),
-                         ack=wrap(self.rcv_nxt))
+                        ack=wrap(self.rcv_nxt))
         self.notify()
 
     def notify(self) -> None:
@@ -272,7 +273,7 @@ class Tcb:
         self.error = err
         if self.log.enabled:
             self.record(now, "error", error=type(err).__name__, seq=wrap(self.snd_una),
-                         ack=wrap(self.rcv_nxt))
+                        ack=wrap(self.rcv_nxt))
         if self.state is not CLOSED:
             self._set_state(CLOSED, now)
         self._teardown()

@@ -89,7 +89,7 @@ class Timers(Output):
         self.counters.incr("tcp.rto_timeouts")
         if self.log.enabled:
             self.record(now, "rto", seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt),
-                         rto=self.rtt.rto, backoff=self.rtt.backoff, retries=self.retries)
+                        rto=self.rtt.rto, backoff=self.rtt.backoff, retries=self.retries)
         if syn:
             self._send_syn(now)
         else:
@@ -124,7 +124,7 @@ class Timers(Output):
             self.counters.incr("tcp.persist_probes")
             if self.log.enabled:
                 self.record(now, "persist_probe", seq=wrap(nxt), ack=wrap(self.rcv_nxt),
-                             backoff=self.persist_backoff)
+                            backoff=self.persist_backoff)
             self._emit(nxt, ACK, self.sndq.peek(nxt - self.sbase, 1), now)
             if nxt + 1 > self.snd_max:
                 self.snd_max = nxt + 1
@@ -176,7 +176,7 @@ class Timers(Output):
         self.counters.incr("tcp.keepalive_probes")
         if self.log.enabled:
             self.record(now, "keepalive", seq=wrap(self.snd_una - 1), ack=wrap(self.rcv_nxt),
-                         probe=self.ka_probes)
+                        probe=self.ka_probes)
         self._emit(self.snd_una - 1, ACK, b"", now)
         self.t_ka = now + cfg.keepalive_interval
 
