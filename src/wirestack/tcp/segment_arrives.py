@@ -36,9 +36,10 @@ class SegmentArrives(Opening):
         if tsval is None:
             tsval = opts.ts_val
             tsecr = opts.ts_ecr
-        if tsval is not None and self.ts_ok and not flags & RST:
-            if not self._check_paws(tsval, len(payload), flags, now):
-                return
+        if tsval is not None and self.ts_ok and not flags & RST \
+                and seq_lt(tsval, self.ts_recent):
+            self._paws_reject(len(payload), flags, now)
+            return
         rn = self.rcv_nxt
         d = sub(seq, rn)                 # SEG.SEQ - RCV.NXT
         rwnd = self.rcv_adv - rn
@@ -83,15 +84,13 @@ class SegmentArrives(Opening):
             # hole owes the sender its own duplicate ACK (RFC 5681 §4.2, §3.2).
             self.output(now)
 
-    def _check_paws(self, tsval: int, plen: int, flags: int, now: int) -> bool:
-        """RFC 7323 §5.3 R1 (PAWS): a timestamp older than TS.Recent marks an old duplicate
-        from a previous incarnation of the sequence space; it is ACKed and dropped."""
-        if seq_lt(tsval, self.ts_recent):
-            self.counters.incr("tcp.in_paws")
-            if self._oow_ack_allowed(plen, flags, now, "paws"):
-                self.send_ack(now)
-            return False
-        return True
+    def _paws_reject(self, plen: int, flags: int, now: int) -> None:
+        """RFC 7323 §5.3 R1 (PAWS), checked first in ``input``: a timestamp older than
+        TS.Recent marks an old duplicate from a previous incarnation of the sequence
+        space; it is ACKed (at a limited rate) and dropped."""
+        self.counters.incr("tcp.in_paws")
+        if self._oow_ack_allowed(plen, flags, now, "paws"):
+            self.send_ack(now)
 
     def _check_sequence(self, d: int, rwnd: int, flags: int, payload: BytesLike,
                         now: int) -> tuple[int, int, BytesLike, int] | None:
@@ -248,30 +247,31 @@ class SegmentArrives(Opening):
             self.recovery.on_dupack(self, a, now)
         if da >= 0:
             self.probes = 0
-            self._update_send_window(s, a, swnd)
+            # Window update: SND.WND from a segment newer than the one that set it last
+            # (SND.WL1 / SND.WL2, RFC 9293 §3.10.7.4 fifth).
+            wl1 = self.snd_wl1
+            if wl1 < s or (wl1 == s and self.snd_wl2 <= a):
+                if swnd != self.snd_wnd:
+                    self._send_window_changed(swnd)
+                self.snd_wl1 = s
+                self.snd_wl2 = a
         fin_seq = self.fin_seq
         if fin_seq is not None and self.snd_una > fin_seq:
             return self._our_fin_acked(now)
         return True
 
-    def _update_send_window(self, s: int, a: int, swnd: int) -> None:
-        """The window update of the fifth check: SND.WND from a segment newer than the one
-        that set it last (SND.WL1 / SND.WL2, RFC 9293 §3.10.7.4)."""
-        wl1 = self.snd_wl1
-        if wl1 < s or (wl1 == s and self.snd_wl2 <= a):
-            if swnd != self.snd_wnd:
-                old = self.snd_wnd
-                self.snd_wnd = swnd
-                if swnd > self.max_snd_wnd:
-                    self.max_snd_wnd = swnd
-                if swnd > old:
-                    # The window opened: stop probing, send at once.
-                    self.t_persist = None
-                    self.persist_backoff = 0
-                    self.probes = 0
-                    self.notify()
-            self.snd_wl1 = s
-            self.snd_wl2 = a
+    def _send_window_changed(self, swnd: int) -> None:
+        """The fifth check's window update brought a new SND.WND (RFC 9293 §3.10.7.4)."""
+        old = self.snd_wnd
+        self.snd_wnd = swnd
+        if swnd > self.max_snd_wnd:
+            self.max_snd_wnd = swnd
+        if swnd > old:
+            # The window opened: stop probing, send at once.
+            self.t_persist = None
+            self.persist_backoff = 0
+            self.probes = 0
+            self.notify()
 
     def _our_fin_acked(self, now: int) -> bool:
         """Our FIN is acknowledged (RFC 9293 §3.10.7.4 fifth, FIN_WAIT_1 / CLOSING /
