@@ -473,6 +473,9 @@ def test_tcp_template_matches_build(src, dst, sport, dport, seq, ack, flags, win
     opts, tsval, tsecr = tcp.decode_options(memoryview(seg), hdr.header_length, hdr.flags)
     assert (tsval, tsecr) == (hdr.options.ts_val, hdr.options.ts_ecr)
     assert bytes(data) == payload
+    *head, opts2, tsval2, tsecr2, data2 = tcp.decode_segment(seg, src, dst, True)
+    assert tuple(head) == fields[:6] and (tsval2, tsecr2) == (tsval, tsecr)
+    assert bytes(data2) == payload
 
 
 @pytest.mark.parametrize("seg, counter", [

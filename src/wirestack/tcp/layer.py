@@ -20,7 +20,7 @@ from ..units import SEC
 from ..wire.addr import ANY_IP
 from ..wire.bytes_like import BytesLike
 from ..wire.errors import MalformedPacket
-from ..wire.tcp import ACK, FIN, RST, SYN, build, decode_header, decode_options, quoted_ports_seq
+from ..wire.tcp import ACK, FIN, RST, SYN, build, decode_segment, quoted_ports_seq
 from .config import HOST_WIDE, TcpConfig
 from .connection import Connection
 from .isn import isn
@@ -151,20 +151,15 @@ class TcpLayer:
         self._now = now
         counters = self.counters
         try:
-            sport, dport, seq, ack, flags, wnd, hl = decode_header(
+            # (the usual NOP NOP TS layout comes back as two numbers, without an object)
+            sport, dport, seq, ack, flags, wnd, opts, tsval, tsecr, payload = decode_segment(
                 segment, src, dst, self.config.verify_checksum and not checksum_ok)
         except MalformedPacket as e:
+            if e.counter == "tcp.in_bad_options":
+                counters.incr("tcp.in_segs")     # the header was good: it counts as received
             counters.incr(e.counter)
             return
         counters.incr("tcp.in_segs")
-        mv = segment if isinstance(segment, memoryview) else memoryview(segment)
-        try:
-            # (the usual NOP NOP TS layout comes back as two numbers, without an object)
-            opts, tsval, tsecr = decode_options(mv, hl, flags)
-        except MalformedPacket as e:
-            counters.incr(e.counter)
-            return
-        payload = mv[hl:]
         conn = self._conns.get((dst, dport, src, sport))
         min_iss = None
         if conn is not None:

@@ -365,6 +365,22 @@ def decode_header(segment: BytesLike, src: bytes, dst: bytes,
     return sport, dport, seq, ack, offflags & 0xFF, wnd, hl
 
 
+def decode_segment(segment: BytesLike, src: bytes, dst: bytes, verify_checksum: bool
+                   ) -> tuple[int, int, int, int, int, int, TcpOptions, int | None, int | None,
+                              memoryview]:
+    """The receive path in one call: ``decode_header`` then ``decode_options``, giving
+    ``(sport, dport, seq, ack, flags, window, options, TSval, TSecr, payload)``. Raises
+    :class:`MalformedPacket` as they do (a caller counting accepted headers tells the
+    options' counter, ``tcp.in_bad_options``, from the header's)."""
+    sport, dport, seq, ack, flags, wnd, hl = decode_header(segment, src, dst, verify_checksum)
+    mv = segment if isinstance(segment, memoryview) else memoryview(segment)
+    if hl == 32 and not flags & SYN and mv[20:24] == _TS_ALIGNED:
+        tsval, tsecr = _TS.unpack_from(mv, 24)     # the NOP NOP TS fast path, inline
+        return sport, dport, seq, ack, flags, wnd, NO_OPTIONS, tsval, tsecr, mv[hl:]
+    opts, tsv, tse = decode_options(mv, hl, flags)
+    return sport, dport, seq, ack, flags, wnd, opts, tsv, tse, mv[hl:]
+
+
 def decode_options(mv: memoryview, hl: int,
                    flags: int) -> tuple[TcpOptions, int | None, int | None]:
     """The options of a received segment as ``(options, TSval, TSecr)``. Fast path: when
