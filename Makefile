@@ -4,48 +4,58 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.wirestack-installed
+# Two stamps: the demo needs only the core and the plot extra (quick to install); the tests
+# need the test extra (scapy, dpkt, hypothesis ...). Each depends on pyproject.toml, so new
+# dependencies trigger a reinstall.
+DEMO_STAMP := $(VENV)/.wirestack-demo
+TEST_STAMP := $(VENV)/.wirestack-test
 
 .PHONY: all venv demo test test-fast lint coverage bench fuzz clean distclean
 
 all: test
 
-# The stamp depends on pyproject.toml: new dependencies trigger a reinstall.
-$(STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[plot]'
 	@touch $@
 
-venv: $(STAMP)
+# The dev extra (the test extra plus the lint gate) includes everything the demo needs, so
+# it also satisfies the demo's stamp.
+$(TEST_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@ $(DEMO_STAMP)
 
-demo: venv
+venv: $(TEST_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/wirestack demo
 
-test: venv
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
 # Everything except the tests that need root and /dev/net/tun.
-test-fast: venv
+test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not interop and not slow"
 
 # Branch coverage of the fast tests (its TOTAL line is the figure quoted in the README).
 # Not part of `make test`: tracing makes the tests about three times slower (31 s -> 89 s for
 # these 596 on the development machine), far beyond a 15 % budget. The impairment
 # matrix is left out too: it runs the paths of test_network.py 300 times over.
-coverage: venv
+coverage: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not interop and not slow" --ignore=tests/test_tcp_matrix.py \
 	  --cov --cov-report=term
 
 # ruff (rules in pyproject.toml [tool.ruff]) and mypy ([tool.mypy]: strict on wire/, tcp/seq.py,
 # storage/, udp/; the rest of the package checked as annotated).
-lint: venv
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
 # The benchmarks print figures (they are not tests).  tap_bench.py needs root for its
 # namespaces and TAP devices: run directly when make itself runs as root, through sudo
 # otherwise, and skipped (with a note) when neither is possible.
-bench: venv
+bench: $(TEST_STAMP)
 	$(PY) bench/sim_bench.py
 	@if [ "$$(id -u)" = 0 ]; then $(PY) bench/tap_bench.py; \
 	 elif command -v sudo >/dev/null 2>&1; then sudo $(PY) bench/tap_bench.py; \
@@ -53,7 +63,7 @@ bench: venv
 
 # 10^6 random and mutated frames into a live host (tests/host_fuzz.py): prints frames/s,
 # the number of exceptions (must be 0) and whether the connection still moves 4 MB intact.
-fuzz: venv
+fuzz: $(TEST_STAMP)
 	$(PY) tests/host_fuzz.py 1000000
 
 clean:

@@ -248,7 +248,7 @@ def test_demo_transfers_intact_and_prints_the_same_twice(capsys, tmp_path, monke
     assert (tmp_path / "d.pcap").read_bytes() == pcap1
     assert re.search(r"^  sha256 ok: sent ([0-9a-f]{16})\.\.\., received \1\.\.\.$", first, re.M), first
     assert "64 bytes from 198.18.0.2: icmp_seq=1 " in first      # the ARP queue kept ping 1
-    assert "to a closed port: ConnectionRefusedError" in first
+    assert "to a closed port: Connection refused (b answered with ICMP port unreachable)" in first
     assert re.search(r"connection state left after TIME_WAIT: a 0, b 0", first)
     assert sorted(tmp_path.iterdir()) == [tmp_path / "d.pcap"]   # nothing else written
 

@@ -149,6 +149,7 @@ class _Stream:
     done: asyncio.Future[None]
     bytes: int = 0
     task: Optional[asyncio.Task] = None
+    last_byte_at: float = 0.0   # when the last byte arrived (receiving streams)
 
 
 @dataclass
@@ -270,6 +271,7 @@ class Iperf3Server:
             if not data:
                 break
             st.bytes += len(data)
+            st.last_byte_at = self._now()
 
     async def _send_loop(self, test: _Test, st: _Stream) -> None:
         # Like iperf3, send nothing before TEST_RUNNING is on its way.
@@ -293,6 +295,7 @@ class Iperf3Server:
 
     async def _control(self, cookie: bytes, reader, writer) -> None:
         peer = writer.get_extra_info("peername")
+        _no_delay(writer)
         test: Optional[_Test] = None
         error: Optional[str] = None
         try:
@@ -334,6 +337,9 @@ class Iperf3Server:
             cpu = _cpu_util(cpu0, wall0) if self.report_cpu else (0.0, 0.0, 0.0)
             if not test.reverse:
                 await self._drain_in_flight(test)
+                # The bytes drained after TEST_END count, so their time counts too: a
+                # receiver's rate is its bytes over the time until the last one arrived.
+                test.end = max([test.end] + [st.last_byte_at for st in test.streams])
             await self._stop_streams(test)
 
             writer.write(_state(EXCHANGE_RESULTS))
@@ -469,6 +475,23 @@ class Iperf3Server:
                      f"({'sent' if test.reverse else 'received'})")
 
 
+def _no_delay(writer) -> None:
+    """TCP_NODELAY on a control connection, as iperf3 sets it: its one-byte states must
+    not wait for an ACK behind Nagle's algorithm (with the peer's delayed ACK, 200 ms in
+    which the data streams already run -- the receiver's clock would start late)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        if hasattr(sock, "setsockopt"):            # asyncio (a kernel socket)
+            import socket
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:                                       # a wirestack TcpSocket
+            sock.nodelay = True
+    except (OSError, AttributeError):
+        pass
+
+
 def _peer_str(peer) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
@@ -487,7 +510,7 @@ def _byte_limit(params: dict) -> Optional[int]:
 def _unsupported(params: dict):
     """(iperf3 error number, reason) if we cannot run this test, else None."""
     if params.get("udp") or params.get("sctp") or not params.get("tcp", True):
-        return IE_NOT_IMPLEMENTED, "only TCP tests are supported"
+        return IE_NOT_IMPLEMENTED, "UDP (and SCTP) tests are not supported, only TCP"
     if params.get("bidirectional"):
         return IE_NOT_IMPLEMENTED, "--bidir is not supported"
     if params.get("authtoken") or params.get("get_server_output"):
@@ -549,6 +572,7 @@ async def iperf3_client(open_connection, host: str, port: int = DEFAULT_PORT, *,
     now = clock or asyncio.get_running_loop().time
     cookie = make_cookie(rng)
     reader, writer = await open_connection(host, port)
+    _no_delay(writer)
     data_conns = []
     tasks = []
     try:
@@ -589,12 +613,15 @@ async def iperf3_client(open_connection, host: str, port: int = DEFAULT_PORT, *,
                 counts[i] += len(payload)
                 await w.drain()
 
+        last_byte = [0.0]
+
         async def recv(i, r):
             while True:
                 data = await r.read(READ_SIZE)
                 if not data:
                     return
                 counts[i] += len(data)
+                last_byte[0] = now()
 
         start = now()
         for i, (r, w) in enumerate(data_conns):
@@ -629,6 +656,9 @@ async def iperf3_client(open_connection, host: str, port: int = DEFAULT_PORT, *,
         server_bytes = sum(int(s.get("bytes", 0)) for s in theirs.get("streams", []))
         mine_bytes = sum(counts)
         if reverse:
+            # We received until the server's last byte arrived, after our timer ended:
+            # count the bytes over that time, as the receiving side should.
+            elapsed = max(elapsed, last_byte[0] - start)
             return ClientResult(sent=server_bytes, received=mine_bytes, seconds=elapsed,
                                 reverse=True, server_results=theirs)
         return ClientResult(sent=mine_bytes, received=server_bytes, seconds=elapsed,

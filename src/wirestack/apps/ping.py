@@ -18,6 +18,7 @@ class PingResult:
     errors: int = 0
     rtts_ms: list[float] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    interrupted: bool = False
 
     @property
     def loss_percent(self) -> float:
@@ -50,20 +51,35 @@ def _payload(size: int) -> bytes:
     return bytes(i & 0xFF for i in range(size))
 
 
+MAX_PAYLOAD = 65507   # 65535 - 20 (IPv4 header) - 8 (ICMP header): iputils refuses more
+
+
 async def ping(runtime, dst: str, count: int = 4, interval: float = 1.0, size: int = 56,
-               timeout: float = 2.0, on_line=None, ttl: int | None = None) -> PingResult:
+               timeout: float = 2.0, on_line=None, ttl: int | None = None,
+               first_seq: int = 1) -> PingResult:
     """Send ``count`` echo requests ``interval`` seconds apart; wait up to ``timeout`` after
-    the last for stragglers. ``on_line(str)`` receives each line as iputils would print it."""
+    the last for stragglers. ``on_line(str)`` receives each line as iputils would print it.
+
+    The ICMP sequence number has 16 bits: request number ``first_seq + i`` goes out as
+    ``(first_seq + i) mod 65536``, and its bookkeeping (send time, "already answered") is
+    reset when the number is used again, as iputils does, so a long run never mistakes a
+    reply for a duplicate of one 65,536 requests earlier. ``first_seq`` only exists to test
+    the wrap without sending 65,536 requests.
+
+    Cancelling the task (Ctrl-C) stops sending and still prints the statistics, as iputils
+    does on SIGINT; the result says ``interrupted``."""
+    if not 0 <= size <= MAX_PAYLOAD:
+        raise ValueError(f"invalid -s value: {size} (0 to {MAX_PAYLOAD} bytes)")
     loop = runtime.loop
     emit = on_line or (lambda line: None)
     sock = runtime.ping_socket()
     result = PingResult(dst)
     payload = _payload(size)
-    sent_at: dict[int, int] = {}   # seq -> send time, ns on the host's clock
-    seen: set[int] = set()
+    sent_at: dict[int, int] = {}   # 16-bit seq -> send time, ns on the host's clock
+    seen: set[int] = set()         # 16-bit seqs answered since they were last sent
     emit(f"PING {dst} ({dst}) {size}({size + 28}) bytes of data.")
     start = runtime.now_ns()
-    last_reply = start
+    last_sent = last_reply = start
     all_answered = asyncio.Event()
 
     async def receiver():
@@ -85,32 +101,42 @@ async def ping(runtime, dst: str, count: int = 4, interval: float = 1.0, size: i
                     result.rtts_ms.append(rtt_ms)
                 emit(f"{item.size} bytes from {dst}: icmp_seq={item.seq} ttl={item.ttl} "
                      f"time={_fmt_ms(rtt_ms)} ms{' (DUP!)' if dup else ''}")
-                if len(seen) == count:
+                if result.received == count:
                     all_answered.set()
             else:
                 result.errors += 1
                 emit(item.describe())
 
     task = loop.create_task(receiver())
-    for seq in range(1, count + 1):
-        sent_at[seq] = runtime.now_ns()
-        try:
-            sock.send(dst, seq, payload, ttl)
-        except OSError as err:
-            emit(f"ping: sendmsg: {err.strerror or err}")
-            result.errors += 1
-        result.transmitted += 1
-        if seq < count:
-            await asyncio.sleep(interval)
-    # Wait up to `timeout` for the replies still missing (iputils' -W), then stop listening.
     try:
-        await asyncio.wait_for(all_answered.wait(), timeout)
-    except asyncio.TimeoutError:
-        pass
-    task.cancel()
-    sock.close()
+        for i in range(count):
+            seq = (first_seq + i) & 0xFFFF
+            last_sent = sent_at[seq] = runtime.now_ns()
+            seen.discard(seq)
+            try:
+                sock.send(dst, seq, payload, ttl)
+            except OSError as err:
+                emit(f"ping: sendmsg: {err.strerror or err}")
+                result.errors += 1
+            result.transmitted += 1
+            if i + 1 < count:
+                await asyncio.sleep(interval)
+        # Wait up to `timeout` for the replies still missing (iputils' -W), then stop listening.
+        try:
+            await asyncio.wait_for(all_answered.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+    except asyncio.CancelledError:
+        # Ctrl-C: the statistics of what was sent so far, then return normally.
+        result.interrupted = True
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+    finally:
+        task.cancel()
+        sock.close()
     # Like iputils: from the first request to the last request or reply, whichever is later.
-    result.elapsed_ms = (max(sent_at.get(count, start), last_reply) - start) / 1e6
+    result.elapsed_ms = (max(last_sent, last_reply) - start) / 1e6
     emit("")
     for line in result.summary_lines():
         emit(line)

@@ -2,47 +2,53 @@
 
 from __future__ import annotations
 
-import sys
+from .common import (SIM_DELAY_MS, SIM_LOSS, add_tap_options, add_wire_options, int_range, ipv4,
+                     nonneg, positive_int, run_simulation)
 
-from .common import add_tap_options, add_wire_options, nonneg, positive_int
+MAX_PAYLOAD = 65507   # 65535 - 20 (IPv4 header) - 8 (ICMP header), the limit iputils enforces
 
 
 def register(sub) -> None:
-    p = sub.add_parser("ping", help="ping over the simulated wire (or a TAP device)")
-    p.add_argument("destination", nargs="?", default=None)
-    p.add_argument("-c", dest="count", type=positive_int, default=4)
-    p.add_argument("-s", dest="size", type=nonneg(int), default=56)
-    p.add_argument("-i", dest="interval", type=nonneg(float), default=1.0)
-    p.add_argument("-W", dest="timeout", type=nonneg(float), default=2.0, help="seconds to wait for the last reply")
+    p = sub.add_parser("ping", help="ping over the simulated wire (or a TAP device)",
+                       description="ICMP echo, printed as iputils ping prints it. Without --tap "
+                                   "the simulated hosts are 198.18.0.1 (us) and 198.18.0.2.")
+    p.add_argument("destination", nargs="?", default=None, type=ipv4,
+                   help="address to ping (simulation: 198.18.0.2 answers, other addresses in "
+                        "198.18.0.0/24 show what a failed ARP looks like)")
+    p.add_argument("-c", dest="count", type=positive_int, default=4,
+                   help="stop after COUNT requests (iputils pings until Ctrl-C; Ctrl-C works here too)")
+    p.add_argument("-s", dest="size", type=int_range(0, MAX_PAYLOAD, "the packet size"), default=56,
+                   help="bytes of ICMP data per request")
+    p.add_argument("-i", dest="interval", type=nonneg(float), default=1.0,
+                   help="seconds between requests")
+    p.add_argument("-W", dest="timeout", type=nonneg(float), default=2.0,
+                   help="seconds to wait for replies after the last request")
+    p.add_argument("-t", dest="ttl", type=int_range(1, 255, "the TTL"), default=64,
+                   help="IP time to live of the requests")
     add_wire_options(p)
+    p.set_defaults(delay=SIM_DELAY_MS, loss=SIM_LOSS, jitter=0.0)
     add_tap_options(p)
     p.set_defaults(run=cmd_ping)
 
 
 def cmd_ping(args, parser) -> int:
-    if args.tap:
+    if args.tap or args.wire:
         from . import realnet
         return realnet.ping_tap(args, parser)
     from ..runtime.sim import Network
-    from ..wire.addr import ip_aton
     dst = args.destination or "198.18.0.2"
-    try:
-        ip_aton(dst)
-    except ValueError:
-        parser.error(f"ping: {dst}: not an IPv4 address (the simulated hosts are 198.18.0.1 and 198.18.0.2)")
-    net = Network(seed=args.seed)
-    a = net.host("a", "198.18.0.1/24")
-    b = net.host("b", "198.18.0.2/24")
-    link = net.link(a, b, delay_ms=args.delay if args.delay is not None else 0.5,
-                    jitter_ms=args.jitter or 0.0, loss=args.loss or 0.0)
-    if args.pcap:
-        net.capture(args.pcap, link)
-
-    def line(text: str) -> None:
-        print(text, flush=False)
-
-    result = net.run(a.ping(dst, count=args.count, interval=args.interval, size=args.size,
-                            timeout=args.timeout, on_line=line))
-    net.close()
-    sys.stdout.flush()
+    with Network(seed=args.seed) as net:
+        a = net.host("a", "198.18.0.1/24")
+        b = net.host("b", "198.18.0.2/24")
+        link = net.link(a, b, delay_ms=args.delay, jitter_ms=args.jitter, loss=args.loss)
+        if args.pcap:
+            net.capture(args.pcap, link)
+        result = run_simulation(net, a.ping(dst, count=args.count, interval=args.interval,
+                                            size=args.size, timeout=args.timeout, ttl=args.ttl,
+                                            on_line=print_line))
     return 0 if result.received else 1
+
+
+def print_line(text: str) -> None:
+    """One line of ping output, flushed: lines appear as they happen, also through a pipe."""
+    print(text, flush=True)

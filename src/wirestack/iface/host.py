@@ -423,6 +423,10 @@ class Host:
                                       icmp_codec.HOST_UNREACHABLE, now)
                 continue
             body = memoryview(datagram)[hdr.header_length:]
+            if hdr.proto == 1:   # one of our echo requests: its ping socket hears of it
+                self.icmp.report_to_ping(hdr.src, icmp_codec.DEST_UNREACHABLE,
+                                         icmp_codec.HOST_UNREACHABLE, body[:8], now)
+                continue
             self._icmp_error_received(icmp_codec.DEST_UNREACHABLE, icmp_codec.HOST_UNREACHABLE,
                                       0, hdr, body[:8], now)
 

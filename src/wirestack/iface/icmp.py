@@ -164,6 +164,18 @@ class IcmpLayer:
             self.ip_output(src, dst, 1, icmp_codec.build_echo(True, ident, seq, payload), now,
                            ttl=ttl)
 
+    def report_to_ping(self, reporter: bytes, type_: int, code: int, qdata, now: int) -> None:
+        """An ICMP error about one of our echo requests goes to the ping socket that sent it.
+        ``reporter`` is who said so: a router, the destination, or this host itself when ARP
+        got no answer (iputils then prints "From <own address> ... Host Unreachable")."""
+        if len(qdata) < 8 or qdata[0] != icmp_codec.ECHO_REQUEST:
+            return
+        ident = int.from_bytes(qdata[4:6], "big")
+        seq = int.from_bytes(qdata[6:8], "big")
+        sock = self.ping_sockets.get(ident)
+        if sock is not None:
+            sock._deliver(IcmpErrorReport(reporter, seq, type_, code, now))
+
     def input(self, ip, body, now: int, broadcast: bool) -> None:
         try:
             msg = icmp_codec.parse(body)
@@ -200,12 +212,8 @@ class IcmpLayer:
                 record = IcmpErrorRecord(ip.src, t, msg.code, qhdr, bytes(qdata[:8]), mtu, now)
                 for watcher in self.error_sockets:
                     watcher._deliver(record)
-            if qhdr.proto == 1 and len(qdata) >= 8 and qdata[0] == icmp_codec.ECHO_REQUEST:
-                ident = int.from_bytes(qdata[4:6], "big")
-                seq = int.from_bytes(qdata[6:8], "big")
-                sock = self.ping_sockets.get(ident)
-                if sock is not None:
-                    sock._deliver(IcmpErrorReport(ip.src, seq, t, msg.code, now))
+            if qhdr.proto == 1:
+                self.report_to_ping(ip.src, t, msg.code, qdata, now)
                 return
             self.on_error(t, msg.code, mtu, qhdr, qdata, now)
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..runtime.sim import Network
 from . import observe
-from ..trace.text import TextTrace
+from ..trace.marked import MarkedTrace
 from ..units import SEC
 
 
@@ -34,6 +34,16 @@ class DemoOptions:
     decisions_path: str | None = None   # the wire's decision log, JSON lines
     events_path: str | None = None      # both hosts' event logs (TCP states, RTOs, cwnd...), JSON lines
     tcp_options: dict = field(default_factory=dict)
+    on_trace: object = None             # fn(line): every frame, tcpdump style, as it happens
+    on_progress: object = None          # fn(bytes sent, total) during the TCP transfer
+    absolute_seqs: bool = False         # trace: absolute TCP sequence numbers (tcpdump -S)
+
+    def inputs(self) -> dict:
+        """What the run was asked to do, with units in the names (for --json)."""
+        return {"seed": self.seed, "size_bytes": self.size, "loss": self.loss,
+                "delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms, "reorder": self.reorder,
+                "duplicate": self.duplicate, "corrupt": self.corrupt,
+                "rate_mbps": self.rate_mbps, "check_fcs": self.check_fcs, "pcap": self.pcap}
 
 
 @dataclass
@@ -60,12 +70,40 @@ class DemoResult:
     error: str = ""
     virtual_seconds: float = 0.0
     state_left: dict = field(default_factory=dict)
+    ping_rtts_ms: list = field(default_factory=list)
+    handshake: list = field(default_factory=list)     # trace lines of the TCP open and close
+    notes: list = field(default_factory=list)         # costly losses: a SYN, an ARP request
+    wire_retransmissions: int | None = None   # segments the plot saw sent again (with --plot)
 
-    def as_json(self) -> dict:
+    def as_json(self, opt: "DemoOptions | None" = None) -> dict:
+        """The figures, units in the key names, ``null`` for "no error"."""
         d = dict(self.__dict__)
-        d.pop("ping_lines", None)
-        d.pop("trace_head", None)
+        for key in ("ping_lines", "trace_head", "handshake"):
+            d.pop(key, None)
+        d["size_bytes"] = d.pop("bytes")
+        d["error"] = self.error or None
+        d["tcp_stats"] = tcp_stats_with_units(self.tcp_stats)
+        if opt is not None:
+            d["inputs"] = opt.inputs()
         return d
+
+
+INFINITE_SSTHRESH = 1 << 30   # above any real window: ssthresh still "arbitrarily high" (RFC 5681 §3.1)
+
+
+def tcp_stats_with_units(st: dict) -> dict:
+    """sock.stats() for people: times in ms (they are ns), sizes in bytes, an ssthresh that
+    was never set is null instead of 2**62."""
+    out = {}
+    for k, v in st.items():
+        if k in ("srtt", "rttvar", "rto", "last_rtt"):
+            out[k + "_ms"] = None if v is None else v / 1e6
+        elif k in ("cwnd", "ssthresh", "snd_wnd", "rcv_wnd", "snd_mss", "peer_mss",
+                   "sacked_bytes", "unacked", "send_queue", "recv_queue", "ooo_bytes"):
+            out[k + "_bytes"] = None if (k == "ssthresh" and v >= INFINITE_SSTHRESH) else v
+        else:
+            out[k] = v
+    return out
 
 
 class _UdpEcho(asyncio.DatagramProtocol):
@@ -96,16 +134,35 @@ def run_demo(opt: DemoOptions) -> DemoResult:
     link = net.link(a, b, delay_ms=opt.delay_ms, jitter_ms=opt.jitter_ms, loss=opt.loss,
                     reorder=opt.reorder, duplicate=opt.duplicate, corrupt=opt.corrupt,
                     rate_mbps=opt.rate_mbps, jitter_dist="uniform")
-    tracer = TextTrace()
     kinds: Tally = Tally()
     head: list[str] = []
+    syn_seen: list = []  # (time, lost) of every SYN a sent
+    arp_lost: list = []  # times of lost ARP requests
+    phase = [None]       # "ack": the next TCP frame completes an open or a close
 
-    def on_frame(now, frame):
+    def on_line(now, line, fates) -> None:
         res.frames += 1
-        line = tracer.format(frame, now)
         kinds[_kind(line)] += 1
+        lost = "dropped_loss" in fates
+        if " > 198.18.0.2." in line and "Flags [S]" in line:
+            syn_seen.append((now, lost))
+        if lost and "ARP, Request" in line:
+            arp_lost.append(now)
         if len(head) < 40:
             head.append(line)
+        if ".5001" in line and "Flags [" in line and len(res.handshake) < 16:
+            # The TCP connection's opening (SYN, SYN-ACK, the ACK after them) and closing
+            # (each FIN and the ACK after it): what a learner looks for first.
+            if "Flags [S" in line or "Flags [F" in line:
+                res.handshake.append(line)
+                phase[0] = "ack"
+            elif phase[0] == "ack":
+                res.handshake.append(line)
+                phase[0] = None
+        if opt.on_trace is not None:
+            opt.on_trace(line)
+
+    on_frame = MarkedTrace(net.decisions, on_line, relative=not opt.absolute_seqs)
 
     link.add_tap(on_frame)
     watch = observe.attach(net, link, title="demo", own_capture=True)
@@ -126,6 +183,7 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         ping = await a.ping("198.18.0.2", count=opt.pings, interval=0.2, timeout=1.0,
                             on_line=res.ping_lines.append)
         res.ping_transmitted, res.ping_received = ping.transmitted, ping.received
+        res.ping_rtts_ms = list(ping.rtts_ms)
 
         # 2. UDP: an echo service, then a datagram to a closed port (ICMP port unreachable).
         await b.create_datagram_endpoint(_UdpEcho, local_addr=("0.0.0.0", 7))
@@ -142,7 +200,8 @@ def run_demo(opt: DemoOptions) -> DemoResult:
             await asyncio.sleep(0.2)
             if closed.errors:
                 break
-        res.udp_closed_port_error = repr(closed.errors[0]) if closed.errors else "none (lost on the wire)"
+        res.udp_closed_port_error = (_describe_os_error(closed.errors[0]) if closed.errors
+                                     else "no answer (lost on the wire)")
         tr2.close()
 
         # 3. TCP: a sends, b hashes what arrives and answers with the digest.
@@ -172,6 +231,8 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         for off in range(0, len(payload), 65536):
             writer.write(view[off:off + 65536])
             await writer.drain()
+            if opt.on_progress is not None:
+                opt.on_progress(min(off + 65536, len(payload)), len(payload))
         writer.write_eof()
         reply = await reader.read()
         n, digest = await done
@@ -189,8 +250,13 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         res.error = f"{type(exc).__name__}: {exc}"
     # Let TIME_WAIT and every retransmission run out, so we can show nothing is left.
     net.settle(limit=600)
+    on_frame.flush()
     res.virtual_seconds = net.now / SEC
-    res.retransmissions = int(res.tcp_stats.get("retransmits", 0))
+    # One definition everywhere (text, --json, the plot): every segment host a sent again,
+    # SYNs included, i.e. its tcp.retrans_segs counter. The socket's own figure is gone
+    # when the connection failed, the counter is not.
+    res.retransmissions = a.counters["tcp.retrans_segs"]
+    res.notes = _costly_losses(syn_seen, arp_lost)
     if res.transfer_seconds:
         res.goodput_mbps = opt.size * 8 / res.transfer_seconds / 1e6
     res.frame_kinds = dict(sorted(kinds.items()))
@@ -199,6 +265,8 @@ def run_demo(opt: DemoOptions) -> DemoResult:
     res.counters = {"a": a.counters.nonzero(), "b": b.counters.nonzero()}
     res.state_left = {"a": a.host.tcp.connection_count(), "b": b.host.tcp.connection_count()}
     if recorder is not None:
+        res.wire_retransmissions = (sum(1 for seg in recorder.segments if seg[3])
+                                    + recorder.control_retransmissions)
         recorder.plot(opt.plot)
     if opt.decisions_path:
         net.decisions.to_jsonl(opt.decisions_path)
@@ -210,6 +278,33 @@ def run_demo(opt: DemoOptions) -> DemoResult:
         opt, pcap=None, plot=None, decisions_path=None, events_path=None, **change)))
     net.close()
     return res
+
+
+def _describe_os_error(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{text} (b answered with ICMP port unreachable)"
+    return text
+
+
+def _costly_losses(syns: list, arp_lost: list) -> list[str]:
+    """Sentences about the losses that cost a whole timeout: a SYN (no RTT estimate yet, so
+    the initial RTO of 1 s, doubled on each retry, RFC 6298 §2.1 and §5.5) and an ARP
+    request (retried after 1 s)."""
+    notes = []
+    lost = [t for t, gone in syns if gone]
+    if lost:
+        through = [t for t, gone in syns if not gone and t > lost[0]]
+        cost = (f"{(through[0] - lost[0]) / SEC:.1f} s before a SYN got through" if through
+                else "the connection: no SYN got through")
+        notes.append(f"{len(lost)} of {len(syns)} SYNs were lost (the first at {lost[0] / SEC:.3f} s): "
+                     f"each waits for a retransmission timeout, 1 s before any RTT is measured and "
+                     f"doubled on every retry (RFC 6298 §2.1, §5.5); that cost {cost}")
+    if arp_lost:
+        notes.append(f"{len(arp_lost)} ARP request{'s were' if len(arp_lost) > 1 else ' was'} lost "
+                     f"(the first at {arp_lost[0] / SEC:.3f} s): the packets waiting for an answer "
+                     "were held until the retry 1 s later")
+    return notes
 
 
 def _kind(line: str) -> str:

@@ -7,6 +7,7 @@ switch, and prints what a learner should compare. `wirestack lab` lists them;
 
 from __future__ import annotations
 
+import textwrap
 from typing import Callable
 
 from . import observe
@@ -24,7 +25,7 @@ def _c(r: TransferResult, host: str, name: str) -> int:
 
 COLUMN_VALUES: dict[str, Callable[[TransferResult], str]] = {
     "result": lambda r: ("sha256 ok" if r.sha256_ok else "CORRUPTED DATA") if r.completed else (r.error or "failed"),
-    "time": lambda r: f"{r.virtual_seconds:.2f} s",
+    "time": lambda r: f"{r.virtual_seconds:.3f} s",
     "goodput": lambda r: f"{r.goodput_bps / 1e6:.2f} Mbit/s",
     "retransmits": lambda r: str(r.sender.get("retransmits", 0)),
     "rto fired": lambda r: str(_c(r, "a", "tcp.rto_timeouts")),
@@ -66,7 +67,7 @@ def _fast_retransmit(seed):
 
 
 def _congestion(seed):
-    link = dict(delay_ms=20, rate_mbps=10, queue_limit=20)
+    link = dict(delay_ms=20, jitter_ms=1, rate_mbps=10, queue_limit=20)   # jitter: the seed matters
     opts = {"rcvbuf": 1 << 20, "sndbuf": 1 << 20}
     return [("NewReno", run_transfer(2_000_000, seed=seed, tcp=dict(opts, congestion_control="newreno"), **link)),
             ("no congestion control", run_transfer(2_000_000, seed=seed, tcp=dict(opts, congestion_control="none"),
@@ -74,7 +75,7 @@ def _congestion(seed):
 
 
 def _nagle(seed):
-    link = dict(delay_ms=20, rate_mbps=10)
+    link = dict(delay_ms=20, jitter_ms=1, rate_mbps=10)   # jitter: the seed matters
     # An interactive sender: 400 writes of 10 bytes, one every 2 ms (keystrokes, small RPCs).
     kw = dict(writes=400, write_interval=0.002, seed=seed, **link)
     return [("Nagle on", run_transfer(4_000, **kw)),
@@ -82,7 +83,8 @@ def _nagle(seed):
 
 
 def _delayed_ack(seed):
-    link = dict(delay_ms=20, rate_mbps=100)  # no bottleneck, no loss: only the ACKs differ
+    # No bottleneck, no loss: only the ACKs differ (jitter so that the seed matters).
+    link = dict(delay_ms=20, jitter_ms=1, rate_mbps=100)
     return [("delayed ACK on", run_transfer(1_000_000, seed=seed, **link)),
             ("delayed ACK off", run_transfer(1_000_000, seed=seed, tcp={"delayed_ack": False}, **link))]
 
@@ -205,15 +207,42 @@ def _cell(lab: Lab, column: str, r) -> str:
 def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
     rows = [("",) + lab.columns] + [(label,) + tuple(_cell(lab, c, r) for c in lab.columns)
                                     for label, r in runs]
+    rows, notes = _footnotes(rows)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [f"lab {lab.name}: {lab.title}", f"  {lab.question}", ""]
+    lines = [f"lab {lab.name}: {lab.title}", _wrap(lab.question), ""]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                       for i, (cell, w) in enumerate(zip(row, widths))))
-    lines += ["", "  " + lab.lesson]
+    lines += notes
+    lines += ["", _wrap(lab.lesson)]
     if lab.conclude is not None:
-        lines += ["", "  In this run: " + lab.conclude(runs)]
+        lines += ["", _wrap("In this run: " + lab.conclude(runs))]
     return "\n".join(lines)
+
+
+def _footnotes(rows: list[tuple[str, ...]], width: int = 100):
+    """Keep the table within ``width`` columns: a long cell (a failure's explanation) moves
+    below the table as a numbered note."""
+    notes: list[str] = []
+
+    def total(rs):
+        return 2 + sum(max(len(r[i]) for r in rs) + 2 for i in range(len(rs[0])))
+
+    rows = [list(r) for r in rows]
+    while total(rows) > width:
+        i, j = max(((i, j) for i in range(1, len(rows)) for j in range(1, len(rows[i]))),
+                   key=lambda ij: len(rows[ij[0]][ij[1]]))
+        cell = rows[i][j]
+        if len(cell) <= 12:
+            break
+        notes.append(_wrap(f"({len(notes) + 1}) {rows[i][0]}: {cell}"))
+        rows[i][j] = f"{cell.split(':')[0][:10]} ({len(notes)})"
+    return [tuple(r) for r in rows], ([""] + notes if notes else [])
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    """Indented prose that fits a terminal (and a pasted issue) of ``width`` columns."""
+    return textwrap.fill(text, width=width, initial_indent="  ", subsequent_indent="  ")
 
 
 def run_lab(name: str, seed: int = 1) -> str:

@@ -73,10 +73,10 @@ class RuntimeHost:
         return datagram.AsyncPingSocket(self)
 
     async def ping(self, dst: str, count: int = 4, interval: float = 1.0, size: int = 56,
-                   timeout: float = 2.0, on_line=None):
+                   timeout: float = 2.0, on_line=None, ttl: int | None = None, **kw):
         from ..apps.ping import ping
         return await ping(self, dst, count=count, interval=interval, size=size,
-                          timeout=timeout, on_line=on_line)
+                          timeout=timeout, on_line=on_line, ttl=ttl, **kw)
 
     async def traceroute(self, dst: str, *, max_hops: int = 30, queries: int = 3, wait: float = 5.0,
                          icmp: bool = False, size: int = 60, on_line=None):

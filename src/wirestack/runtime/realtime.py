@@ -51,6 +51,7 @@ class RealtimeHost(RuntimeHost):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._started = False
+        self.device_error: OSError | None = None   # why the device stopped (wire closed ...)
 
     def now_ns(self) -> int:
         return time.monotonic_ns()   # asyncio's loop.time() is time.monotonic(): one clock
@@ -77,16 +78,23 @@ class RealtimeHost(RuntimeHost):
         taps = self.taps
         now = time.monotonic_ns()
         device = self.devices[ifindex]
-        if getattr(device, "offload", False):
-            # Frames may be TCP super-segments (GRO-like) whose checksum the kernel vouches for.
-            for frame, checksum_ok in device.read_frames_offload(BATCH):
-                for tap in taps:
-                    tap(now, "rx", frame)
-                receive(frame, now, ifindex, checksum_ok)
-            self._service()
-            self._after_tasks()
+        try:
+            if getattr(device, "offload", False):
+                # Frames may be TCP super-segments (GRO-like) whose checksum the kernel vouches for.
+                for frame, checksum_ok in device.read_frames_offload(BATCH):
+                    for tap in taps:
+                        tap(now, "rx", frame)
+                    receive(frame, now, ifindex, checksum_ok)
+                self._service()
+                self._after_tasks()
+                return
+            frames = device.read_frames(BATCH)
+        except OSError as e:
+            # The device is gone (the wire closed our connection, the TAP was deleted):
+            # stop reading instead of being woken for the same error forever.
+            self.device_error = e
+            self.stop()
             return
-        frames = device.read_frames(BATCH)
         for frame in frames:
             if taps:
                 for tap in taps:
@@ -138,3 +146,25 @@ class RealtimeHost(RuntimeHost):
         self._timer = None
         self._timer_at = None
         self._service()
+
+
+def attach_to_wire(spec: str, address: str, *, name: str = "wirestack", mac: bytes | None = None,
+                   gateway: str | None = None, rng=None,
+                   loop: asyncio.AbstractEventLoop | None = None) -> RealtimeHost:
+    """A new host with ``address`` ("198.18.0.5/24") plugged into a running ``wirestack
+    wire`` through its stream port ``spec`` (``unix:PATH`` or ``tcp:127.0.0.1:PORT``),
+    started on ``loop`` (default: the running loop). Close with ``rt.stop();
+    rt.device.close()``."""
+    import random
+    from ..iface import Host, HostConfig
+    from ..phy.stream import StreamDevice
+    rng = rng or random.Random()
+    if mac is None:
+        mac = bytes([0x02, 0x57, 0x53] + [rng.randrange(256) for _ in range(3)])
+    host = Host(name, rng=rng, config=HostConfig(log_events=False))
+    host.add_interface(mac, address)
+    if gateway:
+        host.routes.add_default(gateway)
+    rt = RealtimeHost(host, StreamDevice(spec), loop or asyncio.get_running_loop())
+    rt.start()
+    return rt

@@ -105,6 +105,12 @@ class DecisionLog:
         self._next_id += 1
         return self._next_id
 
+    @property
+    def last_id(self) -> int:
+        """The id handed out most recently (0 before the first): ``last_id + 1`` is the id the
+        next frame put on a medium will get, so a caller can log about it beforehand."""
+        return self._next_id
+
     def register_medium(self, name: str, kind: str) -> None:
         """Remember what kind of medium ``name`` is ("link", "hub", "switch") for why()."""
         self._media[name] = kind

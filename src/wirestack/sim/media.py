@@ -459,13 +459,17 @@ class Hub:
     def __repr__(self) -> str:
         return f"<Hub {self.name} {len(self.stations)} stations{' CSMA/CD' if self.csma_cd else ''}>"
 
-    def attach(self, nic, distance_m: float = 10.0) -> None:
+    def attach(self, nic, distance_m: float = 10.0, label: str | None = None) -> None:
+        """``label`` names the station's random stream (backoff draws); by default it is
+        the attach index and NIC name. A caller whose stations attach in no fixed order
+        (the real-time wire) passes a stable label so the draws stay per-station."""
         if distance_m < 0:
             raise ValueError("distance_m must be >= 0")
         index = len(self.stations)
         a = round(distance_m * SEC / 200_000_000)  # 2e8 m/s: 5 ns per metre
-        st = _Station(nic, index, a,
-                      _derive_rng(self._seed, self._rng, f"{self.name}:{index}:{getattr(nic, 'name', '')}"))
+        if label is None:
+            label = f"{index}:{getattr(nic, 'name', '')}"
+        st = _Station(nic, index, a, _derive_rng(self._seed, self._rng, f"{self.name}:{label}"))
         self.stations.append(st)
         self._max_a = max(self._max_a, a)
         nic._attach(self, lambda data, st=st: self._enqueue(st, data))
@@ -707,14 +711,17 @@ class Switch:
     def __repr__(self) -> str:
         return f"<Switch {self.name} {len(self.ports)} ports>"
 
-    def attach(self, nic, params: LinkParams | None = None, b_to_a: LinkParams | None = None) -> Link:
+    def attach(self, nic, params: LinkParams | None = None, b_to_a: LinkParams | None = None,
+               name: str | None = None) -> Link:
+        """``name`` names the link (and so its random streams); by default it is the NIC's
+        name and the switch port's, which depends on the attach order."""
         port = _Port(self, len(self.ports))
         self.ports.append(port)
         seed = self._seed
         if seed is None and self._rng is not None:
             seed = self._rng.getrandbits(64)
         link = Link(self.sched, nic, port, params or LinkParams(), b_to_a, seed=seed,
-                    log=self.log, name=f"{getattr(nic, 'name', '?')}<->{port.name}")
+                    log=self.log, name=name or f"{getattr(nic, 'name', '?')}<->{port.name}")
         self.links.append(link)
         return link
 

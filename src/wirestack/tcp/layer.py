@@ -276,7 +276,7 @@ class TcpLayer:
                 return False
             self._chal_credit = credit - SEC
         self.counters.incr("tcp.challenge_acks")
-        conn.send_ack(now)
+        conn.send_challenge_ack(now)
         return True
 
     def add(self, conn: Connection) -> None:
@@ -312,6 +312,7 @@ class TcpLayer:
     def send_rst(self, lip: bytes, rip: bytes, lport: int, rport: int, seq: int, ack: int,
                  flags: int, now: int) -> None:
         self.counters.incr("tcp.out_rsts")
+        self.counters["tcp.out_segs"] += 1
         self.send_segment(lip, rip, lport, rport, seq, ack, flags, 0, b"", now)
 
     # ------------------------------------------------------------------ internals

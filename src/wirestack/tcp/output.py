@@ -105,10 +105,27 @@ class Output(Tcb):
         else:
             seg = self.tpl.build(seq, ack, flags, win, payload, opts)
         self.segs_out += 1
+        self.counters["tcp.out_segs"] += 1   # netstat's "segments sent out"
         self.layer.ip_output(self.lip, self.rip, 6, seg, now)
 
+    def _ack_seq(self) -> int:
+        """The sequence number of a pure ACK: the next new byte, SND.MAX -- not SND.NXT,
+        which an RTO rewinds to SND.UNA (go-back-N) although the peer may hold more; an
+        ACK below the peer's RCV.NXT is an "old duplicate" it drops unread, and if the
+        peer rewound too, each side drops the other's ACKs and they ping-pong forever
+        (BSD's tcp_output makes the same choice). And not beyond the right edge of the
+        peer's window (it shrank, typically to zero, while our data was in flight): the
+        peer would drop that too (RFC 9293 §3.10.7.4); Linux's tcp_acceptable_seq."""
+        edge = self.snd_una + self.snd_wnd
+        top = self.snd_max
+        return top if top <= edge else edge
+
     def send_ack(self, now: int) -> None:
-        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> now (an ACK, a challenge ACK)."""
+        """A pure ACK now: <SEQ=(see _ack_seq)><ACK=RCV.NXT><CTL=ACK>."""
+        self._emit(self._ack_seq(), ACK, b"", now)
+
+    def send_challenge_ack(self, now: int) -> None:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the challenge ACK of RFC 5961 §3.2."""
         self._emit(self.snd_nxt, ACK, b"", now)
 
     def _sack_option(self, n: int, now: int) -> bytes | None:
@@ -204,7 +221,7 @@ class Output(Tcb):
         elif st in SENDING and (self.sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
             sent = self.send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self.send_ack(now)
 
     def send_data(self, now: int, force: bool, budget: int | None = None) -> bool:
         """Segmentize queued data within min(peer window, cwnd) (RFC 9293 §3.8.6, RFC 5681

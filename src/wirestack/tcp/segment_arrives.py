@@ -346,7 +346,7 @@ class SegmentArrives(Opening):
             # RFC 9293 §3.10.7.4: a retransmitted FIN; ACK it and restart the 2·MSL timer.
             self.t_tw = now + 2 * self.cfg.msl if self.cfg.time_wait else now
         if self._oow_ack_allowed(plen, flags, now, "out_of_window"):
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self.send_ack(now)
 
     def _oow_ack_allowed(self, plen: int, flags: int, now: int, reason: str) -> bool:
         """May we ACK this unacceptable segment? RFC 5961 §7 asks for a (configurable)

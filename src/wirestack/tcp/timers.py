@@ -39,7 +39,7 @@ class Timers(Output):
             self.t_delack = None
             if self.delack_segs or self.ack_now:
                 self.counters.incr("tcp.delayed_acks")
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self.send_ack(now)
         t = self.t_tw
         if t is not None and t <= now:
             self.t_tw = None

@@ -1,0 +1,180 @@
+"""The command line's one error path: every bad input is one line on stderr,
+`wirestack CMD: error: ...`, and exit status 2, whatever the subcommand and whichever
+option; a run that fails is status 1. No traceback, no usage dump, nothing on stdout."""
+
+from __future__ import annotations
+
+import pytest
+
+from wirestack.cli import build_parser, main
+
+MISSING_DIR = "/nonexistent-wirestack-dir/out"
+TAP = ["--tap", "wstest0", "--ip", "198.18.9.2/24"]
+
+# Every subcommand, a bad value for each of its options (and positional arguments).
+BAD = {
+    "ping": [
+        ["-c", "x"], ["-c", "0"], ["-s", "-1"], ["-s", "65508"], ["-s", "70000"], ["-i", "-1"],
+        ["-i", "nan"], ["-W", "x"], ["-t", "0"], ["-t", "256"], ["--seed", "x"], ["--loss", "2"],
+        ["--loss", "-0.1"], ["--delay", "-1"], ["--jitter", "x"], ["--pcap", MISSING_DIR + "/p.pcap"],
+        ["--tap", "bad/name"], ["--tap", "much-too-long-name0"], ["--ip", "1.2.3"],
+        ["--ip", "198.18.9.2/33"], ["--gateway", "x"], ["--mac", "zz:zz"],
+        ["--mac", "01:00:5e:00:00:01"], ["--netns", "a/b"], ["--peer-ip", "198.18.9.300/24"],
+        ["not.an.address"],
+    ],
+    "demo": [
+        ["--size", "-1"], ["--size", "x"], ["--reorder", "2"], ["--duplicate", "-1"],
+        ["--corrupt", "x"], ["--rate", "-1"], ["--plot", "x.txt"], ["--plot", MISSING_DIR + "/x.png"],
+        ["--decisions", MISSING_DIR + "/d.jsonl"], ["--events", MISSING_DIR + "/e.jsonl"],
+        ["--seed", "x"], ["--loss", "5"], ["--delay", "-1"], ["--jitter", "-1"],
+        ["--pcap", MISSING_DIR + "/d.pcap"], ["--pcap", "/"],
+    ],
+    "lab": [["no-such-lab"], ["--seed", "x"]],
+    "serve": [
+        ["--echo", "0"], ["--echo", "99999"], ["--discard", "x"], ["--chargen", "-1"],
+        ["--iperf3", "70000"], ["--udp-echo", "0"], ["--http", "99999"],
+        ["--http", "8080:/nonexistent-wirestack-dir"], ["--pcap", MISSING_DIR + "/s.pcap"],
+        ["--tap", "bad/name"], ["--ip", "x"], ["--gateway", "1.2.3"], ["--mac", "x"],
+        ["--netns", ".."], ["--peer-ip", "x"],
+        # refused before anything is created (no root needed to see it):
+        ["--tap", "wstest0", "--ip", "198.18.9.2"],                                   # no prefix
+        TAP + ["--peer-ip", "198.18.9.2/24"],                                          # same address
+        TAP + ["--peer-ip", "198.18.10.1/24"],                                         # other subnet
+        TAP + ["--echo", "7", "--discard", "7"],                                       # same port
+    ],
+    "nc": [
+        ["--loss", "5"], ["--delay", "-1"], ["--seed", "x"], ["198.18.0.2", "0"],
+        ["198.18.0.2", "99999"], ["not-an-ip", "7"], ["198.18.0.2"], ["-l", "0"], ["-w", "0"],
+        ["-w", "x"], ["--tap", "bad/name"], ["--ip", "x"], ["--mac", "x"], ["--netns", "a b"],
+        ["--peer-ip", "x"], ["--gateway", "x"], ["--ip", "198.18.9.2/24"],              # no --tap
+        ["-l", "5000", "198.18.0.2", "7"],
+    ],
+    "get": [
+        ["http://198.18.9.1:99999/"], ["http://198.18.9.1:0/"], ["ftp://198.18.9.1/"],
+        ["http://example.com/"], ["http://198.18.9.1/", "-o", MISSING_DIR + "/index.html"],
+        ["http://198.18.9.1/", "-w", "-1"], ["http://198.18.9.1/", "--pcap", MISSING_DIR + "/g.pcap"],
+        ["http://198.18.9.1/", "--tap", "bad/name"], ["http://198.18.9.1/", "--ip", "x"],
+        ["http://198.18.9.1/", "--mac", "x"], ["http://198.18.9.1/", "--netns", ""],
+        ["http://198.18.9.1/", "--peer-ip", "x"], ["http://198.18.9.1/", "--gateway", "x"],
+        ["http://198.18.9.1/", "--tap", "wstest0", "--ip", "198.18.9.2"],
+    ],
+    "iperf3": [
+        [], ["-c", "x"], ["-c", "198.18.0.2", "-p", "0"], ["-c", "198.18.0.2", "-t", "-1"],
+        ["-c", "198.18.0.2", "-t", "0"], ["-c", "198.18.0.2", "-P", "0"], ["-c", "198.18.0.2", "-R", "x"],
+        ["-c", "198.18.0.2", "--seed", "x"], ["-c", "198.18.0.2", "--loss", "2"],
+        ["-c", "198.18.0.2", "--delay", "-1"], ["-c", "198.18.0.2", "--rate", "-1"],
+        ["-c", "198.18.0.2", "--tap", "bad/name"], ["-c", "198.18.0.2", "--ip", "x"],
+        ["-c", "198.18.0.2", "--gateway", "x"], ["-c", "198.18.0.2", "--mac", "x"],
+        ["-c", "198.18.0.2", "--netns", "a/b"], ["-c", "198.18.0.2", "--peer-ip", "x"],
+        ["-c", "198.18.0.2", "--ip", "198.18.9.2/24"],                                # no --tap
+    ],
+}
+
+CASES = [pytest.param([cmd] + argv, id=" ".join([cmd] + argv)) for cmd, bad in BAD.items() for argv in bad]
+
+
+def run(capsys, argv):
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("argv", CASES)
+def test_a_bad_value_is_one_line_and_status_2(capsys, argv):
+    status, out, err = run(capsys, argv)
+    assert status == 2, (status, out, err)
+    assert out == ""
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith(f"wirestack {argv[0]}: error: "), err
+    assert "Traceback" not in err
+
+
+def test_every_subcommand_and_every_option_is_covered():
+    """The table above names every option of every subcommand, so a new option cannot
+    slip in without a bad-value case."""
+    parser = build_parser()
+    for name, sub in parser.commands.items():
+        if name not in BAD:
+            continue   # commands added elsewhere carry their own tests
+        tried = {a for argv in BAD[name] for a in argv if a.startswith("-")}
+        for action in sub._actions:
+            if action.option_strings and action.nargs != 0 and action.dest != "help":
+                assert set(action.option_strings) & tried, f"{name}: no bad value for {action.option_strings}"
+
+
+def test_every_option_has_help_text_and_every_default_is_shown():
+    parser = build_parser()
+    for name, sub in parser.commands.items():
+        for action in sub._actions:
+            assert action.help, f"wirestack {name} {action.option_strings or action.dest}: no help"
+        text = sub.format_help()
+        for action in sub._actions:
+            if action.option_strings and not (action.default is None or action.default is False
+                                              or action.default == "==SUPPRESS=="):
+                assert f"default: {action.default}" in " ".join(text.split()), \
+                    f"wirestack {name} {action.option_strings}: default not shown"
+
+
+def test_loss_help_says_per_frame_and_per_direction(capsys):
+    for cmd in ("ping", "demo", "nc"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "for each frame in each direction" in text, cmd
+
+
+def test_version(capsys):
+    from wirestack import __version__
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"wirestack {__version__}\n"
+
+
+def test_a_run_that_fails_is_status_1_not_2(capsys):
+    status, out, err = run(capsys, ["ping", "-c", "2", "-i", "0.2", "--loss", "1"])
+    assert status == 1 and err == ""
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kw):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    status, out, err = run(capsys, ["demo", "--size", "1000", "--no-pcap", "--plot", "/tmp/x.png"])
+    assert status == 2 and out == ""
+    assert err == "wirestack demo: error: --plot needs matplotlib: pip install 'wirestack[plot]'\n"
+
+
+@pytest.mark.parametrize("argv, status, stderr", [
+    (["nc", "198.18.0.2", "5"], 1,
+     "wirestack nc: error: connect to 198.18.0.2 port 5 (tcp) failed: Connection refused\n"),
+    (["nc", "198.18.0.9", "7", "-w", "30"], 1,
+     "wirestack nc: error: connect to 198.18.0.9 port 7 (tcp) failed: No route to host\n"),
+    (["nc", "198.18.0.2", "7", "--loss", "1", "-w", "5"], 1,
+     "wirestack nc: error: connect to 198.18.0.2 port 7 (tcp) failed: No route to host\n"),
+])
+def test_failed_simulated_connections_say_what_happened_without_noise(argv, status, stderr):
+    """In a fresh process, so that asyncio's complaints at exit ("Task was destroyed but it
+    is pending!") would be seen: there must be none."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "wirestack"] + argv, input=b"", capture_output=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stderr.decode()) == (status, stderr)
+    assert proc.stdout == b""
+
+
+def test_simulated_wire_defaults_are_the_same_in_ping_nc_and_iperf3():
+    parser = build_parser()
+    defaults = {name: {k: parser.commands[name].get_default(k) for k in ("delay", "loss", "seed")}
+                for name in ("ping", "nc", "iperf3")}
+    assert defaults["ping"] == defaults["nc"] == defaults["iperf3"] == {"delay": 0.5, "loss": 0.0, "seed": 1}
