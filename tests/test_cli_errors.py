@@ -178,3 +178,18 @@ def test_simulated_wire_defaults_are_the_same_in_ping_nc_and_iperf3():
     defaults = {name: {k: parser.commands[name].get_default(k) for k in ("delay", "loss", "seed")}
                 for name in ("ping", "nc", "iperf3")}
     assert defaults["ping"] == defaults["nc"] == defaults["iperf3"] == {"delay": 0.5, "loss": 0.0, "seed": 1}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["get", "http://web.lab.test/", *TAP],
+     "http://web.lab.test/: web.lab.test is a name: give a DNS server with --dns ADDR (or use the IPv4 address)"),
+    (["get", "http://bad_name.test/", *TAP, "--dns", "198.18.9.1"],
+     "http://bad_name.test/: HOST must be an IPv4 address or a host name "
+     "(letters, digits, '-', labels of 1-63 separated by '.')"),
+    (["get", f"http://{'a' * 64}.test/", *TAP, "--dns", "198.18.9.1"],
+     f"http://{'a' * 64}.test/: HOST must be an IPv4 address or a host name "
+     "(letters, digits, '-', labels of 1-63 separated by '.')"),
+])
+def test_get_takes_a_host_name_only_with_a_resolver_to_ask(capsys, argv, message):
+    """A name in the URL needs --dns: without one, get says so before touching any device."""
+    assert run(capsys, argv) == (2, "", f"wirestack get: error: {message}\n")

@@ -229,14 +229,21 @@ def _footnotes(rows: list[tuple[str, ...]], width: int = 100):
         return 2 + sum(max(len(r[i]) for r in rs) + 2 for i in range(len(rs[0])))
 
     rows = [list(r) for r in rows]
+    moved: set[tuple[int, int]] = set()
     while total(rows) > width:
-        i, j = max(((i, j) for i in range(1, len(rows)) for j in range(1, len(rows[i]))),
-                   key=lambda ij: len(rows[ij[0]][ij[1]]))
+        # A cell moves once: its stand-in "word (n)" may still be long, and moving it again
+        # would never end when the table cannot fit (too many columns).
+        candidates = [(i, j) for i in range(1, len(rows)) for j in range(1, len(rows[i]))
+                      if (i, j) not in moved]
+        if not candidates:
+            break
+        i, j = max(candidates, key=lambda ij: len(rows[ij[0]][ij[1]]))
         cell = rows[i][j]
         if len(cell) <= 12:
             break
         notes.append(_wrap(f"({len(notes) + 1}) {rows[i][0]}: {cell}"))
         rows[i][j] = f"{cell.split(':')[0][:10]} ({len(notes)})"
+        moved.add((i, j))
     return [tuple(r) for r in rows], ([""] + notes if notes else [])
 
 
