@@ -130,7 +130,7 @@ class FuzzedHost:
         assert len(a.arp.entries) <= a.arp.max_entries
         assert len(a.arp.pending) <= 1024
         assert a.tcp.connection_count() <= BACKLOG + 1 + 64     # half-open + ours + closing
-        assert len(self.listener._acceptq) <= BACKLOG
+        assert self.listener.stats()["accept_queue"] <= BACKLOG
         assert len(self.udp.queue) <= self.udp.rcvbuf_datagrams
         assert len(a.log) <= a.log.limit
 

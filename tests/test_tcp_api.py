@@ -103,7 +103,7 @@ def test_connect_from_bound_port_with_live_tuple_is_refused():
     c.close()
     w.run_until(lambda: s.state == "CLOSE_WAIT")
     s.close()
-    w.run_until(lambda: c._conn.state == "TIME_WAIT")
+    w.run_until(lambda: c.stats()["state"] == "TIME_WAIT")
     again = a.socket()
     again.bind((A_IP, port))
     with pytest.raises(OSError) as e:
@@ -290,3 +290,20 @@ def test_host_wide_options_are_refused_per_socket():
     with pytest.raises(TypeError, match="host-wide"):
         p.layer.socket(verify_checksum=False)
     p.layer.socket(nodelay=True)  # a socket option proper is fine
+
+
+def test_socket_calls_act_at_the_time_given():
+    """connect/listen/close take the time they act at: the state changes in the event log
+    and the SYN's timestamp carry it, not the time of the layer's last input or poll."""
+    p = RawPeer()
+    p.poll()                                   # the layer last saw t = 0
+    t = 7 * SEC
+    p.now = t
+    lst = p.socket()
+    lst.bind(("0.0.0.0", 80))
+    lst.listen(8, now=t)
+    c = p.socket()
+    c.connect((p.peer_str, 5555), now=t)
+    assert [(e["t"], e["new"]) for e in p.log.filter("state")] == [(t, "LISTEN"), (t, "SYN_SENT")]
+    lst.close(now=t + 1)
+    assert [(e["t"], e["new"]) for e in p.log.filter("state")][-1] == (t + 1, "CLOSED")

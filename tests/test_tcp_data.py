@@ -289,8 +289,8 @@ def test_sequence_numbers_wrap_around(seed):
     w = Wire(seed=seed, loss=0.02, reorder=0.02, log=False, keep_trace=False)
     a, b = w.pair()
     # both ISNs just below 2**32: the transfer crosses the wrap in both directions
-    a.tcp._isn = lambda *args: 0xFFFFFFFF - 5000
-    b.tcp._isn = lambda *args: 0xFFFFFFFF - 100
+    a.tcp.initial_seq = lambda *args: 0xFFFFFFFF - 5000
+    b.tcp.initial_seq = lambda *args: 0xFFFFFFFF - 100
     c, s, _ = connect_pair(w, a, b)
     data = random.Random(seed).randbytes(300_000)
     assert pump(w, c, s, data, timeout=3600 * SEC) == data

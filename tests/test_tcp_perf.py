@@ -52,7 +52,7 @@ def bulk(total: int, cfg: TcpConfig | None = None) -> tuple[float, float]:
         s = lst.accept()
     chunk = bytes(65536)
     sent = got = 0
-    segs0 = c._conn.segs_out
+    segs0 = c.stats()["segments_out"]
     t0 = time.perf_counter()
     while got < total:
         while sent < total:
@@ -68,7 +68,7 @@ def bulk(total: int, cfg: TcpConfig | None = None) -> tuple[float, float]:
                 break
             got += len(d)
     dt = time.perf_counter() - t0
-    segs = c._conn.segs_out - segs0
+    segs = c.stats()["segments_out"] - segs0
     return total / dt / 1e6, dt / segs * 1e6
 
 

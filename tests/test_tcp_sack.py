@@ -236,7 +236,7 @@ def test_sack_recovery_retransmits_only_the_holes():
     out = ack(una, [B(1, 2)])
     assert out == []                                          # one dupack: nothing lost
     out = ack(una, [B(4, 5), B(1, 2)])
-    assert out == [] and not s._conn.in_recovery              # 2 ranges, 2 SMSS: not yet
+    assert out == [] and not s.stats()["in_recovery"]              # 2 ranges, 2 SMSS: not yet
     # a third range above segment 0: IsLost(HighACK+1), recovery at the 3rd dupack
     out = ack(una, [B(6, 7), B(4, 5), B(1, 2)])
     assert [x.seq - una for x in out] == [0]                  # pipe 7000 > cwnd 5000
@@ -275,13 +275,13 @@ def test_pipe_limits_sending_during_recovery():
     B = lambda a, b: (una + 1000 * a, una + 1000 * b)
     out = _ack(p, theirs, una, [B(1, 4)])        # 3 SMSS above the hole: lost at once
     conn = s._conn
-    assert conn.sack_rec
+    assert s.stats()["sack_recovery"]
     cwnd = conn.cc.cwnd
     assert cwnd == conn.cc.ssthresh == 5000      # FlightSize 10 segments / 2, no inflation
     # pipe = 10 - 3 SACKed - 1 lost + 1 retransmitted = 7 segments > cwnd: only the
     # retransmission itself may go.
     assert [x.seq - una for x in out] == [0]
-    pipe = conn.sb.pipe(conn.snd_una, conn.snd_max, conn.high_rxt, conn.snd_mss)
+    pipe = conn.recovery.sb.pipe(conn.snd_una, conn.snd_max, conn.recovery.high_rxt, conn.snd_mss)
     assert pipe == 7000
     # each further SACKed segment takes one out of pipe; new data (rule 2) follows once
     # cwnd - pipe >= 1 SMSS
@@ -307,12 +307,12 @@ def test_rescue_retransmission_after_partial_ack():
     out = _ack(p, theirs, una, [B(1, 8)])        # 0 lost, 1-7 SACKed; 8, 9 (+FIN) lost
     assert [x.seq - una for x in out] == [0]     # no rescue yet: HighACK <= RescueRxt
     conn = s._conn
-    assert conn.rescue_rxt == una + 1000
+    assert conn.recovery.rescue_rxt == una + 1000
     out = _ack(p, theirs, una + 8000)            # partial ACK past RescueRxt
     assert [((x.seq - una) & M32, len(x.data), x.has("F")) for x in out] == [(9000, 1000, True)]
     assert p.counters["tcp.sack_rescue_rxt"] == 1
     assert p.log.filter("retransmit")[-1]["reason"] == "rescue"
-    assert conn.rescue_rxt == conn.recover       # once per recovery
+    assert conn.recovery.rescue_rxt == conn.recovery.recover       # once per recovery
     assert _ack(p, theirs, una + 8000) == []
     assert p.counters["tcp.sack_rescue_rxt"] == 1
 
@@ -325,7 +325,7 @@ def test_three_dupacks_without_islost_still_enter_recovery():
     p.take()
     for k in range(3):
         out = _ack(p, theirs, una, [(una + 1000 + 10 * k, una + 1005 + 10 * k)])
-    assert out and out[0].seq == una and s._conn.sack_rec
+    assert out and out[0].seq == una and s.stats()["sack_recovery"]
 
 
 def test_rto_keeps_scoreboard_once_and_skips_sacked_data():
@@ -336,12 +336,12 @@ def test_rto_keeps_scoreboard_once_and_skips_sacked_data():
     B = lambda a, b: (una + 1000 * a, una + 1000 * b)
     _ack(p, theirs, una, [B(2, 3)])
     _ack(p, theirs, una, [B(4, 5), B(2, 3)])      # two ranges: not yet lost, no recovery
-    assert not s._conn.in_recovery
+    assert not s.stats()["in_recovery"]
     p.next_timer()                                # RTO
     p.poll()
     rx = sorted((x.seq - una) & M32 for x in p.take() if x.data)
     assert rx == [0]
-    assert s._conn.sb.ranges() == [B(2, 3), B(4, 5)]
+    assert s._conn.recovery.sb.ranges() == [B(2, 3), B(4, 5)]
     assert p.log.filter("scoreboard", event="rto")
     # slow start after the timeout; go-back-N skips what was SACKed (2000-3000, 4000-5000)
     rx = [(x.seq - una) & M32 for x in _ack(p, theirs, una + 1000)]
@@ -350,7 +350,7 @@ def test_rto_keeps_scoreboard_once_and_skips_sacked_data():
     # a second RTO in a row clears the marks (possible reneging, RFC 2018 §8)
     p.next_timer()
     p.next_timer()
-    assert s._conn.sb.ranges() == [] and p.counters["tcp.sack_scoreboard_cleared"] == 1
+    assert s._conn.recovery.sb.ranges() == [] and p.counters["tcp.sack_scoreboard_cleared"] == 1
 
 
 def test_newreno_unchanged_without_sack():
@@ -364,5 +364,5 @@ def test_newreno_unchanged_without_sack():
     out = [x for x in p.take() if x.data]
     assert [x.seq for x in out][:1] == [una]
     conn = s._conn
-    assert conn.sb is None and not conn.sack_rec and conn.in_recovery
+    assert conn.recovery.sb is None and not s.stats()["sack_recovery"] and s.stats()["in_recovery"]
     assert conn.cc.cwnd == conn.cc.ssthresh + 3 * 1000        # RFC 5681 inflation

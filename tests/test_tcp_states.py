@@ -126,9 +126,9 @@ def test_mss_sent_follows_mtu_and_override():
 
 def test_isn_differs_per_tuple_and_moves_with_clock():
     p = RawPeer()
-    a = p.layer._isn(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 0)
-    b = p.layer._isn(b"\1\1\1\1", 1, b"\2\2\2\2", 3, 0)
-    c = p.layer._isn(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 4000 * 1000)
+    a = p.layer.initial_seq(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 0)
+    b = p.layer.initial_seq(b"\1\1\1\1", 1, b"\2\2\2\2", 3, 0)
+    c = p.layer.initial_seq(b"\1\1\1\1", 1, b"\2\2\2\2", 2, 4000 * 1000)
     assert a != b
     assert (c - a) & 0xFFFFFFFF == 1000        # 4 µs clock (RFC 6528 / RFC 9293 §3.4.1)
 
@@ -397,7 +397,7 @@ def test_time_wait_lasts_two_msl_then_gone():
     c.close()
     w.run_until(lambda: s.state == "CLOSE_WAIT")
     s.close()
-    w.run_until(lambda: c._conn.state == "TIME_WAIT")
+    w.run_until(lambda: c.stats()["state"] == "TIME_WAIT")
     t0 = [e for e in a.log.filter("state") if e["new"] == "TIME_WAIT"][0]["t"]
     w.run_until(lambda: a.tcp.connection_count() == 0)
     t1 = [e for e in a.log.filter("state") if e["old"] == "TIME_WAIT"][0]["t"]
@@ -450,3 +450,14 @@ def test_thousand_sequential_connections_leave_nothing():
     w.run_until(lambda: a.tcp.connection_count() == 0 and b.tcp.connection_count() == 0,
                 timeout=10 * SEC)
     assert a.tcp.poll_at() is None or a.tcp.poll_at() <= w.now
+
+
+def test_states_are_a_strenum_equal_to_their_names():
+    from enum import StrEnum
+
+    from wirestack.tcp.states import State
+    assert issubclass(State, StrEnum) and set(TRANSITIONS) == set(State)
+    p = RawPeer()
+    _, s, _, _ = p.passive()
+    assert s.state is State.ESTABLISHED and s.state == "ESTABLISHED"
+    assert f"{s.state}" == "ESTABLISHED" and s.stats()["state"] == "ESTABLISHED"

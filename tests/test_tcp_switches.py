@@ -2,9 +2,12 @@
 
 import random
 
+import pytest
+
 from tcp_harness import B_IP, RawPeer, Wire, connect_pair, pump
 from wirestack.tcp import TcpConfig
 from wirestack.units import MS, SEC
+from wirestack.wire import tcp as tcpw
 
 
 def data_segs(p):
@@ -61,7 +64,7 @@ def test_nagle_switch_per_socket_and_setter():
     p = RawPeer()
     _, s, theirs, ours = p.passive()
     s.nodelay = True
-    assert s.options.nodelay and s._conn.nodelay
+    assert s.options.nodelay and s.nodelay   # (and the segments below leave at once)
     for _ in range(3):
         s.send(b"k")
         p.poll()
@@ -171,3 +174,25 @@ def test_buffer_knobs():
     assert s.send(b"x") == 0
     synack = [x for x in p.all if x.has("S.")][0]
     assert synack.h.window == 3000
+
+
+@pytest.mark.parametrize("cc", ["none", "newreno"])
+def test_lost_syn_lowers_the_initial_window_only_of_a_real_controller(cc):
+    """RFC 5681 §3.1: after a lost SYN the initial window is one segment -- unless there is
+    no congestion control, whose window is no limit at all (an attribute of the algorithm,
+    not a threshold on cwnd)."""
+    p = RawPeer()
+    s = p.socket(congestion_control=cc)
+    s.connect((p.peer_str, 80))
+    p.poll()
+    syn = [x for x in p.take() if x.has("S")]
+    p.advance(2 * SEC)                                   # the SYN is "lost": RTO, sent again
+    assert [x for x in p.take() if x.has("S")]
+    p.inject("S.", 5000, syn[0].seq + 1, sport=80, dport=syn[0].h.sport,
+             options=tcpw.encode_options(mss=1000))
+    assert s.state == "ESTABLISHED"
+    cwnd = s.stats()["cwnd"]
+    if cc == "none":
+        assert cwnd > 1 << 40
+    else:
+        assert cwnd == s.stats()["snd_mss"] == 1000

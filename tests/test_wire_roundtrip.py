@@ -445,3 +445,47 @@ def test_first_fragment_decodes_transport_header(src, dst, sport, dport, payload
         g = parse_frame(later)
         assert g.udp is None and g.tcp is None and g.icmp is None
         assert g.ip.frag_offset == cut and bytes(g.payload) == seg[cut:]
+
+
+# The stack's own fast paths (SegmentTemplate, decode_header, decode_options) must produce
+# and read exactly what the general build() / parse() do: one codec, two speeds.
+@EXAMPLES
+@given(ip4, ip4, st.integers(1, 0xFFFF), st.integers(1, 0xFFFF), st.integers(0, 2**40),
+       st.integers(0, 2**40), st.integers(0, 0xFF), u16, st.binary(max_size=64),
+       st.one_of(st.none(), st.tuples(u32, u32)), st.one_of(st.just(()), sack_blocks))
+def test_tcp_template_matches_build(src, dst, sport, dport, seq, ack, flags, win, payload, ts,
+                                    blocks):
+    tpl = tcp.SegmentTemplate(src, dst, sport, dport)
+    options = tcp.encode_options(ts=ts, sack_blocks=blocks[:3])
+    seg = tpl.build(seq, ack, flags, win, payload, options)
+    want = tcp.build(src, dst, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, win,
+                     payload, options)
+    assert seg == want
+    if ts is not None:
+        fast = tpl.build_ts(seq, ack, flags & ~tcp.SYN, win, ts[0], ts[1], payload)
+        assert fast == tcp.build(src, dst, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                                 flags & ~tcp.SYN, win, payload, tcp.encode_options(ts=ts))
+        seg = fast
+    hdr, data = tcp.parse(seg, src, dst)
+    fields = tcp.decode_header(seg, src, dst, True)
+    assert fields == (hdr.sport, hdr.dport, hdr.seq, hdr.ack, hdr.flags, hdr.window,
+                      hdr.header_length)
+    opts, tsval, tsecr = tcp.decode_options(memoryview(seg), hdr.header_length, hdr.flags)
+    assert (tsval, tsecr) == (hdr.options.ts_val, hdr.options.ts_ecr)
+    assert bytes(data) == payload
+    *head, opts2, tsval2, tsecr2, data2 = tcp.decode_segment(seg, src, dst, True)
+    assert tuple(head) == fields[:6] and (tsval2, tsecr2) == (tsval, tsecr)
+    assert bytes(data2) == payload
+
+
+@pytest.mark.parametrize("seg, counter", [
+    (b"\x00" * 19, "tcp.in_hdr_errors"),
+    (tcp.build(b"\x01" * 4, b"\x02" * 4, 0, 80, 1, 0, tcp.SYN, 100), "tcp.in_hdr_errors"),
+    (bytes(b ^ 0xFF if i == 21 else b for i, b in enumerate(
+        tcp.build(b"\x01" * 4, b"\x02" * 4, 1, 80, 1, 0, tcp.SYN, 100, b"xy"))),
+     "tcp.in_csum_errors"),
+])
+def test_tcp_decode_header_rejects(seg, counter):
+    with pytest.raises(MalformedPacket) as e:
+        tcp.decode_header(seg, b"\x01" * 4, b"\x02" * 4, True)
+    assert e.value.counter == counter

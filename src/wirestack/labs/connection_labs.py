@@ -190,12 +190,12 @@ def time_wait_run(seed: int, time_wait: bool) -> TimeWaitResult:
         probe = a.host.tcp_socket(**opts)
         try:
             probe.bind(("0.0.0.0", PORT))
-            probe.connect(("198.18.0.2", 80))
+            probe.connect(("198.18.0.2", 80), now=a.now_ns())
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
             res.reuse_refused = f"{exc.strerror}: a is in TIME_WAIT"
-        probe.abort() if probe.state != "CLOSED" else probe.close()
+        probe.abort(now=a.now_ns()) if probe.state != "CLOSED" else probe.close(now=a.now_ns())
         while a.host.tcp.connection_count():
             await asyncio.sleep(1)
         reader, writer = await a.open_connection("198.18.0.2", 80, local_addr=("0.0.0.0", PORT), **opts)

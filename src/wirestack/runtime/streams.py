@@ -79,14 +79,14 @@ class StreamState:
             if self.eof_requested and not self.closing:
                 self.eof_requested = False
                 try:
-                    sock.shutdown_write()
+                    sock.shutdown_write(now=self.runtime.now_ns())
                 except OSError:
                     pass
                 self.runtime.kick()
             if self.closing and not self.socket_closed:
                 self.socket_closed = True
                 try:
-                    sock.close()
+                    sock.close(now=self.runtime.now_ns())
                 except OSError:
                     pass
                 self.runtime.kick()
@@ -241,7 +241,7 @@ class StreamWriter:
     def abort(self) -> None:
         self._conn.pending.clear()
         self._conn.closing = True
-        self._conn.sock.abort()
+        self._conn.sock.abort(now=self._conn.runtime.now_ns())
         self._conn.runtime.kick()
 
     def get_extra_info(self, name: str, default=None):
@@ -269,7 +269,7 @@ async def open_connection(runtime, host: str, port: int, *, local_addr=None,
     if local_addr is not None:
         sock.bind(local_addr)
     conn = StreamState(runtime, sock)
-    sock.connect((host, port))
+    sock.connect((host, port), now=runtime.now_ns())
     runtime.kick()
     while sock.state in ("SYN_SENT", "SYN_RECEIVED") and sock.error is None:
         await conn.waiters.wait()
@@ -317,7 +317,7 @@ class Server:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.sock.close()
+            self.sock.close(now=self.runtime.now_ns())
             self.runtime.kick()
             if not self._serving.done():
                 self._serving.set_result(None)
@@ -367,5 +367,5 @@ async def start_server(runtime, client_connected_cb, host: str | int | None = No
     ip, port = server_address(host, port)
     sock = runtime.host.tcp_socket(**sockopts)
     sock.bind((ip, port))
-    sock.listen(backlog)
+    sock.listen(backlog, now=runtime.now_ns())
     return Server(runtime, sock, client_connected_cb)

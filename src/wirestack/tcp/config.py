@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..units import MS, SEC
+
+if TYPE_CHECKING:
+    from .congestion.base import CongestionControl
 
 
 # Options the layer reads before a segment is matched to a socket (or for the whole host):
@@ -22,7 +26,7 @@ HOST_WIDE = frozenset({"verify_checksum", "isn_secret", "ephemeral_ports", "chal
 class TcpConfig:
     # ---- learning switches -------------------------------------------------------------
     retransmission: bool = True      # off: lost segments are never sent again (no RTO)
-    congestion_control: object = "newreno"   # 'newreno' | 'cubic' | 'none' | a CongestionControl class
+    congestion_control: str | type[CongestionControl] = "newreno"   # 'newreno' | 'cubic' | 'none' | a CongestionControl class
     fast_retransmit: bool = True     # off: only the RTO recovers a loss (RFC 5681 §3.2)
     nodelay: bool = False            # True switches Nagle off (RFC 9293 §3.7.4)
     delayed_ack: bool = True         # off: every segment is acknowledged at once (RFC 1122 4.2.3.2)
@@ -59,7 +63,7 @@ class TcpConfig:
                                      # scoreboard) may hold; None: one per 2 KB of the buffer,
                                      # at least 64 (see ranges_for)
     backlog_max: int = 4096          # listen(backlog) is clamped to this (somaxconn)
-    ephemeral_ports: tuple = (49152, 65535)  # RFC 6335 §6 dynamic range
+    ephemeral_ports: tuple[int, int] = (49152, 65535)  # RFC 6335 §6 dynamic range
     isn_secret: bytes | None = None  # RFC 6528 key; None: drawn from the host's rng
     verify_checksum: bool = True
     challenge_ack_limit: int = 1000  # challenge ACKs per second, per host (RFC 5961 §7; 0: no limit)
@@ -73,7 +77,7 @@ class TcpConfig:
     user_timeout: int | None = None    # RFC 9293 §3.8.3 / RFC 5482: give up after this long
                                        # without the peer acknowledging outstanding data
 
-    def replace(self, **changes) -> "TcpConfig":
+    def replace(self, **changes: Any) -> "TcpConfig":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in dataclasses.fields(self)}
         unknown = set(changes) - names

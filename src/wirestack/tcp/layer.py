@@ -10,26 +10,27 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
-import struct
+import random
+from collections.abc import Callable
+from typing import Any
 
 from ..trace.counters import Counters
 from ..trace.events import EventLog
-from ..units import MS, SEC
+from ..units import SEC
 from ..wire.addr import ANY_IP
+from ..wire.bytes_like import BytesLike
 from ..wire.errors import MalformedPacket
-from ..wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, build, encode_options, parse_options
-from . import syncookie
+from ..wire.tcp import ACK, FIN, RST, SYN, build, decode_segment, quoted_ports_seq
 from .config import HOST_WIDE, TcpConfig
-from .connection import Connection, _wscale_for
+from .connection import Connection
 from .isn import isn
+from .listener import Listener
+from .output import Output
+from .tcb import Tcb
+from .seq import wrap
 from .states import CLOSED, TIME_WAIT
 from .socket import TcpSocket
 
-_HDR = struct.Struct("!HHIIHHHH")
-_TS2 = struct.Struct("!II")
-_TS_ALIGNED = b"\x01\x01\x08\x0a"
-_from_bytes = int.from_bytes
-M32 = 0xFFFFFFFF
 
 # ICMP (type, code) -> how TCP treats it (RFC 1122 4.2.3.9, RFC 1191, RFC 5927)
 _ICMP_KIND = {(3, 2): "hard", (3, 3): "hard", (3, 4): "frag_needed"}
@@ -39,9 +40,11 @@ _ICMP_NAMES = {"port_unreachable": "hard", "proto_unreachable": "hard", "frag_ne
 
 class TcpLayer:
     def __init__(self, *, name: str = "", counters: Counters | None = None,
-                 log: EventLog | None = None, rng=None, config: TcpConfig | None = None,
-                 ip_output, route_source, mtu_for):
-        import random
+                 log: EventLog | None = None, rng: random.Random | None = None,
+                 config: TcpConfig | None = None,
+                 ip_output: Callable[[bytes, bytes, int, bytes, int], None],
+                 route_source: Callable[[bytes], bytes | None],
+                 mtu_for: Callable[[bytes], int]) -> None:
         self.name = name
         self.counters = counters if counters is not None else Counters()
         self.log = log if log is not None else EventLog(name, enabled=False)
@@ -51,15 +54,18 @@ class TcpLayer:
         self.route_source = route_source
         self.mtu_for = mtu_for
         secret = self.config.isn_secret
-        self._secret = secret if secret is not None else self.rng.getrandbits(128).to_bytes(16, "big")
-        self._conns: dict[tuple, Connection] = {}      # (lip, lport, rip, rport) -> TCB
-        self._listeners: dict[tuple, TcpSocket] = {}   # (lip or ANY, port) -> listening socket
-        self._bound: dict[int, list[TcpSocket]] = {}   # port -> open sockets bound to it
+        # the key of ISNs (RFC 6528) and SYN cookies (RFC 4987)
+        self.isn_secret = secret if secret is not None else self.rng.getrandbits(128).to_bytes(16, "big")
+        self._conns: dict[tuple[bytes, int, bytes, int], Connection] = {}   # 4-tuple -> TCB
+        self._listeners: dict[tuple[bytes, int], Listener] = {}   # (lip or ANY, port) -> listener
+        # port -> the open sockets bound to it, with the address each is bound to
+        self._bound: dict[int, list[tuple[TcpSocket, bytes]]] = {}
         self._port_refs: dict[int, int] = {}           # port -> live connections using it
-        self._heap: list = []                          # (deadline, tiebreak, conn), lazily cleaned
+        self._heap: list[tuple[int, int, Connection]] = []   # (deadline, tiebreak, conn), lazily cleaned
         self._tick = itertools.count()
         self._dirty: list[Connection] = []             # connections with output to do at poll
-        self._notify: list[TcpSocket] = []             # sockets whose on_event is due
+        self._notify: list[TcpSocket] = []             # sockets whose on_event is due...
+        self._notify_set: set[TcpSocket] = set()       # ...the same, for a quick lookup
         # False: a segment's answer (the ACK, data its ACK lets out) leaves from input().
         # True: it waits for the next poll(). A runtime that feeds a whole batch of frames
         # before polling (the real-time TAP loop) sets it, so a burst of N in-order
@@ -78,7 +84,7 @@ class TcpLayer:
         self._chal_time = 0
 
     # ------------------------------------------------------------------ public surface
-    def socket(self, **options) -> TcpSocket:
+    def socket(self, **options: Any) -> TcpSocket:
         host_wide = HOST_WIDE.intersection(options)
         if host_wide:
             raise TypeError(f"{', '.join(sorted(host_wide))}: a host-wide TCP option, not a socket "
@@ -99,13 +105,13 @@ class TcpLayer:
         a host that shuts down politely, like `wirestack serve` on SIGTERM."""
         for conn in list(self._conns.values()):
             if not conn.detached:
-                conn.close()
+                conn.close(self._now)
 
     def poll_at(self) -> int | None:
         if self._dirty or self._notify:
             return self._now
         heap = self._heap
-        while heap and heap[0][2]._sched != heap[0][0]:
+        while heap and heap[0][2].timer_at != heap[0][0]:
             heapq.heappop(heap)   # stale: that connection's deadline moved or it is gone
         return heap[0][0] if heap else None
 
@@ -114,14 +120,14 @@ class TcpLayer:
         heap = self._heap
         while heap and heap[0][0] <= now:
             d, _, conn = heapq.heappop(heap)
-            if conn._sched != d:
+            if conn.timer_at != d:
                 continue
-            conn._sched = None
+            conn.timer_at = None
             if conn.state is CLOSED:
                 continue
             conn.on_timer(now)
             if conn.state is not CLOSED:
-                self._schedule(conn)
+                self.schedule(conn)
         # Send what applications queued, then tell them what changed. An application
         # that reacts to on_event by writing more gets it sent in the same poll (a few
         # rounds at most, so a chatty callback cannot keep us here).
@@ -129,87 +135,63 @@ class TcpLayer:
             while self._dirty:
                 dirty, self._dirty = self._dirty, []
                 for conn in dirty:
-                    conn._dirty = False
+                    conn.output_pending = False
                     if conn.state is not CLOSED:
                         conn.output(now)
-                        self._schedule(conn)
+                        self.schedule(conn)
             if not self._notify:
                 break
             self._flush_notify()
 
-    def input(self, src: bytes, dst: bytes, segment, now: int, checksum_ok: bool = False) -> None:
+    def input(self, src: bytes, dst: bytes, segment: BytesLike, now: int,
+              checksum_ok: bool = False) -> None:
         """One TCP segment (header + data) from IP. Never raises for bad input: it is
         counted and dropped. ``checksum_ok``: the device already vouched for the checksum
         (receive checksum offload), so it is not summed again."""
         self._now = now
         counters = self.counters
-        n = len(segment)
-        if n < 20:
-            counters.incr("tcp.in_hdr_errors")
+        try:
+            # (the usual NOP NOP TS layout comes back as two numbers, without an object)
+            sport, dport, seq, ack, flags, wnd, opts, tsval, tsecr, payload = decode_segment(
+                segment, src, dst, self.config.verify_checksum and not checksum_ok)
+        except MalformedPacket as e:
+            if e.counter == "tcp.in_bad_options":
+                counters.incr("tcp.in_segs")     # the header was good: it counts as received
+            counters.incr(e.counter)
             return
-        sport, dport, seq, ack, offflags, wnd, _csum, _urg = _HDR.unpack_from(segment, 0)
-        hl = (offflags >> 12) << 2
-        if hl < 20 or hl > n or sport == 0 or dport == 0:
-            counters.incr("tcp.in_hdr_errors")
-            return
-        if self.config.verify_checksum and not checksum_ok:
-            # RFC 9293 §3.1: the checksum covers a pseudo-header, the header and the data.
-            # The segment as one big integer (see wire/checksum.py); the pseudo-header
-            # words are summed as a small int first so the big one is added to only once.
-            # Good when the ones'-complement sum is 0xFFFF: v % 0xFFFF == 0 (v > 0 here).
-            v = _from_bytes(segment, "big")
-            if n & 1:
-                v <<= 8     # RFC 1071 §4.1: an odd byte is padded with a zero
-            v += _from_bytes(src, "big") + _from_bytes(dst, "big") + 6 + n
-            if v % 0xFFFF:
-                counters.incr("tcp.in_csum_errors")
-                return
         counters.incr("tcp.in_segs")
-        mv = segment if isinstance(segment, memoryview) else memoryview(segment)
-        flags = offflags & 0xFF
-        if hl == 32 and not flags & SYN and mv[20:24] == _TS_ALIGNED:
-            # Fast path: the options of nearly every segment of a timestamp-using
-            # connection are exactly NOP NOP TS (RFC 7323 Appendix A layout).
-            tsval, tsecr = _TS2.unpack_from(mv, 24)
-            opts = NO_OPTIONS
-        elif hl > 20:
-            try:
-                opts = parse_options(mv[20:hl])
-            except MalformedPacket:
-                counters.incr("tcp.in_bad_options")
-                return
-            tsval = opts.ts_val
-            tsecr = opts.ts_ecr
-        else:
-            opts = NO_OPTIONS
-            tsval = tsecr = None
-        payload = mv[hl:]
         conn = self._conns.get((dst, dport, src, sport))
         min_iss = None
         if conn is not None:
             if conn.state is TIME_WAIT and flags & (SYN | ACK | RST) == SYN:
-                if self._time_wait_reopen(conn, seq, opts):
+                lst = self._listener_for(dst, dport)
+                if lst is not None and lst.reuse_time_wait(conn, seq, opts, now):
                     # RFC 1122 4.2.2.13: the new ISS must be above the old SND.NXT, even
                     # if the ISN clock has not moved on enough.
-                    min_iss = (conn.snd_max + 65536) & M32
+                    min_iss = wrap(conn.snd_max + 65536)
                     conn = None
             if conn is not None:
                 conn.input(seq, ack, flags, wnd, opts, payload, now, tsval, tsecr)
                 if conn.state is not CLOSED:
-                    self._schedule(conn)
+                    self.schedule(conn)
                 return
-        lst = self._listeners.get((dst, dport))
-        if lst is None:
-            lst = self._listeners.get((ANY_IP, dport))
+        lst = self._listener_for(dst, dport)
         if lst is not None:
-            self._listen_input(lst, src, dst, sport, dport, seq, ack, flags, wnd, opts,
-                               payload, now, min_iss, tsval, tsecr)
+            lst.input(src, dst, sport, dport, seq, ack, flags, wnd, opts, payload, now, min_iss,
+                      tsval, tsecr)
             return
         # RFC 9293 §3.10.7.1: no connection -- answer with a reset (never to a reset).
         counters.incr("tcp.in_no_socket")
         self._reset_for(src, dst, sport, dport, seq, ack, flags, len(payload), now)
 
-    def icmp_error(self, kind, src: bytes, dst: bytes, quoted, now: int, mtu: int | None = None) -> None:
+    def _listener_for(self, ip: bytes, port: int) -> Listener | None:
+        lst = self._listeners.get((ip, port))
+        if lst is None:
+            lst = self._listeners.get((ANY_IP, port))
+        return lst
+
+    def icmp_error(self, kind: tuple[int, ...] | str, src: bytes, dst: bytes, quoted: BytesLike,
+                   now: int, mtu: int | None = None) -> None:
         """An ICMP error about a segment we sent from ``src`` to ``dst``; ``quoted`` holds
         at least the first 8 bytes of its TCP header. ``kind`` is the host's
         ``(type, code, mtu)`` tuple or a name ('port_unreachable', 'frag_needed', ...)."""
@@ -221,40 +203,62 @@ class TcpLayer:
             what = _ICMP_KIND.get((typ, code), "soft")
         else:
             what = _ICMP_NAMES.get(kind, "soft")
-        if len(quoted) < 8:
-            self.counters.incr("tcp.icmp_errors_short")
+        try:
+            sport, dport, seq = quoted_ports_seq(quoted)
+        except MalformedPacket as e:
+            self.counters.incr(e.counter)
             return
-        sport, dport, seq = struct.unpack_from("!HHI", quoted, 0)
         conn = self._conns.get((src, sport, dst, dport))
         if conn is None:
             self.counters.incr("tcp.icmp_no_socket")
             return
         self.counters.incr("tcp.icmp_errors")
-        err = None
+        err: OSError | None = None
         if what == "hard":
             err = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
         elif what == "soft":
             err = OSError(errno.EHOSTUNREACH, "No route to host")
         conn.icmp(what, seq, mtu, err, now)
         if conn.state is not CLOSED:
-            self._schedule(conn)
+            self.schedule(conn)
 
-    # ------------------------------------------------------------------ internals
-    def _isn(self, lip: bytes, lport: int, rip: bytes, rport: int, now: int) -> int:
-        return isn(self._secret, lip, lport, rip, rport, now)
+    # ------------------------------------------------------------------ for connections
+    # The small internal API that connections, listeners and sockets use (nothing else of
+    # the layer is theirs to touch).
+    @property
+    def now(self) -> int:
+        """The time of the latest input or poll: what a socket call made without ``now``
+        acts at."""
+        return self._now
 
-    def _schedule(self, conn: Connection) -> None:
+    def initial_seq(self, lip: bytes, lport: int, rip: bytes, rport: int, now: int) -> int:
+        """The ISN of a new connection (RFC 6528, see ``isn``)."""
+        return isn(self.isn_secret, lip, lport, rip, rport, now)
+
+    def schedule(self, conn: Connection) -> None:
         """Make sure the timer heap holds an entry no later than the connection's next
         deadline. Entries are never removed in place: one whose time differs from
-        ``conn._sched`` is stale and skipped when it surfaces."""
+        ``conn.timer_at`` is stale and skipped when it surfaces."""
         d = conn.deadline()
         if d is not None:
-            s = conn._sched
+            s = conn.timer_at
             if s is None or d < s:
-                conn._sched = d
+                conn.timer_at = d
                 heapq.heappush(self._heap, (d, next(self._tick), conn))
 
-    def _challenge_ack(self, conn: Connection, now: int) -> bool:
+    def want_output(self, conn: Connection) -> None:
+        """The connection has something to send: it runs ``output`` at the next poll."""
+        if not conn.output_pending:
+            conn.output_pending = True
+            self._dirty.append(conn)
+
+    def notify(self, sock: TcpSocket) -> None:
+        """The socket's ``on_event`` is due (once, however often this is called before)."""
+        if sock not in self._notify_set:
+            self._notify_set.add(sock)
+            self._notify.append(sock)
+
+    def challenge_ack(self, conn: Output, now: int) -> bool:
         """Send a challenge ACK (RFC 5961 §3.2, §4.2, §5.2) unless this host already sent
         ``challenge_ack_limit`` of them in the last second (RFC 5961 §7, like Linux's
         tcp_challenge_ack_limit): a token bucket refilled from ``now``, so an attacker
@@ -272,23 +276,14 @@ class TcpLayer:
                 return False
             self._chal_credit = credit - SEC
         self.counters.incr("tcp.challenge_acks")
-        conn._emit(conn.snd_nxt, ACK, b"", now)
+        conn.send_challenge_ack(now)
         return True
 
-    def _flush_notify(self) -> None:
-        while self._notify:
-            batch, self._notify = self._notify, []
-            for sock in batch:
-                sock._ev = False
-                cb = sock.on_event
-                if cb is not None:
-                    cb()
-
-    def _add(self, conn: Connection) -> None:
+    def add(self, conn: Connection) -> None:
         self._conns[conn.key] = conn
         self._port_refs[conn.lport] = self._port_refs.get(conn.lport, 0) + 1
 
-    def _remove(self, conn: Connection) -> None:
+    def remove(self, conn: Tcb) -> None:
         if self._conns.get(conn.key) is conn:
             del self._conns[conn.key]
             left = self._port_refs.get(conn.lport, 1) - 1
@@ -298,170 +293,80 @@ class TcpLayer:
                 self._port_refs.pop(conn.lport, None)
         lst = conn.listener
         if lst is not None:
-            lst._child_gone(conn)
+            lst.child_gone(conn)
             conn.listener = None
 
-    def _want_output(self, conn: Connection) -> None:
-        conn._want_output()
+    def add_listener(self, lst: Listener) -> None:
+        self._listeners[lst.key] = lst
 
-    def _send_rst(self, lip: bytes, rip: bytes, lport: int, rport: int, seq: int, ack: int,
-                  flags: int, now: int) -> None:
-        self.counters.incr("tcp.out_rsts")
-        self.counters["tcp.out_segs"] += 1
-        seg = build(lip, rip, lport, rport, seq & M32, ack & M32, flags, 0)
+    def remove_listener(self, lst: Listener) -> None:
+        if self._listeners.get(lst.key) is lst:
+            del self._listeners[lst.key]
+
+    def send_segment(self, lip: bytes, rip: bytes, lport: int, rport: int, seq: int, ack: int,
+                     flags: int, window: int, options: bytes, now: int) -> None:
+        """A segment that belongs to no connection (a SYN cookie's SYN,ACK, a reset)."""
+        seg = build(lip, rip, lport, rport, wrap(seq), wrap(ack), flags, window, b"", options)
         self.ip_output(lip, rip, 6, seg, now)
 
-    def _reset_for(self, src, dst, sport, dport, seq, ack, flags, plen, now) -> None:
+    def send_rst(self, lip: bytes, rip: bytes, lport: int, rport: int, seq: int, ack: int,
+                 flags: int, now: int) -> None:
+        self.counters.incr("tcp.out_rsts")
+        self.counters["tcp.out_segs"] += 1
+        self.send_segment(lip, rip, lport, rport, seq, ack, flags, 0, b"", now)
+
+    # ------------------------------------------------------------------ internals
+    def _flush_notify(self) -> None:
+        while self._notify:
+            batch, self._notify = self._notify, []
+            for sock in batch:
+                self._notify_set.discard(sock)
+                cb = sock.on_event
+                if cb is not None:
+                    cb()
+
+    def _reset_for(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
+                   flags: int, plen: int, now: int) -> None:
         """RFC 9293 §3.10.7.1: the reset that answers a segment nobody wants."""
         if flags & RST:
             return
         if flags & ACK:
-            self._send_rst(dst, src, dport, sport, ack, 0, RST, now)
+            self.send_rst(dst, src, dport, sport, ack, 0, RST, now)
         else:
             seglen = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-            self._send_rst(dst, src, dport, sport, 0, seq + seglen, RST | ACK, now)
-
-    def _listen_input(self, lst: TcpSocket, src, dst, sport, dport, seq, ack, flags, wnd,
-                      opts, payload, now, min_iss=None, tsval=None, tsecr=None) -> None:
-        """RFC 9293 §3.10.7.2 (LISTEN).
-
-        Half-open connections (SYN_RECEIVED children) and the accept queue together hold
-        at most ``backlog`` TCBs. Beyond that a SYN gets a SYN cookie (RFC 4987 §3.6, see
-        ``syncookie``) instead of a TCB, so memory stays bounded under a SYN flood while
-        legitimate clients still connect; with ``syn_cookies`` off it is dropped."""
-        if flags & SYN and flags & (FIN | RST):
-            # SYN+FIN or SYN+RST: no TCP opens a connection that way (a scanner's probe);
-            # dropped and counted, as Linux and FreeBSD do.
-            self.counters.incr("tcp.in_syn_bad_flags")
-            return
-        if flags & RST:
-            return
-        if flags & ACK:
-            if not flags & SYN and now < lst._cookie_until and lst._cfg.syn_cookies:
-                if self._cookie_ack(lst, src, dst, sport, dport, seq, ack, flags, wnd, opts,
-                                    payload, now, tsval, tsecr):
-                    return
-            self.counters.incr("tcp.in_listen_ack")
-            self._send_rst(dst, src, dport, sport, ack, 0, RST, now)
-            return
-        if not flags & SYN:
-            self.counters.incr("tcp.in_listen_drop")
-            return
-        nacc = len(lst._acceptq)
-        if len(lst._children) + nacc >= lst._backlog:
-            if lst._cfg.syn_cookies and nacc < lst._backlog:
-                self._send_cookie(lst, src, dst, sport, dport, seq, opts, now)
-                return
-            # Bounded backlog: the peer will retransmit its SYN (RFC 9293 §3.10.7.2 allows
-            # not answering); we count it like Linux's ListenOverflows.
-            self.counters.incr("tcp.listen_overflow")
-            return
-        conn = Connection(self, lst._cfg, dst, dport, src, sport, now)
-        if min_iss is not None and (conn.iss - min_iss) & M32 >= 0x80000000:
-            conn.set_iss(min_iss)
-        conn.listener = lst
-        lst._children.add(conn)
-        self._add(conn)
-        self.counters.incr("tcp.passive_opens")
-        conn.open_passive(seq, wnd, opts, now)
-        self._schedule(conn)
-
-    def _send_cookie(self, lst: TcpSocket, src, dst, sport, dport, seq, opts, now) -> None:
-        """A stateless SYN,ACK whose ISS is a SYN cookie (RFC 4987 §3.6)."""
-        cfg = lst._cfg
-        secret = self._secret
-        mtu_mss = self.mtu_for(src) - 40
-        our_mss = min(cfg.mss, mtu_mss) if cfg.mss else mtu_mss
-        idx = syncookie.mss_index(opts.mss if opts.mss else 536)
-        cookie = syncookie.make(secret, dst, dport, src, sport, seq, now, idx)
-        ts = None
-        wscale = None
-        sack = False
-        if cfg.timestamps and opts.ts_val is not None:
-            # Only with timestamps can the peer's window scale and SACK-permitted be kept.
-            peer_ws = min(opts.wscale, 14) if cfg.window_scaling and opts.wscale is not None else None
-            sack = bool(cfg.sack and opts.sack_permitted)
-            off = syncookie.ts_offset(secret, dst, dport, src, sport)
-            tsv = syncookie.encode_ts((now // MS + off) & M32, peer_ws, sack)
-            ts = (tsv, opts.ts_val)
-            if peer_ws is not None:
-                wscale = _wscale_for(cfg.rcvbuf)
-        win = cfg.rcvbuf if cfg.rcvbuf < 0xFFFF else 0xFFFF
-        options = encode_options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
-        self.counters.incr("tcp.syncookies_sent")
-        lst._cookie_until = now + 2 * syncookie.PERIOD
-        seg = build(dst, src, dport, sport, cookie, (seq + 1) & M32, SYN | ACK, win, b"", options)
-        self.ip_output(dst, src, 6, seg, now)
-
-    def _cookie_ack(self, lst: TcpSocket, src, dst, sport, dport, seq, ack, flags, wnd, opts,
-                    payload, now, tsval, tsecr) -> bool:
-        """An ACK to a listener that may complete a cookie handshake. True when it was
-        ours (the connection now exists, or the accept queue was full and it is dropped)."""
-        cookie = (ack - 1) & M32
-        peer_isn = (seq - 1) & M32
-        idx = syncookie.check(self._secret, dst, dport, src, sport, peer_isn, cookie, now)
-        if idx is None:
-            self.counters.incr("tcp.syncookies_failed")
-            return False
-        if len(lst._acceptq) >= lst._backlog:
-            self.counters.incr("tcp.listen_overflow")
-            return True
-        cfg = lst._cfg
-        wscale, sack, ts_ok = None, False, False
-        if tsecr and tsval is not None and cfg.timestamps:
-            wscale, sack = syncookie.decode_ts(tsecr)
-            ts_ok = True
-        self.counters.incr("tcp.syncookies_recv")
-        conn = Connection(self, cfg, dst, dport, src, sport, now)
-        conn.set_iss(cookie)
-        conn.listener = lst
-        lst._children.add(conn)
-        self._add(conn)
-        self.counters.incr("tcp.passive_opens")
-        off = syncookie.ts_offset(self._secret, dst, dport, src, sport)
-        conn.open_cookie(peer_isn, syncookie.MSS_TABLE[idx], wscale, sack and cfg.sack,
-                         tsval if ts_ok else None, off, now)
-        conn.input(seq, ack, flags, wnd, opts, payload, now, tsval, tsecr)
-        if conn.state is not CLOSED:
-            self._schedule(conn)
-        return True
-
-    def _time_wait_reopen(self, conn: Connection, seq: int, opts) -> bool:
-        """RFC 9293 §3.6.1 / RFC 1122 4.2.2.13: a new SYN may end TIME_WAIT early when its
-        sequence number is above the old connection's final one (and, RFC 6191, its
-        timestamp newer). Then the old TCB goes and the SYN is handled by the listener."""
-        d = (seq - conn.rcv_nxt) & M32
-        if d == 0 or d >= 0x80000000:
-            return False
-        if conn.ts_ok and opts.ts_val is not None and (opts.ts_val - conn.ts_recent) & M32 >= 0x80000000:
-            return False
-        if (conn.lip, conn.lport) not in self._listeners and (ANY_IP, conn.lport) not in self._listeners:
-            return False
-        self.counters.incr("tcp.time_wait_reopened")
-        conn._set_state(CLOSED, self._now)
-        conn._teardown()
-        return True
+            self.send_rst(dst, src, dport, sport, 0, seq + seglen, RST | ACK, now)
 
     # ------------------------------------------------------------------ ports
     def _port_conflict(self, ip: bytes, port: int) -> bool:
-        for s in self._bound.get(port, ()):
-            bip = s._bind_ip
+        for _sock, bip in self._bound.get(port, ()):
             if bip == ANY_IP or ip == ANY_IP or bip == ip:
                 return True
         return False
 
-    def _bind(self, sock: TcpSocket, ip: bytes, port: int) -> int:
+    def bind(self, sock: TcpSocket, ip: bytes, port: int) -> int:
+        """Bind ``sock`` to ``(ip, port)``; port 0 picks an ephemeral one. Returns the port."""
         if port == 0:
             port = self._ephemeral(ip, None, None)
         elif self._port_conflict(ip, port):
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        self._bound.setdefault(port, []).append(sock)
+        self._bound.setdefault(port, []).append((sock, ip))
         return port
 
-    def _unbind(self, sock: TcpSocket, port: int) -> None:
+    def bind_for_connect(self, sock: TcpSocket, lip: bytes, rip: bytes, rport: int) -> int:
+        """An unbound socket's connect(): an ephemeral port not part of a live 4-tuple to
+        ``(rip, rport)``, bound on any address."""
+        port = self._ephemeral(lip, rip, rport)
+        self._bound.setdefault(port, []).append((sock, ANY_IP))
+        return port
+
+    def in_use(self, key: tuple[bytes, int, bytes, int]) -> bool:
+        """A connection with this 4-tuple exists."""
+        return key in self._conns
+
+    def unbind(self, sock: TcpSocket, port: int) -> None:
         lst = self._bound.get(port)
-        if lst and sock in lst:
-            lst.remove(sock)
+        if lst:
+            lst[:] = [e for e in lst if e[0] is not sock]
             if not lst:
                 del self._bound[port]
 

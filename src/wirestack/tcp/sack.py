@@ -20,11 +20,11 @@ acknowledged), it only makes recovery less precise.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+
+from .seq import unwrap, wrap
 
 DUP_THRESH = 3          # RFC 6675 §2 DupThresh
-M32 = 0xFFFFFFFF
-HALF = 0x80000000
-WRAP = 0x100000000
 
 
 class Scoreboard:
@@ -57,7 +57,8 @@ class Scoreboard:
         self.sacked = 0
 
     # ------------------------------------------------------------------ Update()
-    def update(self, blocks, una: int, snd_max: int) -> tuple[bool, bool]:
+    def update(self, blocks: Sequence[tuple[int, int]], una: int,
+               snd_max: int) -> tuple[bool, bool]:
         """RFC 6675 §4 Update(): merge the 32-bit (left, right) blocks of one ACK.
         Blocks are unwrapped next to SND.UNA. A block that ends at or below SND.UNA, or
         lies inside what is already SACKed, is a D-SACK (RFC 2883 §4) and adds nothing; a
@@ -70,14 +71,8 @@ class Scoreboard:
         if len(blocks) > 1:
             second = blocks[1]
         for left, right in blocks:
-            dl = (left - una) & M32
-            if dl >= HALF:
-                dl -= WRAP
-            dr = (right - una) & M32
-            if dr >= HALF:
-                dr -= WRAP
-            s = una + dl
-            e = una + dr
+            s = unwrap(left, una)
+            e = unwrap(right, una)
             if e <= s or e > snd_max:
                 self.ignored += 1
                 first = False
@@ -98,15 +93,15 @@ class Scoreboard:
         return new, dsack
 
     @staticmethod
-    def _in_block(left: int, right: int, block, una: int) -> bool:
+    def _in_block(left: int, right: int, block: tuple[int, int], una: int) -> bool:
         """[left, right) lies inside ``block`` (32-bit numbers, compared as offsets from
         SND.UNA; a receiver repeats a block only for this). A first block that is merely
         already known is no D-SACK: after an ACK that advanced, RFC 2018 §4 lets any
         recent block come first."""
-        bl = (block[0] - una) & M32
-        br = (block[1] - una) & M32
-        l = (left - una) & M32
-        r = (right - una) & M32
+        bl = wrap(block[0] - una)
+        br = wrap(block[1] - una)
+        l = wrap(left - una)
+        r = wrap(right - una)
         return bl <= l and r <= br
 
     def _add(self, s: int, e: int) -> bool:

@@ -31,10 +31,10 @@ from __future__ import annotations
 import hashlib
 
 from ..units import SEC
+from .seq import wrap
 
 PERIOD = 64 * SEC
 MSS_TABLE = (536, 1220, 1360, 1400, 1440, 1452, 1460, 8960)
-M32 = 0xFFFFFFFF
 _WS_NONE = 0xF
 
 
@@ -81,9 +81,9 @@ def ts_offset(secret: bytes, lip: bytes, lport: int, rip: bytes, rport: int) -> 
 def encode_ts(tsval: int, wscale: int | None, sack: bool) -> int:
     """TSval with the peer's options in its low 5 bits, never above ``tsval``."""
     bits = (_WS_NONE if wscale is None else min(wscale, 14)) | (0x10 if sack else 0)
-    v = (tsval & ~0x1F & M32) | bits
+    v = wrap(tsval & ~0x1F) | bits
     if bits > (tsval & 0x1F):
-        v = (v - 0x20) & M32
+        v = wrap(v - 0x20)
     return v
 
 

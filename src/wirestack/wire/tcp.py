@@ -17,9 +17,15 @@ FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE
 OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERMITTED, OPT_SACK, OPT_TIMESTAMP = 0, 1, 2, 3, 4, 5, 8
 
 _HDR = struct.Struct("!HHIIHHHH")
+_PORTS_SEQ = struct.Struct("!HHI")
 _TS = struct.Struct("!II")
 _TS_ALIGNED = b"\x01\x01\x08\x0a"  # NOP NOP TS len 10: what every stack sends on data segments
+_TSOPT = struct.Struct("!III")       # that word, TSval, TSecr (RFC 7323 Appendix A layout)
+_TSOPT_HEAD = 0x0101080A
+_TSOPT_WORDS = 0x0101 + 0x080A       # the first word's contribution to the checksum
 _MSS = struct.Struct("!BBH")
+_MASK32 = 0xFFFFFFFF
+_from_bytes = int.from_bytes
 
 
 class TcpOptions:
@@ -250,3 +256,150 @@ def build(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, fl
         s += word_sum(payload)
     csum = 0xFFFF - fold(s)
     return b"".join((head[:16], csum.to_bytes(2, "big"), head[18:], payload))
+
+
+# ---------------------------------------------------------------------------- the stack's fast paths
+# What the TCP engine uses for every segment it sends and receives. The general functions
+# above (``parse``, ``build``) do the same job for tools and tests; these avoid the work
+# that is the same for every segment of a connection, and the objects ``parse`` makes.
+
+
+class SegmentTemplate:
+    """The fixed part of every segment of one connection: the ports, and the checksum words
+    that never change -- the pseudo-header's addresses and protocol and the two ports
+    (RFC 9293 §3.1). Since 2**16 ≡ 1 (mod 0xFFFF) a 32-bit value contributes to the
+    one's-complement sum the same as its two 16-bit words (see ``checksum.py``), so whole
+    fields are added without splitting them.
+
+    ``seq`` and ``ack`` may be the engine's unwrapped ints: their low 32 bits go on the
+    wire (RFC 9293 §3.4)."""
+
+    __slots__ = ("sport", "dport", "csum_base")
+
+    def __init__(self, src: bytes, dst: bytes, sport: int, dport: int) -> None:
+        self.sport = sport
+        self.dport = dport
+        self.csum_base = _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO + sport + dport
+
+    def build(self, seq: int, ack: int, flags: int, window: int, payload: BytesLike = b"",
+              options: bytes = b"") -> bytes:
+        """A segment with any (32-bit aligned) ``options``; the checksum is computed here."""
+        seq &= _MASK32
+        ack &= _MASK32
+        n = len(payload)
+        hl = MIN_HEADER + len(options)
+        offflags = (hl << 10) | flags          # data offset (hl // 4) in the top 4 bits
+        s = self.csum_base + hl + n + seq + ack + offflags + window
+        if options:
+            s += _from_bytes(options, "big")
+        if n:
+            # An odd-length payload is padded with a zero byte for the sum (RFC 9293 §3.1).
+            s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+        r = s % 0xFFFF
+        seg = _HDR.pack(self.sport, self.dport, seq, ack, offflags, window,
+                        0xFFFF - (r or 0xFFFF), 0)
+        if options:
+            seg += options
+        if n:
+            seg += payload
+        return seg
+
+    def build_ts(self, seq: int, ack: int, flags: int, window: int, tsval: int, tsecr: int,
+                 payload: BytesLike = b"") -> bytes:
+        """The usual segment of a timestamp-using connection: options exactly NOP NOP TS
+        (RFC 7323 Appendix A), packed together with the header."""
+        seq &= _MASK32
+        ack &= _MASK32
+        tsval &= _MASK32
+        n = len(payload)
+        offflags = (32 << 10) | flags
+        s = (self.csum_base + 32 + n + seq + ack + offflags + window
+             + _TSOPT_WORDS + tsval + tsecr)
+        if n:
+            s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+        r = s % 0xFFFF
+        seg = (_HDR.pack(self.sport, self.dport, seq, ack, offflags, window,
+                         0xFFFF - (r or 0xFFFF), 0)
+               + _TSOPT.pack(_TSOPT_HEAD, tsval, tsecr))
+        if n:
+            seg += payload
+        return seg
+
+    def build_ts_tso(self, seq: int, ack: int, flags: int, window: int, tsval: int,
+                     tsecr: int, payload: BytesLike) -> bytes:
+        """A TSO super-segment (``build_ts`` layout): like a NIC driver, leave the checksum
+        to the device that cuts it up, with the pseudo-header sum in the field (what the
+        device starts from)."""
+        n = len(payload)
+        offflags = (32 << 10) | flags
+        csum = (self.csum_base - self.sport - self.dport + 32 + n) % 0xFFFF or 0xFFFF
+        return (_HDR.pack(self.sport, self.dport, seq & _MASK32, ack & _MASK32, offflags, window,
+                          csum, 0)
+                + _TSOPT.pack(_TSOPT_HEAD, tsval & _MASK32, tsecr) + payload)
+
+
+def decode_header(segment: BytesLike, src: bytes, dst: bytes,
+                  verify_checksum: bool) -> tuple[int, int, int, int, int, int, int]:
+    """The receive path's header check: ``(sport, dport, seq, ack, flags, window,
+    header_length)``. Raises :class:`MalformedPacket` (counter ``tcp.in_hdr_errors`` or
+    ``tcp.in_csum_errors``) for a short segment, a data offset that does not fit, a zero
+    port (RFC 9293 §3.1 reserves it) or, with ``verify_checksum``, a bad checksum."""
+    n = len(segment)
+    if n < MIN_HEADER:
+        raise MalformedPacket(f"TCP header truncated: {n} < 20 bytes", "tcp.in_hdr_errors")
+    sport, dport, seq, ack, offflags, wnd, _csum, _urg = _HDR.unpack_from(segment, 0)
+    hl = (offflags >> 12) << 2
+    if hl < MIN_HEADER or hl > n or sport == 0 or dport == 0:
+        raise MalformedPacket("TCP data offset or port out of range", "tcp.in_hdr_errors")
+    if verify_checksum:
+        # RFC 9293 §3.1: the checksum covers a pseudo-header, the header and the data.
+        # The segment as one big integer (see checksum.py); the pseudo-header words are
+        # summed as a small int first so the big one is added to only once. Good when
+        # the ones'-complement sum is 0xFFFF: v % 0xFFFF == 0 (v > 0 here).
+        v = _from_bytes(segment, "big")
+        if n & 1:
+            v <<= 8     # RFC 1071 §4.1: an odd byte is padded with a zero
+        v += _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO + n
+        if v % 0xFFFF:
+            raise MalformedPacket("TCP checksum mismatch", "tcp.in_csum_errors")
+    return sport, dport, seq, ack, offflags & 0xFF, wnd, hl
+
+
+def decode_segment(segment: BytesLike, src: bytes, dst: bytes, verify_checksum: bool
+                   ) -> tuple[int, int, int, int, int, int, TcpOptions, int | None, int | None,
+                              memoryview]:
+    """The receive path in one call: ``decode_header`` then ``decode_options``, giving
+    ``(sport, dport, seq, ack, flags, window, options, TSval, TSecr, payload)``. Raises
+    :class:`MalformedPacket` as they do (a caller counting accepted headers tells the
+    options' counter, ``tcp.in_bad_options``, from the header's)."""
+    sport, dport, seq, ack, flags, wnd, hl = decode_header(segment, src, dst, verify_checksum)
+    mv = segment if isinstance(segment, memoryview) else memoryview(segment)
+    if hl == 32 and not flags & SYN and mv[20:24] == _TS_ALIGNED:
+        tsval, tsecr = _TS.unpack_from(mv, 24)     # the NOP NOP TS fast path, inline
+        return sport, dport, seq, ack, flags, wnd, NO_OPTIONS, tsval, tsecr, mv[hl:]
+    opts, tsv, tse = decode_options(mv, hl, flags)
+    return sport, dport, seq, ack, flags, wnd, opts, tsv, tse, mv[hl:]
+
+
+def decode_options(mv: memoryview, hl: int,
+                   flags: int) -> tuple[TcpOptions, int | None, int | None]:
+    """The options of a received segment as ``(options, TSval, TSecr)``. Fast path: when
+    they are exactly NOP NOP TS (nearly every segment of a timestamp-using connection) the
+    two numbers come back without a :class:`TcpOptions` (``NO_OPTIONS`` in its place).
+    Raises :class:`MalformedPacket` (``tcp.in_bad_options``) as ``parse_options`` does."""
+    if hl == 32 and not flags & SYN and mv[20:24] == _TS_ALIGNED:
+        tsval, tsecr = _TS.unpack_from(mv, 24)
+        return NO_OPTIONS, tsval, tsecr
+    if hl > MIN_HEADER:
+        opts = parse_options(mv[MIN_HEADER:hl])
+        return opts, opts.ts_val, opts.ts_ecr
+    return NO_OPTIONS, None, None
+
+
+def quoted_ports_seq(quoted: BytesLike) -> tuple[int, int, int]:
+    """Source port, destination port and sequence number from the first 8 bytes of a TCP
+    header quoted in an ICMP error (RFC 792: at least that much is quoted)."""
+    if len(quoted) < 8:
+        raise MalformedPacket("quoted TCP header shorter than 8 bytes", "tcp.icmp_errors_short")
+    sport, dport, seq = _PORTS_SEQ.unpack_from(quoted, 0)
+    return sport, dport, seq

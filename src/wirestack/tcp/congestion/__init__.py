@@ -17,7 +17,7 @@ ALGORITHMS = MappingProxyType({"newreno": NewReno, "reno": NewReno, "cubic": Cub
                                "none": NoCongestionControl})
 
 
-def get(name_or_class) -> type[CongestionControl]:
+def get(name_or_class: str | type[CongestionControl]) -> type[CongestionControl]:
     """The controller class for a name ('newreno', 'cubic', 'none') or a class passed through."""
     if isinstance(name_or_class, type) and issubclass(name_or_class, CongestionControl):
         return name_or_class

@@ -7,6 +7,8 @@ All quantities are bytes; ``now`` and ``rtt`` (the smoothed RTT) are nanoseconds
 is None before the first sample).
 
 Hooks:
+  ``on_ack_sample(ack, snd_max, sample)`` before on_ack: the new SND.UNA, SND.MAX and this
+                                        ACK's RTT sample (HyStart++ rounds, RFC 9406)
   ``on_ack(acked, now, rtt, flight)``   new data cumulatively acknowledged, outside recovery
   ``on_loss_fast(flight, now)``         third duplicate ACK: enter fast recovery (NewReno)
   ``on_loss_sack(flight, now)``         enter SACK loss recovery (RFC 6675 §5 step 4.2)
@@ -18,6 +20,7 @@ Hooks:
 
 from __future__ import annotations
 
+from ...units import MS
 from .hystart import DONE, HyStart
 
 INITIAL_SSTHRESH = 1 << 62      # RFC 5681 §3.1: "arbitrarily high"
@@ -37,6 +40,9 @@ def initial_window(mss: int, segments: int | None = None) -> int:
 
 class CongestionControl:
     name = "base"
+    # False for the learning switch "no congestion control": cwnd is not a limit then,
+    # and nothing may copy it to or from a real controller.
+    limits_window = True
 
     __slots__ = ("mss", "cwnd", "ssthresh", "_ca_acc", "iw_segments", "hystart")
 
@@ -67,6 +73,23 @@ class CongestionControl:
             return hs.increase(acked, self.mss)
         mss = self.mss
         return acked if acked < mss else mss
+
+    def on_ack_sample(self, ack: int, snd_max: int, sample: int | None) -> dict[str, object] | None:
+        """Called before ``on_ack`` for every ACK of new data outside recovery: ``ack`` is
+        the new SND.UNA, ``snd_max`` the highest sequence number sent, ``sample`` this
+        ACK's RTT sample (ns) or None. HyStart++ (RFC 9406 §4.2) counts its rounds and
+        their minimum RTT here, in the initial slow start only. Returns the fields of a
+        ``hystart`` event when HyStart++ changed phase, else None."""
+        hs = self.hystart
+        if hs is None or self.ssthresh != INITIAL_SSTHRESH or self.cwnd >= self.ssthresh:
+            return None
+        phase = hs.phase
+        hs.on_ack(self, ack, snd_max, sample)
+        if hs.phase is phase:
+            return None
+        return {"old": phase, "new": hs.phase, "cwnd": self.cwnd,
+                "round_min_rtt_ms": (hs.cur_round_min or 0) / MS,
+                "last_round_min_rtt_ms": (hs.last_round_min or 0) / MS}
 
     def set_mss(self, mss: int) -> None:
         """The effective MSS became known (after the handshake) or changed (PMTU)."""
@@ -107,8 +130,8 @@ class CongestionControl:
     def on_rto(self, flight: int, now: int) -> None:
         raise NotImplementedError
 
-    def state(self) -> dict:
-        d = {"cwnd": self.cwnd, "ssthresh": self.ssthresh}
+    def state(self) -> dict[str, object]:
+        d: dict[str, object] = {"cwnd": self.cwnd, "ssthresh": self.ssthresh}
         if self.hystart is not None:
             d.update(self.hystart.state())
         return d

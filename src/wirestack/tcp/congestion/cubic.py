@@ -30,7 +30,7 @@ _NS = 1e-9
 
 
 def _cbrt(x: float) -> float:
-    return x ** (1 / 3) if x >= 0 else -((-x) ** (1 / 3))
+    return float(x ** (1 / 3)) if x >= 0 else -float((-x) ** (1 / 3))
 
 
 class Cubic(CongestionControl):
@@ -151,7 +151,7 @@ class Cubic(CongestionControl):
         self.cwnd = self.mss
         self._cwnd_f = float(self.cwnd)
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, object]:
         d = super().state()
         d.update(w_max=self.w_max * self.mss, k=self.k, w_est=self.w_est * self.mss,
                  region=self.region)

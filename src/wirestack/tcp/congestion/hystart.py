@@ -27,7 +27,12 @@ controller asks ``increase(acked, mss)`` how much cwnd grows. Times are nanoseco
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...units import MS
+
+if TYPE_CHECKING:
+    from .base import CongestionControl
 
 # RFC 9406 §4.3 constants.
 MIN_RTT_THRESH = 4 * MS
@@ -47,19 +52,19 @@ class HyStart:
     __slots__ = ("phase", "window_end", "last_round_min", "cur_round_min", "samples",
                  "css_baseline", "css_rounds", "_frac", "exits", "resumes")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.phase = SLOW_START
-        self.window_end = None          # the round ends when an ACK covers this (SND.NXT)
-        self.last_round_min = None      # lastRoundMinRTT (None = infinity)
-        self.cur_round_min = None       # currentRoundMinRTT
-        self.samples = 0                # rttSampleCount
-        self.css_baseline = None        # cssBaselineMinRtt
+        self.window_end: int | None = None       # the round ends when an ACK covers this
+        self.last_round_min: int | None = None   # lastRoundMinRTT (None = infinity)
+        self.cur_round_min: int | None = None    # currentRoundMinRTT
+        self.samples = 0                         # rttSampleCount
+        self.css_baseline: int | None = None     # cssBaselineMinRtt
         self.css_rounds = 0
         self._frac = 0                  # CSS growth below one byte, carried over
         self.exits = 0                  # slow start -> CSS transitions (for the tests/log)
         self.resumes = 0                # CSS -> slow start (a spurious exit, §4.2)
 
-    def on_ack(self, cc, ack: int, snd_nxt: int, rtt: int | None) -> None:
+    def on_ack(self, cc: CongestionControl, ack: int, snd_nxt: int, rtt: int | None) -> None:
         """An ACK of new data in the initial slow start (or CSS). ``ack`` is the new
         SND.UNA, ``snd_nxt`` the highest sequence number sent, ``rtt`` this ACK's RTT
         sample or None. May end CSS by setting ``cc.ssthresh`` (RFC 9406 §4.2)."""
@@ -101,7 +106,7 @@ class HyStart:
                 self.phase = CSS
                 self.css_rounds = 0
                 self.exits += 1
-        elif self.phase is CSS and cur < self.css_baseline:
+        elif self.phase is CSS and self.css_baseline is not None and cur < self.css_baseline:
             # The increase was not sustained (jitter): resume slow start (§4.2).
             self.css_baseline = None
             self.phase = SLOW_START
@@ -118,5 +123,5 @@ class HyStart:
             inc //= CSS_GROWTH_DIVISOR
         return inc
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, object]:
         return {"hystart": self.phase, "hystart_exits": self.exits}

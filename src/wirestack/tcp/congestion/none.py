@@ -10,6 +10,7 @@ UNLIMITED = 1 << 62
 
 class NoCongestionControl(CongestionControl):
     name = "none"
+    limits_window = False
     __slots__ = ()
 
     def __init__(self, mss: int, iw_segments: int | None = None):
@@ -23,23 +24,23 @@ class NoCongestionControl(CongestionControl):
     def enable_hystart(self) -> None:
         pass                    # there is no slow start to end
 
-    def on_ack(self, acked, now, rtt, flight) -> None:
+    def on_ack(self, acked: int, now: int, rtt: int | None, flight: int) -> None:
         pass
 
-    def on_loss_fast(self, flight, now) -> None:
+    def on_loss_fast(self, flight: int, now: int) -> None:
         pass
 
-    def on_loss_sack(self, flight, now) -> None:
+    def on_loss_sack(self, flight: int, now: int) -> None:
         pass
 
     def on_recovery_dupack(self) -> None:
         pass
 
-    def on_partial_ack(self, acked) -> None:
+    def on_partial_ack(self, acked: int) -> None:
         pass
 
-    def on_recovery_exit(self, flight, now) -> None:
+    def on_recovery_exit(self, flight: int, now: int) -> None:
         pass
 
-    def on_rto(self, flight, now) -> None:
+    def on_rto(self, flight: int, now: int) -> None:
         pass
