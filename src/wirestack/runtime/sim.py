@@ -23,11 +23,11 @@ from typing import Any
 
 from ..iface import Host, HostConfig
 from ..sim import DecisionLog, Hub, Link, LinkParams, Nic, Scheduler, Switch
-from ..sim.scheduler import Handle
 from ..trace.capture import Capture, capture_format
 from ..trace.pcap import PcapWriter
 from ..units import MS, SEC
 from .base import RuntimeHost
+from .driver import Driver
 from .vloop import VirtualTimeLoop
 
 _PARAM_ALIASES = {"delay_ms": ("delay", MS), "jitter_ms": ("jitter", MS),
@@ -56,9 +56,10 @@ class SimHost(RuntimeHost):
         self.net = net
         self.host = host
         self.nics: list[Nic] = []
-        self._service_pending = False
-        self._timer: Handle | None = None
-        self._timer_at: int | None = None
+        sched = net.sched
+        # Frames leave through the NICs; the host's deadlines are met exactly in virtual time.
+        self.driver = Driver(host, sched.time, [], sched.call_soon, sched.call_at,
+                             soonest=1, exact=True)
 
     def __repr__(self) -> str:
         return f"<SimHost {self.host.name} {self.host.addresses}>"
@@ -79,6 +80,7 @@ class SimHost(RuntimeHost):
                   on_receive=partial(self._on_frame, ifindex),
                   counters=self.host.counters, check_fcs=check_fcs)
         self.nics.append(nic)
+        self.driver.sends.append(nic.send)
         self.kick()  # the gratuitous ARP announcement goes out at once
         return nic
 
@@ -95,36 +97,11 @@ class SimHost(RuntimeHost):
     # -- driving the sans-I/O host --------------------------------------------------------
     def _on_frame(self, ifindex: int, frame: bytes) -> None:
         self.host.receive(frame, self.net.sched.now, ifindex)
-        self.kick()
+        self.driver.kick()
 
     def kick(self) -> None:
         """Have the host transmit at the current instant (once, however many asked)."""
-        if not self._service_pending:
-            self._service_pending = True
-            self.net.sched.call_at(self.net.sched.now, self._service)
-
-    def _service(self) -> None:
-        self._service_pending = False
-        sched = self.net.sched
-        now = sched.now
-        nics = self.nics
-        for ifindex, frame in self.host.transmit(now):
-            nics[ifindex].send(frame)
-        t = self.host.poll_at()
-        if t is None:
-            return
-        if t <= now:
-            t = now + 1  # due again already: come back at the next instant, never spin
-        if self._timer_at != t:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = t
-            self._timer = sched.call_at(t, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._service()
+        self.driver.kick()
 
     def wake(self) -> None:
         self.net.loop.wake()
