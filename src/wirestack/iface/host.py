@@ -323,9 +323,9 @@ class Host:
         if self.reassembler.pending:
             self._reassembly_timers(now)
         if self.udp.outbox:
-            self.udp.flush(now)
+            self.udp.poll(now)
         if self.icmp.outbox:
-            self.icmp.flush(now)
+            self.icmp.poll(now)
         if self._fwd_queued:
             self._drain_forward_queues(now)
         self.tcp.poll(now)
@@ -338,8 +338,9 @@ class Host:
         return out
 
     def poll_at(self) -> int | None:
-        if self._out or self._loopback or self.udp.outbox or self.icmp.outbox:
-            return self._now
+        if (self._out or self._loopback or self.udp.poll_at() is not None
+                or self.icmp.poll_at() is not None):
+            return self._now   # due at once (DUE_NOW): no later than the clock we were driven with
         t = self.tcp.poll_at()
         # ARP, reassembly and forwarding queues are usually idle: only ask them when they
         # hold something.

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..contracts import PolledDevice
+from ..iface import Host
 from .base import RuntimeHost
 from .driver import Driver
 
@@ -32,13 +34,13 @@ BATCH = 64    # frames read per wake-up before the host is asked for output (and
 
 
 class RealtimeHost(RuntimeHost):
-    def __init__(self, host, device, loop: asyncio.AbstractEventLoop | None = None, taps=(),
+    def __init__(self, host: Host, device: PolledDevice, loop: asyncio.AbstractEventLoop | None = None, taps=(),
                  more_devices=()):
         self.host = host
         # Answer a batch of segments once, at the driver's service() that follows it (see BATCH).
         host.tcp.defer_output = True
         self.device = device
-        self.devices = [device, *more_devices]   # devices[i] carries host interface i
+        self.devices: list[PolledDevice] = [device, *more_devices]   # devices[i]: interface i
         self.offload = any(getattr(d, "offload", False) for d in self.devices)
         if self.offload:
             # The device segments for us (TSO): TCP may hand it super-segments of up to
@@ -51,7 +53,7 @@ class RealtimeHost(RuntimeHost):
         ev = self.loop
         # A loop timer that fires early is kept (see runtime/driver.py); a deadline already
         # due is served 1 µs later.
-        self.driver = Driver(host, time.monotonic_ns, [d.write for d in self.devices],
+        self.driver = Driver(host, time.monotonic_ns, [d.send for d in self.devices],
                              ev.call_soon, lambda t, fn: ev.call_at(t / 1e9, fn),
                              soonest=1000, exact=False, taps=self.taps)
         self.driver.active = False
