@@ -1,7 +1,7 @@
 """The named contracts between layers (wirestack.contracts): the host's transports and the
 runtimes' devices fit them, and the verbs mean the same thing for every transport."""
 
-from wirestack.contracts import DUE_NOW, Device, Transport
+from wirestack.contracts import DUE_NOW, Device, MediumEndpoint, Transport
 from wirestack.iface import Host
 from wirestack.phy.stream import StreamDevice
 from wirestack.phy.tap import TapDevice
@@ -37,8 +37,8 @@ def test_a_queued_datagram_is_due_now_and_poll_sends_it():
 def test_the_simulated_nic_is_a_device():
     sent = []
     nic = Nic(Scheduler(), "a.eth0", b"\x02\0\0\0\0\x01")
-    assert isinstance(nic, Device)
-    nic._attach(None, sent.append)  # a medium that just keeps what it is given
+    assert isinstance(nic, Device) and isinstance(nic, MediumEndpoint)
+    nic.attach(None, sent.append)  # a medium that just keeps what it is given
     assert nic.send(bytes(60)) is True
     assert len(sent) == 1
 
@@ -49,3 +49,13 @@ def test_tap_and_stream_devices_send_with_the_same_verb():
         for name in ("fileno", "read_frames", "close"):
             assert callable(getattr(cls, name))
     assert StreamDevice.offload is False
+
+
+def test_a_switch_port_is_a_medium_endpoint():
+    from wirestack.sim import Switch
+    sched = Scheduler()
+    sw = Switch(sched)
+    nic = Nic(sched, "a.eth0", b"\x02\0\0\0\0\x01")
+    link = sw.attach(nic)
+    assert isinstance(link.nic_b, MediumEndpoint)   # the switch's side of the port's link
+    assert link.nic_b is not nic and nic.medium is link

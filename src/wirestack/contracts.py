@@ -9,7 +9,7 @@ This module imports nothing of wirestack: every layer may use it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 DUE_NOW = 0
 """What ``poll_at()`` returns for work that is due at once (a datagram queued by a socket
@@ -47,6 +47,18 @@ class Device(Protocol):
     :class:`PolledDevice`."""
 
     def send(self, frame: bytes) -> bool: ...
+
+
+@runtime_checkable
+class MediumEndpoint(Protocol):
+    """What a simulated medium (link, hub, switch) asks of what it is attached to: a NIC,
+    or a switch's port.  ``attach(medium, tx)``: you are on ``medium`` now, send frames
+    (with FCS) by calling ``tx(frame)``; ``deliver(data, frame_id, medium)``: a frame has
+    fully arrived (with its FCS; the endpoint checks it and counts what it drops)."""
+
+    def attach(self, medium: Any, tx: Callable[[bytes], object]) -> None: ...
+
+    def deliver(self, data: bytes, fid: int, medium: Any) -> None: ...
 
 
 @runtime_checkable

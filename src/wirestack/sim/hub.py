@@ -126,7 +126,7 @@ class Hub:
         st = _Station(nic, index, a, derive_rng(self._seed, self._rng, f"{self.name}:{label}"))
         self.stations.append(st)
         self._max_a = max(self._max_a, a)
-        nic._attach(self, lambda data, st=st: self._enqueue(st, data))
+        nic.attach(self, lambda data, st=st: self._enqueue(st, data))
 
     def add_tap(self, fn: Callable[[int, bytes], object]) -> None:
         """``fn(now, frame_without_fcs)`` for every frame that crossed the hub intact, when
@@ -290,7 +290,7 @@ class Hub:
     def _deliver_to(self, j: _Station, data: bytes, fid: int) -> None:
         if self.log.full:
             self.log.record(self.sched.now, fid, self.name, "delivered", to=j.name)
-        j.nic._deliver(data, fid, self)
+        j.nic.deliver(data, fid, self)
 
     def _prune(self, now: int) -> None:
         # Forget transmissions whose signal has left every station (plus a gap): they can

@@ -66,12 +66,12 @@ class LinkDirection:
             if log.full:
                 log.record(now, fid, self.mname, "sent", src=self.src_name, size=len(data))
         link = self.link
-        if link._taps:
+        if link.taps:
             frame = data[:-4]
-            for fn in link._taps:
+            for fn in link.taps:
                 fn(now, frame)
-        if link._frame_taps:
-            for fn in link._frame_taps:
+        if link.frame_taps:
+            for fn in link.frame_taps:
                 fn(now, fid, self.src_name, data)
         if link.down:
             if log.enabled:
@@ -236,7 +236,7 @@ class LinkDirection:
             return
         if log.full:
             log.record(self.sched.now, fid, self.mname, "delivered", to=self.dst_name)
-        self.dst._deliver(data, fid, self.link)
+        self.dst.deliver(data, fid, self.link)
 
 
 class Link:
@@ -270,14 +270,14 @@ class Link:
         self.log.register_medium(self.name, self.kind)
         self.decode = decode or default_decode
         self.down = False
-        self._taps: list[Callable[[int, bytes], object]] = []
-        self._frame_taps: list[Callable[[int, int, str, bytes], object]] = []
+        self.taps: list[Callable[[int, bytes], object]] = []
+        self.frame_taps: list[Callable[[int, int, str, bytes], object]] = []
         self.nic_a = nic_a
         self.nic_b = nic_b
         self.ab = LinkDirection(self, nic_a, nic_b, a_to_b, derive_rng(seed, rng, self.name + ":a>b"), "a>b")
         self.ba = LinkDirection(self, nic_b, nic_a, b_to_a, derive_rng(seed, rng, self.name + ":b>a"), "b>a")
-        nic_a._attach(self, self.ab.transmit)
-        nic_b._attach(self, self.ba.transmit)
+        nic_a.attach(self, self.ab.transmit)
+        nic_b.attach(self, self.ba.transmit)
 
     def __repr__(self) -> str:
         return f"<Link {self.name}{' down' if self.down else ''}>"
@@ -285,12 +285,12 @@ class Link:
     def add_tap(self, fn: Callable[[int, bytes], object]) -> None:
         """``fn(now, frame_without_fcs)`` for every frame put on the link (either direction),
         at the moment it is handed to the link, as sent (before any impairment)."""
-        self._taps.append(fn)
+        self.taps.append(fn)
 
     def add_frame_tap(self, fn: Callable[[int, int, str, bytes], object]) -> None:
         """``fn(now, frame_id, sender_name, frame_with_fcs)`` for every frame put on the link,
         as sent, with its decision-log id (a capture uses the id to comment on its fate)."""
-        self._frame_taps.append(fn)
+        self.frame_taps.append(fn)
 
     def add_fault(self, fault: Fault, direction: str = "both") -> Fault:
         """Attach a scripted fault to 'a>b', 'b>a' or 'both' directions."""

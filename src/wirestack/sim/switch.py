@@ -27,12 +27,12 @@ class _Port:
         self.tx = None
         self.medium = None
 
-    def _attach(self, medium, tx) -> None:
+    def attach(self, medium, tx) -> None:
         self.medium = medium
         self.tx = tx
 
-    def _deliver(self, data: bytes, fid: int, medium) -> None:
-        self.switch._input(self, data, fid)
+    def deliver(self, data: bytes, fid: int, medium) -> None:
+        self.switch.receive(self, data, fid)
 
 
 class Switch:
@@ -99,7 +99,7 @@ class Switch:
         return {mac.hex(":"): port for mac, (port, seen) in sorted(self._table.items())
                 if now - seen < self.aging}
 
-    def _input(self, port: _Port, data: bytes, fid: int) -> None:
+    def receive(self, port: _Port, data: bytes, fid: int) -> None:
         now = self.sched.now
         log = self.log
         if len(data) < 18:
