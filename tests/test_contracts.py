@@ -59,3 +59,28 @@ def test_a_switch_port_is_a_medium_endpoint():
     link = sw.attach(nic)
     assert isinstance(link.nic_b, MediumEndpoint)   # the switch's side of the port's link
     assert link.nic_b is not nic and nic.medium is link
+
+
+def _imports(package: str) -> set[str]:
+    """Every wirestack package a package's modules import (lazily or not), by ast."""
+    import ast
+    import pathlib
+
+    import wirestack
+    root = pathlib.Path(wirestack.__file__).parent
+    found = set()
+    for path in (root / package).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.level == 2:        # from ..x import y
+                    found.add(node.module.split(".")[0])
+                elif node.module.startswith("wirestack."):
+                    found.add(node.module.split(".")[1])
+    return found
+
+
+def test_imports_point_downward_only():
+    """runtime/ drives the host for applications; it never imports them (ARCHITECTURE)."""
+    assert not _imports("runtime") & {"apps", "cli", "labs", "wireproc"}
+    assert not _imports("sim") & {"runtime", "apps", "cli", "labs", "wireproc", "iface", "tcp"}
+    assert not _imports("iface") & {"runtime", "apps", "cli", "labs", "wireproc", "sim", "phy"}

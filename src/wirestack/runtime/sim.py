@@ -5,8 +5,8 @@
     b = net.host("b", "198.18.0.2/24")
     net.link(a, b, delay_ms=5, loss=0.01)
 
-    async def main():
-        result = await a.ping("198.18.0.2", count=3)
+    async def main():          # apps take the host they run on: apps.ping.ping(a, ...)
+        result = await ping(a, "198.18.0.2", count=3)
         ...
     net.run(main())
 
