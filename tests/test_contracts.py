@@ -10,8 +10,10 @@ from wirestack.sim import Nic, Scheduler
 
 def test_tcp_udp_and_icmp_are_transports():
     host = Host("a")
-    for transport in (host.tcp, host.udp, host.icmp):
+    assert host.transports == (host.udp, host.icmp, host.tcp)
+    for transport in host.transports:
         assert isinstance(transport, Transport), transport
+        assert transport.poll_at() is None   # a fresh host waits for nothing
 
 
 def test_a_queued_datagram_is_due_now_and_poll_sends_it():

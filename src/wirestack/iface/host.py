@@ -16,6 +16,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from ..contracts import Transport
 from ..trace.counters import Counters
 from ..trace.events import EventLog
 from ..udp import UdpLayer, UdpSocket
@@ -353,6 +354,12 @@ class Host:
             if d is not None and (t is None or d < t):
                 t = d
         return t
+
+    @property
+    def transports(self) -> tuple[Transport, ...]:
+        """The transports this host owns, as transmit() and poll_at() drive them: each is
+        given ``poll(now)`` and asked ``poll_at()`` (wirestack.contracts.Transport)."""
+        return (self.udp, self.icmp, self.tcp)
 
     def has_state(self) -> bool:
         """True while any connection, fragment or pending resolution is held."""
