@@ -72,7 +72,7 @@ class SimHost(RuntimeHost):
                       check_fcs: bool = True, rate_mbps: float | None = None) -> Nic:
         """Another interface (a NIC not yet attached to a medium). ``rate_mbps`` paces what
         a router forwards out of it through its bounded queue."""
-        mac = mac if mac is not None else self.net._next_mac()
+        mac = mac if mac is not None else self.net.next_mac()
         rate = None if rate_mbps is None else int(rate_mbps * 1_000_000)
         ifindex = self.host.add_interface(mac, address, mtu=mtu, rate_bps=rate)
         iface = self.host.interfaces[ifindex]
@@ -126,7 +126,8 @@ class Network:
         self.recorder: Any = None     # a RunRecorder, once record() is called
 
     # -- building -------------------------------------------------------------------------
-    def _next_mac(self) -> bytes:
+    def next_mac(self) -> bytes:
+        """A fresh MAC address for a new interface (02:00:5e:00:xx:xx, in creation order)."""
         self._macs += 1
         # Locally administered unicast addresses (bit 1 of the first byte set).
         return bytes([0x02, 0x00, 0x5E, 0x00, self._macs >> 8, self._macs & 0xFF])
