@@ -34,8 +34,8 @@ BATCH = 64    # frames read per wake-up before the host is asked for output (and
 
 
 class RealtimeHost(RuntimeHost):
-    def __init__(self, host: Host, device: PolledDevice, loop: asyncio.AbstractEventLoop | None = None, taps=(),
-                 more_devices=()):
+    def __init__(self, host: Host, device: PolledDevice,
+                 loop: asyncio.AbstractEventLoop | None = None, taps=(), more_devices=()):
         self.host = host
         # Answer a batch of segments once, at the driver's service() that follows it (see BATCH).
         host.tcp.defer_output = True
