@@ -224,11 +224,13 @@ class _Setup:
 
     def close(self) -> None:
         from ..phy import netns
+        from ..phy.tap import TapDevice
         if getattr(self, "runtime", None) is not None:
             self.runtime.stop()
             self.runtime = None
         if self.tap is not None:
-            self.removed.append(f"TAP device {self.tap.name}")
+            if isinstance(self.tap, TapDevice):   # a wire's stream port is only closed
+                self.removed.append(f"TAP device {self.tap.name}")
             self.tap.close()
             self.tap = None
         if self.pcap is not None:
