@@ -49,7 +49,13 @@ def lan(tmp_path):
 
 def serve(spec: str, *extra: str) -> subprocess.Popen:
     s = ws("serve", "--wire", spec, "--ip", "198.18.0.2/24", "--mac", "02:00:00:00:00:02", *extra)
-    assert readline(s) == "ready"
+    banner = [readline(s)]            # where it runs, then its services, then "ready"
+    while banner[-1] != "ready":
+        assert len(banner) < 20, banner
+        # Not readline(): its select() would wait on the pipe for lines the first read
+        # already took into the file object's buffer.
+        banner.append(s.stdout.readline().strip())
+    assert banner[0] == f"wirestack 198.18.0.2/24 (02:00:00:00:00:02) on wire {spec}", banner
     return s
 
 

@@ -299,7 +299,8 @@ async def _serve(args, parser) -> int:
             udp.append(tr)
             lines.append(f"  {args.udp_echo:>5}/udp  echo (UDP)")
         where = f" in namespace {args.netns}" if args.netns else ""
-        print(f"wirestack {setup.ip} ({mac_ntoa(setup.mac)}) on TAP {args.tap}{where}"
+        device = f"wire {args.wire}" if args.wire else f"TAP {args.tap}"
+        print(f"wirestack {setup.ip} ({mac_ntoa(setup.mac)}) on {device}{where}"
               + (f", kernel side {setup.peer_ip}" if setup.peer_ip else ""))
         print("services:" if lines else "services: none (it still answers ARP and ping)")
         for line in lines:
