@@ -10,6 +10,11 @@ from wirestack.cli import build_parser, main
 
 MISSING_DIR = "/nonexistent-wirestack-dir/out"
 TAP = ["--tap", "wstest0", "--ip", "198.18.9.2/24"]
+# The options every command with a real-network mode shares (TUN device, DNS, a shared wire).
+NET = [["--tun", "bad/name"], ["--tun", "much-too-long-name0"], ["--dns", "x"], ["--dns", "198.18.0.300"],
+       ["--wire", "bogus"], ["--wire", "tcp:127.0.0.1:0"]]
+C = ["-c", "198.18.0.2"]
+TWO_TAPS = ["--tap", "wsl:tapL:198.18.1.1/24:198.18.1.2/24", "--tap", "wsr:tapR:198.18.2.1/24:198.18.2.2/24"]
 
 # Every subcommand, a bad value for each of its options (and positional arguments).
 BAD = {
@@ -21,15 +26,24 @@ BAD = {
         ["--ip", "198.18.9.2/33"], ["--gateway", "x"], ["--mac", "zz:zz"],
         ["--mac", "01:00:5e:00:00:01"], ["--netns", "a/b"], ["--peer-ip", "198.18.9.300/24"],
         ["not.an.address"],
-    ],
+    ] + NET,
     "demo": [
         ["--size", "-1"], ["--size", "x"], ["--reorder", "2"], ["--duplicate", "-1"],
         ["--corrupt", "x"], ["--rate", "-1"], ["--plot", "x.txt"], ["--plot", MISSING_DIR + "/x.png"],
         ["--decisions", MISSING_DIR + "/d.jsonl"], ["--events", MISSING_DIR + "/e.jsonl"],
         ["--seed", "x"], ["--loss", "5"], ["--delay", "-1"], ["--jitter", "-1"],
         ["--pcap", MISSING_DIR + "/d.pcap"], ["--pcap", "/"],
+        ["--pcap-at", "a b"], ["--pcap-at", ""],
+        ["--ladder", MISSING_DIR + "/l.txt"], ["--html", MISSING_DIR + "/run.html"], ["--html", "/"],
+        ["--kill", "0"], ["--kill", "x"], ["--corrupt-frame", "-1"], ["--delay-frame", "3"],
+        ["--delay-frame", "3:-1"], ["--delay-frame", "0:5"], ["--what-if", "loss"],
     ],
-    "lab": [["no-such-lab"], ["--seed", "x"]],
+    "lab": [
+        ["no-such-lab"], ["--seed", "x"], ["handshake", "--pcap", MISSING_DIR + "/h.pcap"],
+        ["handshake", "--pcap-at", "a/b"],
+        ["handshake", "--ladder", MISSING_DIR + "/l.svg"], ["handshake", "--html", MISSING_DIR + "/h.html"],
+        ["handshake", "--plot", "x.txt"], ["handshake", "--plot", MISSING_DIR + "/x.png"],
+    ],
     "serve": [
         ["--echo", "0"], ["--echo", "99999"], ["--discard", "x"], ["--chargen", "-1"],
         ["--iperf3", "70000"], ["--udp-echo", "0"], ["--http", "99999"],
@@ -41,14 +55,14 @@ BAD = {
         TAP + ["--peer-ip", "198.18.9.2/24"],                                          # same address
         TAP + ["--peer-ip", "198.18.10.1/24"],                                         # other subnet
         TAP + ["--echo", "7", "--discard", "7"],                                       # same port
-    ],
+    ] + NET,
     "nc": [
         ["--loss", "5"], ["--delay", "-1"], ["--seed", "x"], ["198.18.0.2", "0"],
         ["198.18.0.2", "99999"], ["not-an-ip", "7"], ["198.18.0.2"], ["-l", "0"], ["-w", "0"],
         ["-w", "x"], ["--tap", "bad/name"], ["--ip", "x"], ["--mac", "x"], ["--netns", "a b"],
         ["--peer-ip", "x"], ["--gateway", "x"], ["--ip", "198.18.9.2/24"],              # no --tap
         ["-l", "5000", "198.18.0.2", "7"],
-    ],
+    ] + NET,
     "get": [
         ["http://198.18.9.1:99999/"], ["http://198.18.9.1:0/"], ["ftp://198.18.9.1/"],
         ["http://example.com/"], ["http://198.18.9.1/", "-o", MISSING_DIR + "/index.html"],
@@ -57,7 +71,7 @@ BAD = {
         ["http://198.18.9.1/", "--mac", "x"], ["http://198.18.9.1/", "--netns", ""],
         ["http://198.18.9.1/", "--peer-ip", "x"], ["http://198.18.9.1/", "--gateway", "x"],
         ["http://198.18.9.1/", "--tap", "wstest0", "--ip", "198.18.9.2"],
-    ],
+    ] + [["http://198.18.9.1/"] + argv for argv in NET],
     "iperf3": [
         [], ["-c", "x"], ["-c", "198.18.0.2", "-p", "0"], ["-c", "198.18.0.2", "-t", "-1"],
         ["-c", "198.18.0.2", "-t", "0"], ["-c", "198.18.0.2", "-P", "0"], ["-c", "198.18.0.2", "-R", "x"],
@@ -67,6 +81,52 @@ BAD = {
         ["-c", "198.18.0.2", "--gateway", "x"], ["-c", "198.18.0.2", "--mac", "x"],
         ["-c", "198.18.0.2", "--netns", "a/b"], ["-c", "198.18.0.2", "--peer-ip", "x"],
         ["-c", "198.18.0.2", "--ip", "198.18.9.2/24"],                                # no --tap
+    ] + [C + argv for argv in NET],
+    "traceroute": [
+        ["x"], ["198.18.0.300"], ["-m", "0"], ["-m", "x"], ["-q", "0"], ["-w", "-1"], ["-w", "x"],
+        ["--routers", "0"], ["--mtu", "0"], ["--silent", "0"], ["--silent", "x"], ["--seed", "x"],
+        ["--loss", "2"], ["--delay", "-1"], ["--jitter", "x"], ["--pcap", MISSING_DIR + "/t.pcap"],
+        ["--tap", "bad/name"], ["--ip", "x"], ["--gateway", "x"], ["--mac", "x"], ["--netns", "a/b"],
+        ["--peer-ip", "x"],
+    ] + NET,
+    "arp": [
+        ["x"], ["198.18.0.2", "198.18.0"], ["--seed", "x"], ["--loss", "-1"], ["--delay", "x"],
+        ["--jitter", "-1"], ["--pcap", MISSING_DIR + "/a.pcap"], ["--tap", "bad/name"], ["--ip", "x"],
+        ["--gateway", "x"], ["--mac", "x"], ["--netns", "a/b"], ["--peer-ip", "x"],
+    ] + NET,
+    "route": [
+        ["get"], ["show", "198.18.0.2"], ["get", "x"], ["--routers", "0"], ["--routers", "x"],
+        ["--host", "a/b"], ["--host", "nobody"], ["--tap", "bad/name"], ["--ip", "x"],
+        ["--gateway", "x"], ["--mac", "x"], ["--netns", "a/b"], ["--peer-ip", "x"],
+    ] + NET,
+    "router": [
+        [], ["--tap", "a:t:198.18.1.1/24"], ["--tap", "a:t:198.18.1.1/24:x/24"],
+        ["--tap", "a:t:198.18.1.1/24:198.18.1.2/24:67"], ["--tap", "a:t:198.18.1.1/24:198.18.1.2/24:x"],
+        ["--tap", "a:t:198.18.1.1/24:198.18.1.2/24"],                                 # only one
+        ["--route", "198.18.3.0/24", "x"], ["--route", "x", "198.18.1.2"], ["--route", "default"],
+        TWO_TAPS + ["--route", "default", "default"], TWO_TAPS + ["--route", "198.18.3.0/24", "198.18.1.2/24"],
+        ["--rate", "0"], ["--rate", "x"], ["--queue", "0"], ["--pcap", MISSING_DIR + "/r.pcap"],
+    ],
+    "dhcp": [
+        ["--serve", "198.18.5.50"], ["--serve", "198.18.5.99-198.18.5.50"], ["--serve", "x-y"],
+        ["--router", "x"], ["--dns-server", "1.2.3"], ["--lease", "0"], ["--timeout", "0"],
+        ["--timeout", "x"], ["--seed", "x"], ["--loss", "2"], ["--delay", "-1"], ["--jitter", "x"],
+        ["--pcap", MISSING_DIR + "/d.pcap"], ["--tap", "bad/name"], ["--ip", "x"], ["--gateway", "x"],
+        ["--mac", "x"], ["--netns", "a/b"], ["--peer-ip", "x"],
+    ] + NET,
+    "dns": [
+        [], ["--serve"], ["--zone", "www.lab.test"], ["--zone", "www.lab.test=x"], ["--zone", "=198.18.6.10"],
+        ["--timeout", "0"], ["--timeout", "-1"], ["--seed", "x"], ["--loss", "2"], ["--delay", "-1"],
+        ["--jitter", "x"], ["--pcap", MISSING_DIR + "/d.pcap"], ["--tap", "bad/name"], ["--ip", "x"],
+        ["--gateway", "x"], ["--mac", "x"], ["--netns", "a/b"], ["--peer-ip", "x"],
+    ] + NET,
+    "wire": [
+        [], ["--medium", "bus"], ["--port", "bogus"], ["--port", "unix:"], ["--topology", MISSING_DIR + "/t.toml"],
+        ["--seed", "x"], ["--loss", "2"], ["--delay", "-1"], ["--jitter", "x"], ["--rate", "-1"],
+        ["--queue", "-1"], ["--mtu", "0"], ["--reorder", "x"], ["--reorder-delay", "-1"],
+        ["--duplicate", "2"], ["--corrupt", "-1"], ["--truncate", "x"], ["--gilbert", "0.1"],
+        ["--gilbert", "0.1,2"], ["--replay-delay", "-1"], ["--pcap", MISSING_DIR + "/w.pcap"],
+        ["--decisions", MISSING_DIR + "/w.jsonl"], ["--log-level", "loud"], ["--log-max", "0"],
     ],
 }
 
@@ -178,3 +238,18 @@ def test_simulated_wire_defaults_are_the_same_in_ping_nc_and_iperf3():
     defaults = {name: {k: parser.commands[name].get_default(k) for k in ("delay", "loss", "seed")}
                 for name in ("ping", "nc", "iperf3")}
     assert defaults["ping"] == defaults["nc"] == defaults["iperf3"] == {"delay": 0.5, "loss": 0.0, "seed": 1}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["get", "http://web.lab.test/", *TAP],
+     "http://web.lab.test/: web.lab.test is a name: give a DNS server with --dns ADDR (or use the IPv4 address)"),
+    (["get", "http://bad_name.test/", *TAP, "--dns", "198.18.9.1"],
+     "http://bad_name.test/: HOST must be an IPv4 address or a host name "
+     "(letters, digits, '-', labels of 1-63 separated by '.')"),
+    (["get", f"http://{'a' * 64}.test/", *TAP, "--dns", "198.18.9.1"],
+     f"http://{'a' * 64}.test/: HOST must be an IPv4 address or a host name "
+     "(letters, digits, '-', labels of 1-63 separated by '.')"),
+])
+def test_get_takes_a_host_name_only_with_a_resolver_to_ask(capsys, argv, message):
+    """A name in the URL needs --dns: without one, get says so before touching any device."""
+    assert run(capsys, argv) == (2, "", f"wirestack get: error: {message}\n")

@@ -125,6 +125,13 @@ def test_wirestack_resolves_at_dnsmasq_and_gets_by_name(dnsmasq, tmp_path):
                               capture_output=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == b"hello by name\n"
+        # A name the server does not know: one line, status 1 (the run failed), as curl says it.
+        proc = subprocess.run(WIRESTACK + ["get", *tap, "http://absent.example:8000/hello.txt"],
+                              capture_output=True, timeout=60)
+        assert (proc.returncode, proc.stdout) == (1, b"")
+        # (dnsmasq has no upstream here: it refuses, and the reason is "Temporary failure ...")
+        assert proc.stderr.startswith(b"wirestack get: error: could not resolve host absent.example: ")
+        assert proc.stderr.count(b"\n") == 1, proc.stderr
     finally:
         web.terminate()
         web.wait(10)

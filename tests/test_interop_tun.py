@@ -31,7 +31,13 @@ def test_ping_and_curl_reach_wirestack_on_a_tun_device(netns, tmp_path):
                                            "--http", f"8080:{tmp_path}", "--pcap", str(pcap)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert server.stdout.readline().strip() == "ready", server.stderr.read()
+        # The start-up lines, `ready` last; a TUN device has no MAC, so the banner shows none.
+        banner = [server.stdout.readline().strip()]
+        while banner[-1] not in ("ready", ""):
+            banner.append(server.stdout.readline().strip())
+        assert banner[-1] == "ready", banner
+        assert banner[0] == (f"wirestack 198.18.12.2/24 on TUN wstun0 in namespace {ns.name}, "
+                             "kernel side 198.18.12.1/24")
         link = ns.run(["ip", "-d", "link", "show", "wstun0"]).stdout
         assert "link/none" in link and "tun" in link          # a layer-3 device: no MAC at all
         ping = ns.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.12.2"]).stdout

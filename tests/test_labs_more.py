@@ -115,6 +115,11 @@ def test_every_lab_is_seeded_and_its_lesson_quotes_the_run(name, tmp_path, monke
     # The closing lesson is made from the run: its numbers are the table's (or the run's own).
     assert _numbers(lesson), lesson
     assert _numbers(lesson) & _numbers(table) or name in ("handshake",)
+    # ... rounded as the table rounds them: no lesson figure is a table figure cut shorter.
+    for quoted in re.findall(r"\d+\.\d+", lesson):
+        places = len(quoted.split(".")[1])
+        assert not [shown for shown in re.findall(r"\d+\.\d+", table)
+                    if len(shown.split(".")[1]) > places and f"{float(shown):.{places}f}" == quoted], quoted
     assert run_lab(name, seed=1).split("In this run:", 1)[1].strip() == lesson.strip()
 
 

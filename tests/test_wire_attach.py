@@ -48,14 +48,14 @@ def lan(tmp_path):
 
 
 def serve(spec: str, *extra: str) -> subprocess.Popen:
+    """serve prints its address and services, then `ready` as the last start-up line."""
     s = ws("serve", "--wire", spec, "--ip", "198.18.0.2/24", "--mac", "02:00:00:00:00:02", *extra)
-    banner = [readline(s)]            # where it runs, then its services, then "ready"
-    while banner[-1] != "ready":
-        assert len(banner) < 20, banner
-        # Not readline(): its select() would wait on the pipe for lines the first read
-        # already took into the file object's buffer.
-        banner.append(s.stdout.readline().strip())
-    assert banner[0] == f"wirestack 198.18.0.2/24 (02:00:00:00:00:02) on wire {spec}", banner
+    lines = [readline(s)]        # waits (at most 10 s) for the first line
+    # The rest came with it, already in the file object's buffer where select() cannot see it.
+    while lines[-1] != "ready":
+        assert lines[-1], f"serve ended before ready: {lines} {s.stderr.read()}"
+        lines.append(s.stdout.readline().strip())
+    assert lines[0] == f"wirestack 198.18.0.2/24 (02:00:00:00:00:02) on wire {spec}", lines
     return s
 
 
@@ -157,3 +157,8 @@ def test_wire_option_errors_are_one_line(tmp_path):
     p = ws("serve", "--wire", "tcp:localhost", "--ip", "198.18.0.1/24")
     _, err = p.communicate(timeout=20)
     assert p.returncode == 2 and "not a stream address" in err
+    for device in ("--tap", "--tun"):
+        p = ws("serve", "--wire", f"unix:{tmp_path}/none.sock", device, "ws0", "--ip", "198.18.0.1/24")
+        _, err = p.communicate(timeout=20)
+        assert (p.returncode, err) == (2, f"wirestack serve: error: --wire and {device} are two ways "
+                                          "to attach the host: give one\n")

@@ -106,9 +106,9 @@ def test_wire_cli_rejects_bad_setups(tmp_path):
     p = wire("--medium", "hub", "--loss", "0.1", "--port", f"unix:{tmp_path}/x.sock")
     _, err = p.communicate(timeout=10)
     assert p.returncode == 2 and "hub has no impairments" in err
-    p = wire("--port", "bogus:1")
+    p = wire("--port", "bogus:1")               # a bad argument: refused while parsing
     _, err = p.communicate(timeout=10)
-    assert p.returncode == 1 and "unknown port kind" in err
+    assert p.returncode == 2 and "unknown port kind" in err
     busy = tmp_path / "busy"
     busy.write_text("not a socket")
     p = wire("--port", f"unix:{busy}")

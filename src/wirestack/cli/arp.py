@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from .common import add_tap_options, add_wire_options
+from .common import add_tap_options, add_wire_options, ipv4
 
 
 def register(sub) -> None:
     p = sub.add_parser("arp", help="resolve addresses with ARP and print the neighbour cache")
-    p.add_argument("addresses", nargs="*", metavar="ADDRESS",
+    p.add_argument("addresses", nargs="*", metavar="ADDRESS", type=ipv4,
                    help="addresses to resolve (simulation default: the other host, 198.18.0.2)")
     add_wire_options(p)
     add_tap_options(p)

@@ -135,6 +135,14 @@ def int_range(lo: int, hi: int, what: str = "a number"):
 port = int_range(1, 65535, "a port")
 
 
+def positive_float(text: str) -> float:
+    """A number of seconds (or Mbit/s) that must be more than 0, e.g. a timeout."""
+    v = nonneg(float)(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return v
+
+
 def ipv4(text: str) -> str:
     """A dotted-quad IPv4 address."""
     from ..wire.addr import ip_aton
@@ -152,6 +160,56 @@ def ipv4_cidr(text: str) -> str:
     if sep and not (plen.isdigit() and 0 < int(plen) <= 32):
         raise argparse.ArgumentTypeError(f"bad prefix length in {text!r} (1 to 32)")
     return text
+
+
+def ipv4_range(text: str) -> tuple[str, str]:
+    """FIRST-LAST, two IPv4 addresses, FIRST not above LAST (a DHCP pool)."""
+    from ..wire.addr import ip_aton
+    first, sep, last = text.partition("-")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST, e.g. 198.18.5.50-198.18.5.99, not {text!r}")
+    ipv4(first)
+    ipv4(last)
+    if ip_aton(first) > ip_aton(last):
+        raise argparse.ArgumentTypeError(f"{text}: the first address is above the last")
+    return first, last
+
+
+def route_field(text: str) -> str:
+    """Either word of ``--route CIDR GATEWAY``: ADDR[/PREFIX], or ``default`` (0.0.0.0/0).
+    argparse gives both words the same type; the command checks that GATEWAY is an address."""
+    if text == "default":
+        return text
+    try:
+        return ipv4_cidr(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"not ADDR/PREFIX, ADDR or 'default': {text!r}") from None
+
+
+def zone_entry(text: str) -> tuple[str, list[str]]:
+    """NAME=ADDR[,ADDR...]: a DNS name and its A records."""
+    name, sep, addresses = text.partition("=")
+    if not sep or not name or not addresses:
+        raise argparse.ArgumentTypeError(f"expected NAME=ADDR[,ADDR...], not {text!r}")
+    return name, [ipv4(a) for a in addresses.split(",")]
+
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def host_name(text: str) -> str:
+    """The name of a simulated host (a, b, r1, client, ...); which ones exist is the run's."""
+    if not _HOST_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"invalid host name {text!r} (letters, digits, '_', '-')")
+    return text
+
+
+def probability_pair(text: str) -> tuple[float, float]:
+    """P1,P2: two probabilities (Gilbert-Elliott: good-to-bad, bad-to-good)."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected two probabilities P1,P2, not {text!r}")
+    return probability(parts[0]), probability(parts[1])
 
 
 def mac_address(text: str) -> str:
@@ -197,6 +255,14 @@ def output_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text}: no such directory {parent}")
     if not os.access(parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text}: cannot write in {parent} (permission denied)")
+    return text
+
+
+def input_file(text: str) -> str:
+    """A file the command reads: it must exist now."""
+    import os
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
     return text
 
 

@@ -16,28 +16,21 @@ import random
 import signal
 import sys
 
-from .common import add_tap_options, add_wire_options, positive_int
+from .common import add_tap_options, add_wire_options, ipv4, ipv4_range, positive_float, positive_int
 
 
 def register(sub) -> None:
     p = sub.add_parser("dhcp", help="DHCP client (prints the lease) or server (--serve FIRST-LAST)")
-    p.add_argument("--serve", metavar="FIRST-LAST", help="be the server, handing out this range")
-    p.add_argument("--router", metavar="ADDR", help="server: the router option")
-    p.add_argument("--dns-server", metavar="ADDR", action="append", default=[],
+    p.add_argument("--serve", metavar="FIRST-LAST", type=ipv4_range, help="be the server, handing out this range")
+    p.add_argument("--router", metavar="ADDR", type=ipv4, help="server: the router option")
+    p.add_argument("--dns-server", metavar="ADDR", action="append", default=[], type=ipv4,
                    help="server: the DNS servers option (repeatable)")
     p.add_argument("--lease", type=positive_int, default=3600, metavar="SECONDS", help="server: lease time")
-    p.add_argument("--timeout", type=float, default=60.0, help="client: give up after SECONDS")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="client: give up after SECONDS")
     p.add_argument("--keep", action="store_true", help="client: keep (renew) the lease until Ctrl-C")
     add_wire_options(p)
     add_tap_options(p)
     p.set_defaults(run=cmd_dhcp)
-
-
-def _pool(text: str, parser) -> tuple[str, str]:
-    first, sep, last = text.partition("-")
-    if not sep:
-        parser.error("dhcp: --serve FIRST-LAST, e.g. 198.18.5.50-198.18.5.99")
-    return first, last
 
 
 def _lease_lines(lease) -> list[str]:
@@ -78,7 +71,7 @@ def _simulate(args, parser) -> int:
             print(f"{now / 1e9:9.3f} s  {who}: {m}", flush=False)
 
     link.add_tap(show)
-    pool = _pool(args.serve, parser) if args.serve else ("198.18.5.50", "198.18.5.99")
+    pool = args.serve if args.serve else ("198.18.5.50", "198.18.5.99")
 
     async def main():
         serve_dhcp(srv, "198.18.5.1/24", pool, router=args.router or "198.18.5.1",
@@ -171,7 +164,7 @@ async def _serve_tap(args, parser) -> int:
     setup = _Setup(args, parser)
     try:
         try:
-            svc = serve_dhcp(setup.runtime, args.ip, _pool(args.serve, parser), router=args.router,
+            svc = serve_dhcp(setup.runtime, args.ip, args.serve, router=args.router,
                              dns=args.dns_server, lease_time=args.lease)
         except ValueError as exc:
             parser.error(f"dhcp: {exc}")

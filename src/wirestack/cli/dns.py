@@ -12,29 +12,23 @@ import asyncio
 import socket
 import sys
 
-from .common import add_tap_options, add_wire_options
+from .common import add_tap_options, add_wire_options, positive_float, zone_entry
 
 
 def register(sub) -> None:
     p = sub.add_parser("dns", help="resolve a name (A record), or serve a zone (--serve --zone NAME=ADDR)")
     p.add_argument("name", nargs="?", help="the name to resolve")
     p.add_argument("--serve", action="store_true", help="be an authoritative server for --zone")
-    p.add_argument("--zone", action="append", default=[], metavar="NAME=ADDR[,ADDR...]",
+    p.add_argument("--zone", action="append", default=[], metavar="NAME=ADDR[,ADDR...]", type=zone_entry,
                    help="a name and its addresses (repeatable)")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds per query attempt")
+    p.add_argument("--timeout", type=positive_float, default=2.0, help="seconds per query attempt")
     add_wire_options(p)
     add_tap_options(p)
     p.set_defaults(run=cmd_dns)
 
 
 def _zone(args, parser) -> dict[str, list[str]]:
-    zone = {}
-    for item in args.zone:
-        name, sep, addresses = item.partition("=")
-        if not sep or not name:
-            parser.error(f"dns: --zone {item!r}: expected NAME=ADDR[,ADDR...]")
-        zone[name] = addresses.split(",")
-    return zone
+    return dict(args.zone)      # (NAME, [ADDR, ...]) pairs, checked by zone_entry
 
 
 def _print_answer(name: str, addresses: list[str]) -> None:

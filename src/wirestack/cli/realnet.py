@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -71,7 +72,7 @@ def register(sub) -> None:
     g = sub.add_parser("get", help="HTTP/1.1 GET over a TAP device",
                        description="curl-like: needs root, --tap and --ip (no simulated mode).")
     add_tap_options(g)
-    g.add_argument("url", help="http://HOST[:PORT]/PATH, HOST an IPv4 address")
+    g.add_argument("url", help="http://HOST[:PORT]/PATH, HOST an IPv4 address (or a name, with --dns)")
     g.add_argument("-o", dest="output", metavar="FILE", type=output_file, help="write the body to FILE (default: stdout)")
     g.add_argument("-w", dest="wait", type=positive_float, default=CONNECT_TIMEOUT, metavar="S",
                    help="connect timeout, seconds")
@@ -169,6 +170,10 @@ class _Setup:
         from ..wire.addr import mac_aton
         if not (args.tap or args.wire) or not args.ip:
             raise usage_error("--tap NAME (or --wire SPEC) and --ip ADDR/PREFIX are required on a real network")
+        if args.wire and args.tap:
+            # One host, one interface: a wire port is Ethernet, a TUN device is bare IP.
+            option = "--tun" if getattr(args, "tun", False) else "--tap"
+            raise usage_error(f"--wire and {option} are two ways to attach the host: give one")
         self.ip, self.peer_ip = tap_addresses(args.ip, args.peer_ip)
         if args.wire:
             args.netns = None   # a wire port is a socket: no namespace, no root needed
@@ -179,6 +184,7 @@ class _Setup:
         self.netns = args.netns
         self.created_ns = False
         self.tap = None
+        self.device_kind = "wire" if args.wire else ("TUN" if getattr(args, "tun", False) else "TAP")
         self.pcap = None
         self.removed: list[str] = []     # what close() took away, for serve's goodbye line
         try:
@@ -224,13 +230,14 @@ class _Setup:
 
     def close(self) -> None:
         from ..phy import netns
-        from ..phy.tap import TapDevice
         if getattr(self, "runtime", None) is not None:
             self.runtime.stop()
             self.runtime = None
         if self.tap is not None:
-            if isinstance(self.tap, TapDevice):   # a wire's stream port is only closed
-                self.removed.append(f"TAP device {self.tap.name}")
+            # A TAP or TUN device disappears with its file descriptor; a wire port is only
+            # a socket of the wire process, which stays: nothing of ours is removed there.
+            if self.device_kind != "wire":
+                self.removed.append(f"{self.device_kind} device {self.tap.name}")
             self.tap.close()
             self.tap = None
         if self.pcap is not None:
@@ -263,7 +270,6 @@ async def _serve(args, parser) -> int:
     from ..apps import services
     from ..apps.http import http_handler
     from ..apps.iperf3 import Iperf3Server
-    from ..wire.addr import mac_ntoa
     wanted = [(args.echo, "echo (TCP)", lambda: services.echo),
               (args.discard, "discard (TCP)", lambda: services.discard),
               (args.chargen, "chargen (TCP)", services.make_chargen),
@@ -298,11 +304,9 @@ async def _serve(args, parser) -> int:
                                    2) from None
             udp.append(tr)
             lines.append(f"  {args.udp_echo:>5}/udp  echo (UDP)")
-        where = f" in namespace {args.netns}" if args.netns else ""
-        device = f"wire {args.wire}" if args.wire else f"TAP {args.tap}"
-        print(f"wirestack {setup.ip} ({mac_ntoa(setup.mac)}) on {device}{where}"
-              + (f", kernel side {setup.peer_ip}" if setup.peer_ip else ""))
-        print("services:" if lines else "services: none (it still answers ARP and ping)")
+        print(_banner(setup, args))
+        answers = "ping" if setup.device_kind == "TUN" else "ARP and ping"   # no ARP on layer 3
+        print("services:" if lines else f"services: none (it still answers {answers})")
         for line in lines:
             print(line)
         stop = asyncio.Event()
@@ -334,6 +338,18 @@ async def _serve(args, parser) -> int:
             print("removed: " + ", ".join(setup.removed), flush=True)
 
 
+def _banner(setup: _Setup, args) -> str:
+    """serve's first line: our address, then what we are plugged into. A TUN device is
+    layer 3 only, so it has no MAC to show; a wire port has no namespace nor kernel side."""
+    from ..wire.addr import mac_ntoa
+    if setup.device_kind == "wire":
+        return f"wirestack {setup.ip} ({mac_ntoa(setup.mac)}) on wire {args.wire}"
+    me = f"wirestack {setup.ip}" + ("" if setup.device_kind == "TUN" else f" ({mac_ntoa(setup.mac)})")
+    where = f" in namespace {args.netns}" if args.netns else ""
+    return (f"{me} on {setup.device_kind} {setup.tap.name}{where}"
+            + (f", kernel side {setup.peer_ip}" if setup.peer_ip else ""))
+
+
 def _report(host) -> None:
     """SIGUSR1: the connections, the counters in the demo's columns, then the same counters
     as one JSON line (`counters {...}`) for scripts."""
@@ -347,7 +363,7 @@ def _report(host) -> None:
     print("counters " + json.dumps(dict(host.counters), sort_keys=True, default=str), flush=True)
 
 
-def _parse_url(text: str):
+def _parse_url(text: str, dns=None):
     url = urlsplit(text)
     if url.scheme != "http" or not url.hostname:
         raise usage_error(f"only http://HOST[:PORT]/PATH URLs are supported, not {text!r}")
@@ -360,16 +376,39 @@ def _parse_url(text: str):
     try:
         ipv4(url.hostname)
     except argparse.ArgumentTypeError:
-        raise usage_error(f"{text}: HOST must be an IPv4 address (there is no DNS here)") from None
+        # A name: it needs a resolver to ask, and must be one a DNS query can carry.
+        if not _HOSTNAME.match(url.hostname) or len(url.hostname) > 253:
+            raise usage_error(f"{text}: HOST must be an IPv4 address or a host name "
+                              "(letters, digits, '-', labels of 1-63 separated by '.')") from None
+        if not dns:
+            raise usage_error(f"{text}: {url.hostname} is a name: give a DNS server with --dns ADDR "
+                              "(or use the IPv4 address)") from None
     return url, number
+
+
+# RFC 1123 §2.1 host names: labels of letters, digits and hyphens, not starting or ending
+# with a hyphen, 1-63 characters each (RFC 1035 §2.3.4).
+_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+
+
+async def _lookup(runtime, name: str) -> str:
+    """The first address of ``name`` from the --dns servers, with curl's message when it
+    cannot be found ("Could not resolve host: NAME")."""
+    import socket
+    try:
+        return (await runtime.getaddrinfo(name))[0]
+    except socket.gaierror as exc:
+        reason = str(exc.strerror or exc).removeprefix(f"{name}: ")
+        raise CommandError(f"could not resolve host {name}: {reason}") from None
 
 
 async def _get(args, parser) -> int:
     from ..apps.http import http_request
-    url, number = _parse_url(args.url)
+    url, number = _parse_url(args.url, args.dns)
     setup = _Setup(args, parser)
     try:
-        reader, writer = await connect(setup.runtime, url.hostname, number, args.wait)
+        address = await _lookup(setup.runtime, url.hostname)
+        reader, writer = await connect(setup.runtime, address, number, args.wait)
         path = url.path or "/"
         if url.query:
             path += "?" + url.query

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from .common import add_tap_options, positive_int
+from .common import add_tap_options, host_name, positive_int
 
 
 def register(sub) -> None:
     p = sub.add_parser("route", help="print a host's routing table like `ip route`")
     p.add_argument("words", nargs="*", metavar="get ADDRESS", help="`get ADDRESS`: the route to ADDRESS")
-    p.add_argument("--routers", type=positive_int, default=3, help="simulation: routers in the chain (default 3)")
-    p.add_argument("--host", default="a", help="simulation: whose table (a, r1 ... rN, b; default a)")
+    p.add_argument("--routers", type=positive_int, default=3, help="simulation: routers in the chain")
+    p.add_argument("--host", default="a", type=host_name, help="simulation: whose table (a, r1 ... rN, b)")
     add_tap_options(p)
     p.set_defaults(run=cmd_route)
 

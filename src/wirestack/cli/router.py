@@ -21,22 +21,24 @@ import signal
 import sys
 import time
 
-from .common import positive_int
+import argparse
+
+from .common import output_file, positive_float, positive_int, route_field
 
 
 def register(sub) -> None:
     p = sub.add_parser("router", help="forward between Linux namespaces, one TAP device in each")
-    p.add_argument("--tap", action="append", required=True, metavar="NS:TAP:ADDR/P:PEER/P[:MTU]",
+    p.add_argument("--tap", action="append", required=True, metavar="NS:TAP:ADDR/P:PEER/P[:MTU]", type=_port,
                    help="one interface (give two or more)")
-    p.add_argument("--route", action="append", nargs=2, default=[], metavar=("CIDR", "GATEWAY"),
-                   help="a static route (CIDR 'default' for the default route)")
+    p.add_argument("--route", action="append", nargs=2, default=None, metavar=("CIDR", "GATEWAY"),
+                   type=route_field, help="a static route (CIDR 'default': the default route)")
     p.add_argument("--no-icmp", action="store_true",
                    help="send no ICMP errors (time exceeded, unreachable, frag-needed): a black hole")
-    p.add_argument("--rate", type=float, metavar="MBIT", help="pace each output interface at MBIT Mbit/s")
+    p.add_argument("--rate", type=positive_float, metavar="MBIT", help="pace each output interface at MBIT Mbit/s")
     p.add_argument("--queue", type=positive_int, default=64, help="forwarding queue per interface (datagrams)")
     p.add_argument("--no-peer-routes", action="store_true",
                    help="do not add a default route via the router in the namespaces")
-    p.add_argument("--pcap", metavar="FILE", help="write every frame the router sends or receives")
+    p.add_argument("--pcap", metavar="FILE", type=output_file, help="write every frame the router sends or receives")
     p.add_argument("--trace", action="store_true", help="print every frame, tcpdump style")
     p.set_defaults(run=cmd_router)
 
@@ -47,21 +49,31 @@ class Port:
     def __init__(self, text: str):
         parts = text.split(":")
         if len(parts) not in (4, 5) or not all(parts[:4]):
-            raise ValueError(f"--tap {text!r}: expected NS:TAP:ADDR/PREFIX:PEER/PREFIX[:MTU]")
+            raise ValueError(f"{text!r}: expected NS:TAP:ADDR/PREFIX:PEER/PREFIX[:MTU]")
         self.netns, self.tap, self.address, self.peer = parts[:4]
         from ..wire.addr import parse_cidr
         for cidr in (self.address, self.peer):
             parse_cidr(cidr)
+        if len(parts) == 5 and not parts[4].isdigit():
+            raise ValueError(f"{text!r}: the MTU is a number")
         self.mtu = int(parts[4]) if len(parts) == 5 else 1500
         if self.mtu < 68:
-            raise ValueError(f"--tap {text!r}: an MTU is at least 68")
+            raise ValueError(f"{text!r}: an MTU is at least 68")
+
+
+def _port(text: str) -> Port:
+    """--tap's argument type: a bad interface is refused while parsing (exit status 2)."""
+    try:
+        return Port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_router(args, parser) -> int:
-    try:
-        ports = [Port(t) for t in args.tap]
-    except ValueError as exc:
-        parser.error(f"router: {exc}")
+    ports = list(args.tap)
+    for _, gateway in args.route or []:
+        if gateway == "default" or "/" in gateway:
+            parser.error(f"router: --route: the gateway is an address, not {gateway!r}")
     if len(ports) < 2:
         parser.error("router: a router needs at least two --tap interfaces")
     from .realnet import _guard
@@ -99,7 +111,7 @@ async def _run(args, ports) -> int:
                                                  port.address.split("/")[0]])
                 if proc.returncode:
                     raise TapError(f"default route in {port.netns}: {proc.stderr.strip()}")
-        for cidr, gateway in args.route:
+        for cidr, gateway in args.route or []:
             if cidr == "default":
                 host.routes.add_default(gateway)
             else:

@@ -10,19 +10,19 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from .common import add_tap_options, add_wire_options, nonneg, positive_int
+from .common import add_tap_options, add_wire_options, ipv4, nonneg, positive_int
 
 
 def register(sub) -> None:
     p = sub.add_parser("traceroute", help="print the routers on the way to a host (UDP or ICMP probes)")
-    p.add_argument("destination", nargs="?", default=None,
+    p.add_argument("destination", nargs="?", default=None, type=ipv4,
                    help="address to trace (simulation default: the host behind the last router)")
     p.add_argument("-I", dest="icmp", action="store_true", help="ICMP echo probes instead of UDP")
     p.add_argument("-n", dest="numeric", action="store_true", help="print addresses only")
-    p.add_argument("-m", dest="max_hops", type=positive_int, default=30, help="max TTL (default 30)")
-    p.add_argument("-q", dest="queries", type=positive_int, default=3, help="probes per hop (default 3)")
+    p.add_argument("-m", dest="max_hops", type=positive_int, default=30, help="max TTL")
+    p.add_argument("-q", dest="queries", type=positive_int, default=3, help="probes per hop")
     p.add_argument("-w", dest="wait", type=nonneg(float), default=5.0, help="seconds to wait for an answer")
-    p.add_argument("--routers", type=positive_int, default=3, help="simulation: routers in the chain (default 3)")
+    p.add_argument("--routers", type=positive_int, default=3, help="simulation: routers in the chain")
     p.add_argument("--mtu", type=positive_int, default=1500, help="simulation: MTU of every link")
     p.add_argument("--silent", type=positive_int, action="append", default=[], metavar="K",
                    help="simulation: router K sends no ICMP (repeatable)")

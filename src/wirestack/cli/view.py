@@ -23,16 +23,17 @@ def add_view_options(p: argparse.ArgumentParser) -> None:
         if flag not in have:
             g.add_argument(flag, **kw)
 
-    add("--pcap", metavar="FILE", default=None,
+    from .common import host_name, output_file, png_path
+    add("--pcap", metavar="FILE", default=None, type=output_file,
         help="capture to FILE: *.pcapng gets the wire's decision as each packet's comment, "
              "other names classic pcap, '-' streams pcapng to stdout")
-    add("--pcap-at", metavar="HOST", default=None,
+    add("--pcap-at", metavar="HOST", default=None, type=host_name,
         help="capture at HOST's NIC (what that host sent and received) instead of on the wire")
-    add("--ladder", metavar="FILE", default=None,
+    add("--ladder", metavar="FILE", default=None, type=output_file,
         help="ladder diagram of the run: '-' prints it, FILE.svg draws it, other names get the text")
-    add("--html", metavar="FILE", default=None,
+    add("--html", metavar="FILE", default=None, type=output_file,
         help="write the run viewer: one self-contained HTML file (ladder, graphs, per-frame reasons)")
-    add("--plot", metavar="FILE.png", default=None, help="plot the TCP connection (time-sequence, cwnd, RTT)")
+    add("--plot", metavar="FILE.png", default=None, type=png_path, help="plot the TCP connection (time-sequence, cwnd, RTT)")
     add("--json", action="store_true", help="print one JSON object with the figures")
     if p.prog.split()[-1] == "demo":
         w = p.add_argument_group("what if: run again with one change, compare the two runs")
@@ -42,7 +43,7 @@ def add_view_options(p: argparse.ArgumentParser) -> None:
                        help="flip one bit of frame N")
         w.add_argument("--delay-frame", type=_frame_delay, metavar="N:MS", default=None,
                        help="hold frame N back MS milliseconds")
-        w.add_argument("--what-if", metavar="KEY=VALUE", action="append", default=[],
+        w.add_argument("--what-if", metavar="KEY=VALUE", action="append", default=[], type=_key_value,
                        help="change one setting: a demo option (loss=0.05, delay_ms=50, rate_mbps=1) "
                             "or a TCP socket option (sack=off, nodelay=on, congestion_control=none)")
     inner = p.get_default("run")
@@ -161,6 +162,14 @@ def _write_html(args, view) -> None:
         f" (seed {args.seed})"
     viewer.write(args.html, runs, title)
     print(f"run viewer written to {args.html} (open it in a browser; it needs no network)")
+
+
+def _key_value(text: str) -> str:
+    """--what-if's type: KEY=VALUE; which keys exist is checked before the first run."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. loss=0.05), not {text!r}")
+    return text
 
 
 def _frame_number(text: str) -> int:

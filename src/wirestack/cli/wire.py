@@ -14,41 +14,55 @@ import json
 import signal
 import sys
 
-from .common import nonneg, probability
+import argparse
+
+from .common import input_file, nonneg, output_file, positive_int, probability, probability_pair
 
 
 def register(sub) -> None:
     w = sub.add_parser("wire", help="run the simulated wire in real time; processes, Linux and VMs plug in")
     w.add_argument("--medium", choices=("link", "hub", "switch"), default="link",
-                   help="point-to-point link (2 stations), shared hub, or learning switch (default link)")
-    w.add_argument("--port", dest="ports", action="append", default=[], metavar="SPEC",
+                   help="point-to-point link (2 stations), shared hub, or learning switch")
+    w.add_argument("--port", dest="ports", action="append", default=[], metavar="SPEC", type=_port_spec,
                    help="unix:PATH | tcp:127.0.0.1:PORT | tap:NETNS:ADDR/PREFIX | packet:IFNAME[@NETNS] | pcap:FILE")
-    w.add_argument("--topology", metavar="FILE.toml", help="several media/ports/impairments (see README)")
+    w.add_argument("--topology", metavar="FILE.toml", type=input_file, help="several media/ports/impairments (see README)")
     w.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
-    w.add_argument("--loss", type=probability, default=None)
+    w.add_argument("--loss", type=probability, default=None, help="probability that a frame is lost")
     w.add_argument("--delay", type=nonneg(float), default=None, metavar="MS", help="one-way delay, ms")
     w.add_argument("--jitter", type=nonneg(float), default=None, metavar="MS", help="uniform jitter, ms")
     w.add_argument("--rate", type=nonneg(float), default=None, metavar="MBPS", help="rate, Mbit/s (0 = unlimited)")
     w.add_argument("--queue", type=nonneg(int), default=None, metavar="FRAMES", help="transmit queue limit")
-    w.add_argument("--mtu", type=nonneg(int), default=None)
-    w.add_argument("--reorder", type=probability, default=None)
-    w.add_argument("--reorder-delay", type=nonneg(float), default=None, metavar="MS")
-    w.add_argument("--duplicate", type=probability, default=None)
-    w.add_argument("--corrupt", type=probability, default=None)
-    w.add_argument("--truncate", type=probability, default=None)
-    w.add_argument("--gilbert", metavar="P_GB,P_BG", default=None, help="Gilbert-Elliott bursty loss")
+    w.add_argument("--mtu", type=positive_int, default=None, help="largest frame payload, bytes")
+    w.add_argument("--reorder", type=probability, default=None, help="probability that a frame is held back")
+    w.add_argument("--reorder-delay", type=nonneg(float), default=None, metavar="MS",
+                   help="how long a reordered frame is held back, ms")
+    w.add_argument("--duplicate", type=probability, default=None, help="probability that a frame is sent twice")
+    w.add_argument("--corrupt", type=probability, default=None, help="probability that bits of a frame are flipped")
+    w.add_argument("--truncate", type=probability, default=None, help="probability that a frame is cut short")
+    w.add_argument("--gilbert", metavar="P_GB,P_BG", default=None, type=probability_pair, help="Gilbert-Elliott bursty loss")
     w.add_argument("--no-fcs", action="store_true",
                    help="stations do not check the FCS: corrupted frames reach the peers")
     w.add_argument("--csma-cd", action="store_true", help="hub: carrier sense, collision detection, backoff")
     w.add_argument("--replay-delay", type=nonneg(float), default=0.0, metavar="S",
                    help="pcap: ports start replaying S seconds after ready (time for peers to attach)")
-    w.add_argument("--pcap", metavar="FILE", help="capture the medium")
-    w.add_argument("--decisions", metavar="FILE", help="write the decision log (JSON lines) on exit")
+    w.add_argument("--pcap", metavar="FILE", type=output_file, help="capture the medium")
+    w.add_argument("--decisions", metavar="FILE", type=output_file, help="write the decision log (JSON lines) on exit")
     w.add_argument("--log-level", choices=("full", "impairments", "off"), default="impairments",
-                   help="decision log level (default impairments: arrivals and what changed a frame's fate)")
-    w.add_argument("--log-max", type=int, default=100_000, metavar="N",
-                   help="keep the newest N decisions (default 100000; the count of forgotten ones is reported)")
+                   help="decision log level (impairments: arrivals and what changed a frame's fate)")
+    w.add_argument("--log-max", type=positive_int, default=100_000, metavar="N",
+                   help="keep the newest N decisions (the count of forgotten ones is reported)")
     w.set_defaults(run=cmd_wire)
+
+
+_PORT_KINDS = ("unix", "tcp", "tap", "packet", "pcap")
+
+
+def _port_spec(text: str) -> str:
+    """--port's type: the kind and a non-empty rest; the adapter checks the details."""
+    kind, sep, rest = text.partition(":")
+    if kind not in _PORT_KINDS or not sep or not rest:
+        raise argparse.ArgumentTypeError(f"unknown port kind in {text!r} (use unix:, tcp:, tap:, packet: or pcap:)")
+    return text
 
 
 def _params_table(args) -> dict:
@@ -62,7 +76,7 @@ def _params_table(args) -> dict:
     if args.rate is not None and args.medium != "hub":
         t["rate_mbps"] = args.rate
     if args.gilbert:
-        t["gilbert"] = [float(x) for x in args.gilbert.split(",")]
+        t["gilbert"] = list(args.gilbert)
     return t
 
 
@@ -101,8 +115,6 @@ def cmd_wire(args, parser) -> int:
         topo = build_topology(args)
     except (TopologyError, ValueError) as e:
         parser.error(str(e))
-    if args.log_max < 1:
-        parser.error("--log-max must be at least 1")
     return asyncio.run(_run(topo, args.log_level, args.log_max))
 
 

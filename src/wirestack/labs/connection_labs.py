@@ -239,7 +239,7 @@ def _tw_lesson(on, off):
                   "ports, and an ISN only a few thousand ticks of the 4 µs clock later), so b took its "
                   "bytes as the new connection's: " + (off.error or "corrupted data"))
     return (f"with TIME_WAIT a could not reuse port {PORT} at once ({on.reuse_refused or 'refused'}); the "
-            f"second connection started at {on.second_started_s:.1f} s, long after the held-back segment "
+            f"second connection started at {on.second_started_s:.3f} s, long after the held-back segment "
             f"of the first had arrived ({on.old_arrived_s:.3f} s) and been answered by the TIME_WAIT "
             f"state: data {'intact' if on.sha256_ok else 'CORRUPTED'}. Without TIME_WAIT the second "
             f"connection started at {off.second_started_s:.3f} s, the old segment arrived at "

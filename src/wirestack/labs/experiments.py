@@ -110,14 +110,14 @@ def _checksums_lesson(nic, tcp_sum, none):
 
 
 def _retransmission_lesson(on, off):
-    return (f"with retransmission the {on.size:,} bytes took {on.virtual_seconds:.2f} s despite "
+    return (f"with retransmission the {on.size:,} bytes took {on.virtual_seconds:.3f} s despite "
             f"{on.decisions.get('dropped_loss', 0)} lost frames; without it the receiver had {off.received:,} "
             f"bytes when the run gave up after {off.virtual_seconds:.0f} s.")
 
 
 def _fast_lesson(on, off):
-    return (f"with fast retransmit {on.virtual_seconds:.2f} s and {_c(on, 'a', 'tcp.rto_timeouts')} timeouts; "
-            f"without, {off.virtual_seconds:.2f} s and {_c(off, 'a', 'tcp.rto_timeouts')} timeouts: "
+    return (f"with fast retransmit {on.virtual_seconds:.3f} s and {_c(on, 'a', 'tcp.rto_timeouts')} timeouts; "
+            f"without, {off.virtual_seconds:.3f} s and {_c(off, 'a', 'tcp.rto_timeouts')} timeouts: "
             f"{ratio(off.virtual_seconds, on.virtual_seconds)} slower.")
 
 
@@ -139,9 +139,9 @@ def _delack_lesson(on, off):
 
 
 def _ooo_lesson(on, off):
-    return (f"buffering on: {on.sender.get('retransmits', 0)} retransmissions, {on.virtual_seconds:.2f} s; "
+    return (f"buffering on: {on.sender.get('retransmits', 0)} retransmissions, {on.virtual_seconds:.3f} s; "
             f"off: {_c(off, 'b', 'tcp.ofo_dropped')} early segments dropped, "
-            f"{off.sender.get('retransmits', 0)} retransmissions, {off.virtual_seconds:.2f} s.")
+            f"{off.sender.get('retransmits', 0)} retransmissions, {off.virtual_seconds:.3f} s.")
 
 
 LABS: dict[str, Lab] = {lab.name: lab for lab in (
@@ -211,8 +211,8 @@ def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"lab {lab.name}: {lab.title}", _wrap(lab.question), ""]
     for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                                      for i, (cell, w) in enumerate(zip(row, widths))))
+        lines.append(("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                       for i, (cell, w) in enumerate(zip(row, widths)))).rstrip())
     lines += notes
     lines += ["", _wrap(lab.lesson)]
     if lab.conclude is not None:

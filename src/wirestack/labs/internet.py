@@ -44,7 +44,8 @@ def _traceroute_runs(seed: int):
     from ..wire import icmp
     net = Network(seed=seed)
     # Router 3 is configured not to send ICMP errors: its hop stays silent.
-    a, routers, b = net.chain(4, delay_ms=5, icmp_errors=[True, True, False, True])
+    # 1 ms of jitter on every link: another seed, other round trips.
+    a, routers, b = net.chain(4, delay_ms=5, jitter_ms=1, icmp_errors=[True, True, False, True])
     # Captured on a's link: every probe leaves there and every answer comes back there.
     watch = observe.attach(net, net.media[0], title="traceroute a -> b")
     rows = []
@@ -165,12 +166,11 @@ def routed_transfer(size: int, *, seed: int = 1, mtu=(1500, 576, 1500), icmp_err
 
 
 def _pmtud_runs(seed: int):
-    kw: dict = dict(seed=seed, delay_ms=10, deadline=30.0)
-    return [("router fragments (DF off)", routed_transfer(300_000, pmtu_discovery=False,
-                                                          title="DF off", **kw)),
-            ("path MTU discovery (DF on)", routed_transfer(300_000, title="DF on", **kw)),
-            ("black hole (router 1 sends no ICMP)",
-             routed_transfer(300_000, icmp_errors=(False, True), title="black hole", **kw))]
+    kw: dict = dict(seed=seed, delay_ms=10, jitter_ms=1, deadline=30.0)   # jitter: the seed matters
+    return [("fragmenting (DF off)", routed_transfer(300_000, pmtu_discovery=False, title="DF off", **kw)),
+            ("PMTU discovery (DF on)", routed_transfer(300_000, title="DF on", **kw)),
+            ("black hole (no ICMP)", routed_transfer(300_000, icmp_errors=(False, True), title="black hole",
+                                                     **kw))]
 
 
 def _r(r: TransferResult, host: str, name: str) -> int:
@@ -206,8 +206,7 @@ def pmtud_lab():
     return Lab(
         "pmtud", "Too big for the next hop: fragment, discover, or vanish",
         "300 KB from a to b; the link between the two routers takes at most 576 bytes.",
-        _pmtud_runs, ("result", "time", "fragments made", "frag-needed sent", "ICMP suppressed",
-                      "sender MSS", "retransmits"),
+        _pmtud_runs, ("result", "time", "fragments", "frag-needed", "ICMP muted", "MSS", "rexmits"),
         "Without DF router 1 cuts every full-size datagram into fragments (RFC 791) and b "
         "reassembles them: it works, at a cost per datagram, and one lost fragment loses them "
         "all. With DF (RFC 1191) router 1 refuses each too-big datagram with 'fragmentation needed, next-hop MTU "
@@ -217,11 +216,14 @@ def pmtud_lab():
         extra_columns={
             "result": _result,
             "time": lambda r: f"{r.virtual_seconds:.2f} s",
-            "fragments made": lambda r: str(_r(r, "r1", "ip.frag_creates")),
-            "frag-needed sent": lambda r: str(_frag_needed(r)),
-            "ICMP suppressed": lambda r: str(_r(r, "r1", "icmp.out_suppressed")),
-            "sender MSS": lambda r: str(r.sender.get("snd_mss", "-")),
-            "retransmits": lambda r: str(r.sender.get("retransmits", 0)),
+            # Short names, so that the table fits 100 columns: fragments router 1 made,
+            # 'fragmentation needed' it sent, ICMP errors it suppressed, a's MSS at the end,
+            # a's retransmissions.
+            "fragments": lambda r: str(_r(r, "r1", "ip.frag_creates")),
+            "frag-needed": lambda r: str(_frag_needed(r)),
+            "ICMP muted": lambda r: str(_r(r, "r1", "icmp.out_suppressed")),
+            "MSS": lambda r: str(r.sender.get("snd_mss", "-")),
+            "rexmits": lambda r: str(r.sender.get("retransmits", 0)),
         })
 
 
@@ -254,7 +256,7 @@ def dumbbell(cc: str, *, seed: int = 1, delays_ms=(5, 10, 20, 40), rate_mbps: fl
 
 
 def _dumbbell(cc: str, *, seed: int, delays_ms, rate_mbps: float, queue_limit: int, seconds: float,
-              warmup: float, title: str = "dumbbell"):
+              warmup: float, title: str = "dumbbell", jitter_ms: float = 0.0):
     """:func:`dumbbell`, plus the summary row (all flows together) the lab shows."""
     net = Network(seed=seed)
     n = len(delays_ms)
@@ -264,7 +266,7 @@ def _dumbbell(cc: str, *, seed: int, delays_ms, rate_mbps: float, queue_limit: i
     senders = []
     for i, delay in enumerate(delays_ms):
         s = net.host(f"s{i + 1}", f"198.18.{i + 1}.2/24", gateway=f"198.18.{i + 1}.1")
-        net.link(s, r, delay_ms=delay)
+        net.link(s, r, delay_ms=delay, jitter_ms=jitter_ms)
         senders.append(s)
     bottleneck = net.link(r, d, delay_ms=1)
     # Captured where the flows meet: the router's paced output towards d. The plot follows s1.
@@ -319,7 +321,8 @@ def _fairness_runs(seed: int):
     for scenario, delays in FAIRNESS_DELAYS.items():
         for label, cc in (("NewReno", "newreno"), ("CUBIC", "cubic")):
             flows, _, summary = _dumbbell(cc, seed=seed, delays_ms=delays, rate_mbps=10, queue_limit=40,
-                                          seconds=30.0, warmup=5.0, title=f"{label}, {scenario}")
+                                          seconds=30.0, warmup=5.0, title=f"{label}, {scenario}",
+                                          jitter_ms=1.0)   # jitter: the seed matters
             total = summary.goodput_bps
             for i, (rtt, goodput) in enumerate(flows, 1):
                 rows.append((f"{label}, {scenario}: flow {i}",

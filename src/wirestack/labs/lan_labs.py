@@ -115,7 +115,7 @@ HUB_VS_SWITCH = Lab(
     "forwards each frame to its destination's port only, so the pairs do not compete at all.",
     conclude=lambda runs: conclusion(runs, _hub_lesson),
     extra_columns={
-        "result": lambda r: f"{r.completed}/{r.transfers} sha256 ok",
+        "result": lambda r: f"{r.completed}/{r.transfers} ok",
         "time": lambda r: f"{r.seconds:.2f} s",
         "goodput": lambda r: f"{r.goodput_bps / 1e6:.2f} Mbit/s",
         "collisions": lambda r: str(r.collisions),
@@ -198,12 +198,12 @@ def _arp_lesson(big, small):
 ARP_QUEUE = Lab(
     "arp-queue", "ARP's pending queue: the first packets to a new neighbour",
     "A host sends 8 datagrams to an address it has not resolved yet. Which ones arrive?", _arp_queue,
-    ("sent", "echoed", "dropped waiting for ARP", "ARP requests", "first reply"),
+    ("sent", "echoed", "ARP queue drops", "ARP requests", "first reply"),
     "IP cannot send a datagram until ARP has found the next hop's MAC address; RFC 1122 "
     "§2.3.2.2 asks the host to keep at least one waiting packet per address. With too small a "
     "queue the first packets of a conversation vanish inside the sender.",
     conclude=lambda runs: conclusion(runs, _arp_lesson),
     extra_columns={"sent": lambda r: str(r.sent), "echoed": lambda r: str(r.echoed),
-                   "dropped waiting for ARP": lambda r: str(r.overflow),
+                   "ARP queue drops": lambda r: str(r.overflow),
                    "ARP requests": lambda r: str(r.arp_requests),
                    "first reply": lambda r: f"{r.first_reply_ms:.1f} ms"})

@@ -62,21 +62,25 @@ def _karn_lesson(on, off):
             f"{_ms(on.rtt_ms)}. Without it, {len(off.rtt_ms)} samples, some timing an ACK of the second copy "
             f"from the first one's send time: largest sample {_ms(off.rtt_ms)}, SRTT ended at "
             f"{off.sender['srtt'] / 1e6:.0f} ms; "
-            f"the transfer took {off.virtual_seconds:.2f} s vs {on.virtual_seconds:.2f} s.")
+            f"the transfer took {off.virtual_seconds:.3f} s vs {on.virtual_seconds:.3f} s.")
 
 
 KARN = Lab(
     "karn", "Karn's rule: RTT samples only from segments sent once",
     "3% loss, timestamps and fast retransmit off. What does the RTO estimate learn from "
     "retransmitted segments?", _karn,
-    ("result", "time", "retransmits", "rto fired", "RTT samples", "max RTT sample", "final SRTT", "max RTO"),
+    ("result", "time", "rexmits", "RTOs", "samples", "max sample", "SRTT", "max RTO"),
     "An ACK for a retransmitted segment cannot say which copy it acknowledges (RFC 6298 §3, "
     "Karn and Partridge 1987). Timing it from the first copy inflates the estimate by the whole "
     "timeout; Karn's rule takes no sample from such segments (and keeps the backed-off RTO "
     "until a clean sample arrives).",
     conclude=lambda runs: conclusion(runs, _karn_lesson),
-    extra_columns={"RTT samples": lambda r: str(len(r.rtt_ms)), "max RTT sample": lambda r: _ms(r.rtt_ms),
-                   "final SRTT": lambda r: f"{r.sender.get('srtt', 0) / 1e6:.0f} ms",
+    # Short column names, so that eight columns fit 100 columns: RTT samples taken, the
+    # largest of them, the SRTT at the end, the largest RTO.
+    extra_columns={"rexmits": lambda r: str(r.sender.get("retransmits", 0)),
+                   "RTOs": lambda r: str(r.counters.get("a", {}).get("tcp.rto_timeouts", 0)),
+                   "samples": lambda r: str(len(r.rtt_ms)), "max sample": lambda r: _ms(r.rtt_ms),
+                   "SRTT": lambda r: f"{r.sender.get('srtt', 0) / 1e6:.0f} ms",
                    "max RTO": lambda r: _ms(r.rto_ms)})
 
 
@@ -89,9 +93,9 @@ def _sack(seed):
 
 
 def _sack_lesson(on, off):
-    return (f"With SACK the transfer took {on.virtual_seconds:.2f} s ({on.goodput_bps / 1e6:.2f} Mbit/s), "
+    return (f"With SACK the transfer took {on.virtual_seconds:.3f} s ({on.goodput_bps / 1e6:.2f} Mbit/s), "
             f"{on.sender.get('retransmits', 0)} retransmissions, {on.counters['a'].get('tcp.rto_timeouts', 0)} "
-            f"timeouts; without it {off.virtual_seconds:.2f} s ({off.goodput_bps / 1e6:.2f} Mbit/s), "
+            f"timeouts; without it {off.virtual_seconds:.3f} s ({off.goodput_bps / 1e6:.2f} Mbit/s), "
             f"{off.sender.get('retransmits', 0)} retransmissions, {off.counters['a'].get('tcp.rto_timeouts', 0)} "
             f"timeouts: {ratio(off.virtual_seconds, on.virtual_seconds)} the time.")
 
@@ -109,7 +113,7 @@ SACK = Lab(
 # -- window scaling -------------------------------------------------------------------------
 
 def _window_scaling(seed):
-    link = dict(delay_ms=50, rate_mbps=50, queue_limit=400)
+    link = dict(delay_ms=50, jitter_ms=1, rate_mbps=50, queue_limit=400)   # jitter: the seed matters
     tcp = {"sndbuf": 4 << 20, "rcvbuf": 4 << 20}
     return [("window scaling on", run_transfer(4_000_000, seed=seed, tcp=dict(tcp, window_scaling=True), **link)),
             ("window scaling off", run_transfer(4_000_000, seed=seed, tcp=dict(tcp, window_scaling=False), **link))]
@@ -119,8 +123,8 @@ def _ws_lesson(on, off):
     cap = 65535 * 8 / 0.1 / 1e6
     return (f"Without scaling the window field tops out at 65,535 bytes: at most {cap:.1f} Mbit/s on a "
             f"100 ms round trip, and the run got {off.goodput_bps / 1e6:.2f} Mbit/s "
-            f"({off.virtual_seconds:.2f} s). With scaling (RFC 7323 §2) the 4 MB buffer is usable and "
-            f"the run got {on.goodput_bps / 1e6:.2f} Mbit/s ({on.virtual_seconds:.2f} s): "
+            f"({off.virtual_seconds:.3f} s). With scaling (RFC 7323 §2) the 4 MB buffer is usable and "
+            f"the run got {on.goodput_bps / 1e6:.2f} Mbit/s ({on.virtual_seconds:.3f} s): "
             f"{ratio(on.goodput_bps, off.goodput_bps)} the goodput.")
 
 
@@ -140,8 +144,9 @@ def _bufferbloat(seed):
     tcp = {"sndbuf": 4 << 20, "rcvbuf": 4 << 20}
     out = []
     for limit in (20, 500):
+        # jitter: the seed matters
         out.append((f"queue of {limit} frames", _measured(3_000_000, seed=seed, tcp=tcp, delay_ms=10,
-                                                          rate_mbps=10, queue_limit=limit)))
+                                                          jitter_ms=1, rate_mbps=10, queue_limit=limit)))
     return out
 
 
@@ -159,10 +164,11 @@ BUFFERBLOAT = Lab(
     "bufferbloat", "Bufferbloat: the same bottleneck with a small and a huge queue",
     "10 Mbit/s, 20 ms round trip, a loss-based sender. What does a 500-frame queue do to delay?",
     _bufferbloat,
-    ("result", "time", "goodput", "queue overflows", "max queue", "median RTT", "max RTT"),
+    ("result", "time", "goodput", "overflows", "max queue", "median RTT", "max RTT"),
     "A loss-based congestion control fills whatever queue it finds before it sees a loss. A "
     "queue much larger than the bandwidth-delay product adds its own drain time (500 × 1.2 ms "
     "= 0.6 s at 10 Mbit/s) to every round trip without raising throughput.",
     conclude=lambda runs: conclusion(runs, _bloat_lesson),
-    extra_columns={"max queue": lambda r: f"{max(r.queue, default=0)} frames",
+    extra_columns={"overflows": lambda r: str(r.decisions.get("queue_overflow", 0)),
+                   "max queue": lambda r: f"{max(r.queue, default=0)} frames",
                    "median RTT": lambda r: _ms(r.rtt_ms, statistics.median), "max RTT": lambda r: _ms(r.rtt_ms)})
