@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from wirestack.apps.ping import MAX_PAYLOAD
+from wirestack.apps.ping import MAX_PAYLOAD, ping
 from wirestack.runtime.sim import Network
 
 
@@ -22,7 +22,7 @@ def test_replies_across_the_wrap_are_matched_to_their_requests():
     net, a = _net()
     lines = []
     with net:
-        result = net.run(a.ping("198.18.0.2", count=12, interval=0.01, first_seq=65533,
+        result = net.run(ping(a, "198.18.0.2", count=12, interval=0.01, first_seq=65533,
                                 on_line=lines.append))
     seqs = [int(s) for s in re.findall(r"icmp_seq=(\d+) ", "\n".join(lines))]
     assert seqs == [65533, 65534, 65535, 0, 1, 2, 3, 4, 5, 6, 7, 8]
@@ -34,7 +34,7 @@ def test_replies_across_the_wrap_are_matched_to_their_requests():
 def test_payload_above_65507_is_refused():
     net, a = _net()
     with net, pytest.raises(ValueError, match="65507"):
-        net.run(a.ping("198.18.0.2", count=1, size=MAX_PAYLOAD + 1))
+        net.run(ping(a, "198.18.0.2", count=1, size=MAX_PAYLOAD + 1))
 
 
 def test_cancelling_a_ping_prints_the_statistics_and_returns_the_result():
@@ -42,7 +42,7 @@ def test_cancelling_a_ping_prints_the_statistics_and_returns_the_result():
     lines = []
 
     async def main():
-        task = asyncio.ensure_future(a.ping("198.18.0.2", count=1000, interval=1.0,
+        task = asyncio.ensure_future(ping(a, "198.18.0.2", count=1000, interval=1.0,
                                             on_line=lines.append))
         await asyncio.sleep(3.5)
         task.cancel()

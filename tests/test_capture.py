@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import wirestack
+from wirestack.apps.ping import ping
 from wirestack.labs.demo import DemoOptions, run_demo
 from wirestack.runtime.sim import Network
 from wirestack.trace.pcapng import PcapngReader, PcapngWriter
@@ -123,7 +124,7 @@ def test_ping_rtt_in_sender_nic_capture_agrees_with_ping(tmp_path):
     net.link(a, b, delay_ms=7, jitter_ms=3)
     net.capture(str(tmp_path / "a.pcapng"), a)
     lines = []
-    net.run(a.ping("198.18.0.2", count=5, interval=0.2, on_line=lines.append))
+    net.run(ping(a, "198.18.0.2", count=5, interval=0.2, on_line=lines.append))
     net.close()
     ping_ms = [float(m.group(1)) for m in (re.search(r"time=([\d.]+) ms", x) for x in lines) if m]
     rows = tshark_fields(tmp_path / "a.pcapng", "icmp.resptime", filt="icmp.type == 0")

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from wirestack.apps.ping import ping
 from wirestack.cli import main
 from wirestack.runtime.sim import Network
 from wirestack.trace.pcap import PcapReader
@@ -36,7 +37,7 @@ def _ping_near_the_wrap(first_seq: int, count: int):
         a = net.host("a", "198.18.0.1/24")
         net.host("b", "198.18.0.2/24")
         net.link(a, net.hosts["b"], delay_ms=0.5)
-        result = net.run(a.ping("198.18.0.2", count=count, interval=0.01, first_seq=first_seq,
+        result = net.run(ping(a, "198.18.0.2", count=count, interval=0.01, first_seq=first_seq,
                                 on_line=lines.append))
     return result, lines
 

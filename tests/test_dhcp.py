@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from wirestack.apps.ping import ping
 from wirestack.apps.dhcp import DhcpClient, DhcpServer, dhcp_client, serve_dhcp
 from wirestack.runtime.sim import Network
 from wirestack.units import SEC
@@ -81,17 +82,17 @@ def test_client_binds_and_configures_address_route_and_resolver():
         serve_dhcp(srv, "198.18.5.1/24", ("198.18.5.50", "198.18.5.60"), router="198.18.5.1",
                    dns=["198.18.5.53"], lease_time=3600)
         svc = await dhcp_client(c, timeout=30)
-        result = await c.ping("198.18.5.1", count=1)
+        result = await ping(c, "198.18.5.1", count=1)
         svc.close()
         await asyncio.sleep(0)
         return svc.lease, result
 
-    lease, ping = net.run(main())
+    lease, echo = net.run(main())
     assert lease.address == "198.18.5.50/24" and lease.router == "198.18.5.1"
     assert c.host.addresses == ["198.18.5.50"] and c.host.dns_servers == ["198.18.5.53"]
     assert c.host.route_lines() == ["default via 198.18.5.1 dev eth0",
                                     "198.18.5.0/24 dev eth0 proto kernel scope link src 198.18.5.50"]
-    assert ping.received == 1
+    assert echo.received == 1
     kinds = [m.type for _, _, m in _dhcp(frames)]
     assert kinds == [dhcp.DISCOVER, dhcp.OFFER, dhcp.REQUEST, dhcp.ACK]
     _, f, discover = _dhcp(frames, dhcp.DISCOVER)[0]

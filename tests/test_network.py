@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from wirestack.apps.ping import ping
 from wirestack.runtime.sim import Network
 from wirestack.sim import Fault
 from wirestack.trace.counters import Counters
@@ -56,13 +57,13 @@ def send_udp(net, a, b, n, port=9000, gap=0.001):
     protocol and the ping result."""
     async def main():
         _, sink = await b.create_datagram_endpoint(Collect, local_addr=("0.0.0.0", port))
-        ping = await a.ping(B_IP, count=1, timeout=1.0)
+        echo = await ping(a, B_IP, count=1, timeout=1.0)
         tr, _ = await a.create_datagram_endpoint(Collect, remote_addr=(B_IP, port))
         for i in range(n):
             tr.sendto(message(i))
             await asyncio.sleep(gap)
         await asyncio.sleep(0.5)
-        return sink, ping
+        return sink, echo
 
     return net.run(main())
 
@@ -77,8 +78,8 @@ N_CORRUPT = 200
 def test_fcs_on_corrupted_frames_are_dropped_by_the_nic_before_ip():
     net, a, b, link = two_hosts()
     fault = link.add_fault(Fault("corrupt", match=lambda f: f.udp is not None), "a>b")
-    sink, ping = send_udp(net, a, b, N_CORRUPT)
-    assert ping.received == 1                       # ICMP is untouched by the fault
+    sink, echo = send_udp(net, a, b, N_CORRUPT)
+    assert echo.received == 1                       # ICMP is untouched by the fault
     assert fault.fired == N_CORRUPT
     assert a.counters["udp.out_datagrams"] == N_CORRUPT
     c = b.counters
@@ -110,8 +111,8 @@ DROP_COUNTERS = ("eth.rx_not_for_us", "eth.rx_unknown_type", "eth.rx_malformed",
 def test_fcs_off_corrupted_frames_reach_ip_and_are_caught_by_checksums():
     net, a, b, link = two_hosts(check_fcs=False)
     fault = link.add_fault(Fault("corrupt", match=lambda f: f.udp is not None), "a>b")
-    sink, ping = send_udp(net, a, b, N_CORRUPT)
-    assert ping.received == 1
+    sink, echo = send_udp(net, a, b, N_CORRUPT)
+    assert echo.received == 1
     assert fault.fired == N_CORRUPT
     c = b.counters
     assert c["eth.rx_fcs_errors"] == 0              # nobody checked the CRC
@@ -218,9 +219,9 @@ def test_switch_three_hosts_ping_works_and_the_switch_learns_every_mac():
     sw = net.switch(*hosts, delay_ms=0.1)
 
     async def main():
-        r1 = await hosts[0].ping("198.18.0.2", count=3, interval=0.1, timeout=1.0)
-        r2 = await hosts[0].ping("198.18.0.3", count=3, interval=0.1, timeout=1.0)
-        r3 = await hosts[1].ping("198.18.0.3", count=3, interval=0.1, timeout=1.0)
+        r1 = await ping(hosts[0], "198.18.0.2", count=3, interval=0.1, timeout=1.0)
+        r2 = await ping(hosts[0], "198.18.0.3", count=3, interval=0.1, timeout=1.0)
+        r3 = await ping(hosts[1], "198.18.0.3", count=3, interval=0.1, timeout=1.0)
         return r1, r2, r3
 
     for r in net.run(main()):
@@ -243,7 +244,7 @@ def scenario(path, seed, loss=0.1):
 
     async def main():
         await b.create_datagram_endpoint(Collect, local_addr=("0.0.0.0", 7))
-        await a.ping(B_IP, count=10, interval=0.05, timeout=0.5)
+        await ping(a, B_IP, count=10, interval=0.05, timeout=0.5)
         tr, _ = await a.create_datagram_endpoint(Collect, remote_addr=(B_IP, 7))
         for i in range(20):
             tr.sendto(message(i))
@@ -277,7 +278,7 @@ def test_pcap_holds_every_frame_put_on_the_link(tmp_path):
     count = [0]
     link.add_tap(lambda now, frame: count.__setitem__(0, count[0] + 1))
     net.capture(str(path), link)
-    net.run(a.ping(B_IP, count=3, interval=0.1, timeout=0.5))
+    net.run(ping(a, B_IP, count=3, interval=0.1, timeout=0.5))
     net.close()
     frames = list(PcapReader(str(path)))
     assert len(frames) == count[0] >= 2 + 6        # ARP request/reply + 3 echo pairs
@@ -294,7 +295,7 @@ def test_pcap_holds_every_frame_put_on_the_link(tmp_path):
 
 def test_a_lost_frame_can_be_asked_why_and_the_log_exports_jsonl(tmp_path):
     net, a, b, link = two_hosts(seed=7, loss=0.3)
-    result = net.run(a.ping(B_IP, count=20, interval=0.1, timeout=1.0))
+    result = net.run(ping(a, B_IP, count=20, interval=0.1, timeout=1.0))
     assert result.received < result.transmitted
     drops = net.decisions.filter(event="dropped_loss")
     assert drops
@@ -355,7 +356,7 @@ def test_many_short_sleeps_add_up_exactly():
 def test_first_ping_is_not_lost_while_arp_resolves():
     net, a, b, _ = two_hosts()
     lines = []
-    r = net.run(a.ping(B_IP, count=1, timeout=1.0, on_line=lines.append))
+    r = net.run(ping(a, B_IP, count=1, timeout=1.0, on_line=lines.append))
     assert (r.transmitted, r.received) == (1, 1)
     assert a.counters["arp.out_requests"] == 1 and a.counters["arp.queue_overflow"] == 0
     assert any(line.startswith(f"64 bytes from {B_IP}: icmp_seq=1 ") for line in lines)
@@ -392,7 +393,7 @@ def test_two_networks_in_one_process_do_not_affect_each_other(tmp_path):
         net, a, b, link = two_hosts(seed=seed, loss=0.25, jitter_ms=0.3)
         net.capture(str(tmp_path / f"{tag}-{seed}.pcap"), link)
         lines = []
-        task = net.loop.create_task(a.ping(B_IP, count=30, interval=0.1, timeout=0.5,
+        task = net.loop.create_task(ping(a, B_IP, count=30, interval=0.1, timeout=0.5,
                                            on_line=lines.append))
         return net, task, lines
 

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from wirestack.apps.traceroute import traceroute
 from wirestack.iface import Host, HostConfig
 from wirestack.iface.icmp import IcmpErrorReport
 from wirestack.runtime.sim import Network
@@ -150,7 +151,7 @@ def test_traceroute_across_three_routers_prints_each_hop():
     net = Network(seed=1)
     a, routers, b = net.chain(3, delay_ms=1)
     lines = []
-    result = net.run(a.traceroute("198.18.3.2", on_line=lines.append))
+    result = net.run(traceroute(a, "198.18.3.2", on_line=lines.append))
     assert lines[0] == "traceroute to 198.18.3.2 (198.18.3.2), 30 hops max, 60 byte packets"
     assert [line.split()[:2] for line in lines[1:]] == [
         ["1", "198.18.0.2"], ["2", "198.18.1.2"], ["3", "198.18.2.2"], ["4", "198.18.3.2"]]
@@ -162,7 +163,7 @@ def test_traceroute_across_three_routers_prints_each_hop():
     assert b.counters["udp.no_ports"] == 3
 
     lines = []
-    result = net.run(a.traceroute("198.18.3.2", icmp=True, on_line=lines.append))
+    result = net.run(traceroute(a, "198.18.3.2", icmp=True, on_line=lines.append))
     assert result.hop_addresses() == ["198.18.0.2", "198.18.1.2", "198.18.2.2", "198.18.3.2"]
 
 
@@ -170,7 +171,7 @@ def test_traceroute_shows_a_silent_router_as_stars():
     net = Network(seed=1)
     a, routers, b = net.chain(3, delay_ms=1, icmp_errors=[True, False, True])
     lines = []
-    result = net.run(a.traceroute("198.18.3.2", wait=1.0, on_line=lines.append))
+    result = net.run(traceroute(a, "198.18.3.2", wait=1.0, on_line=lines.append))
     assert lines[2] == " 2  * * *"
     assert result.hop_addresses() == ["198.18.0.2", None, "198.18.2.2", "198.18.3.2"]
     assert routers[1].counters["icmp.out_suppressed"] == 3

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from test_tshark import problems, tshark
+from wirestack.apps.traceroute import traceroute
 from wirestack.runtime.sim import Network
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -23,7 +24,7 @@ def test_router_traffic_decodes_with_good_checksums(tmp_path):
     net.capture(middle, net.media[1])
 
     async def main():
-        await a.traceroute("198.18.2.2", wait=1)
+        await traceroute(a, "198.18.2.2", wait=1)
         tr, _ = await a.create_datagram_endpoint(asyncio.DatagramProtocol)
         tr.sendto(bytes(1400), ("198.18.2.2", 9))           # no DF: cut at r1
         tr.sendto(b"x", ("198.19.0.1", 9))                   # no route at r2: net unreachable

@@ -32,7 +32,7 @@ def make(**kw):
     c = Counters()
     nic = Nic(s, "b", MAC_B, got.append, counters=c, **kw)
     m = FakeMedium()
-    nic._attach(m, m.tx)
+    nic.attach(m, m.tx)
     return s, nic, m, got, c
 
 
@@ -60,7 +60,7 @@ def test_short_frames_are_padded_to_the_ethernet_minimum():
 def test_good_frame_is_delivered_without_fcs():
     _, nic, m, got, c = make()
     f = frame(MAC_B)
-    nic._deliver(with_fcs(f), 1, m)
+    nic.deliver(with_fcs(f), 1, m)
     assert got == [f]
     assert not c.nonzero()
 
@@ -69,7 +69,7 @@ def test_fcs_error_is_counted_and_dropped():
     _, nic, m, got, c = make()
     bad = bytearray(with_fcs(frame(MAC_B)))
     bad[20] ^= 0x04
-    nic._deliver(bytes(bad), 7, m)
+    nic.deliver(bytes(bad), 7, m)
     assert got == []
     assert c["eth.rx_fcs_errors"] == 1
     assert m.log.filter(event="fcs_drop")[0]["frame"] == 7
@@ -79,26 +79,26 @@ def test_check_fcs_off_passes_corrupted_frame_up():
     _, nic, m, got, c = make(check_fcs=False)
     bad = bytearray(with_fcs(frame(MAC_B)))
     bad[20] ^= 0x04
-    nic._deliver(bytes(bad), 1, m)
+    nic.deliver(bytes(bad), 1, m)
     assert got == [bytes(bad[:-4])]
     assert c["eth.rx_fcs_errors"] == 0
 
 
 def test_runt_is_dropped():
     _, nic, m, got, c = make()
-    nic._deliver(b"\x01" * 17, 1, m)
+    nic.deliver(b"\x01" * 17, 1, m)
     assert got == [] and c["eth.rx_runts"] == 1
 
 
 def test_address_filter_broadcast_multicast_and_promiscuous():
     _, nic, m, got, c = make()
-    nic._deliver(with_fcs(frame(MAC_A)), 1, m)                        # someone else's
-    nic._deliver(with_fcs(frame(BCAST)), 2, m)                        # broadcast
-    nic._deliver(with_fcs(frame(bytes.fromhex("01005e000001"))), 3, m)  # multicast
+    nic.deliver(with_fcs(frame(MAC_A)), 1, m)                        # someone else's
+    nic.deliver(with_fcs(frame(BCAST)), 2, m)                        # broadcast
+    nic.deliver(with_fcs(frame(bytes.fromhex("01005e000001"))), 3, m)  # multicast
     assert len(got) == 2
     assert c["eth.rx_not_for_us"] == 1
     nic.promiscuous = True
-    nic._deliver(with_fcs(frame(MAC_A)), 4, m)
+    nic.deliver(with_fcs(frame(MAC_A)), 4, m)
     assert len(got) == 3
 
 
@@ -106,7 +106,7 @@ def test_nic_down_neither_sends_nor_receives():
     _, nic, m, got, c = make()
     nic.up = False
     assert nic.send(frame(MAC_A)) is False
-    nic._deliver(with_fcs(frame(MAC_B)), 1, m)
+    nic.deliver(with_fcs(frame(MAC_B)), 1, m)
     assert m.sent == [] and got == []
     assert c["eth.tx_dropped_down"] == 1 and c["eth.rx_dropped_down"] == 1
 
@@ -125,5 +125,5 @@ def test_taps_see_tx_and_rx_without_fcs():
     out = frame(MAC_A)
     nic.send(out)
     inc = frame(MAC_B)
-    nic._deliver(with_fcs(inc), 1, m)
+    nic.deliver(with_fcs(inc), 1, m)
     assert seen == [(0, "tx", out), (0, "rx", inc)]

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from wirestack.apps.ping import ping
 from wirestack.runtime.sim import Network
 from wirestack.trace.pcap import PcapReader, PcapWriter
 from wirestack.wire import parse_frame
@@ -106,8 +107,8 @@ def scenario_pcap(tmp_path_factory):
 
     async def main():
         await b.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", 7))
-        small = await a.ping("198.18.0.2", count=3, interval=0.1, timeout=0.5)
-        big = await a.ping("198.18.0.2", count=2, interval=0.1, size=4000, timeout=0.5)
+        small = await ping(a, "198.18.0.2", count=3, interval=0.1, timeout=0.5)
+        big = await ping(a, "198.18.0.2", count=2, interval=0.1, size=4000, timeout=0.5)
         tr, echo = await a.create_datagram_endpoint(Quiet, remote_addr=("198.18.0.2", 7))
         for size in (0, 10, 700, 1472, 1473, 3000, 9000):
             tr.sendto(bytes(i & 0xFF for i in range(size)))

@@ -14,6 +14,7 @@ import tempfile
 import pytest
 
 import wirestack
+from wirestack.apps.ping import ping
 from wirestack.runtime.sim import Network
 from wirestack.trace.pcapng import PcapngReader
 
@@ -35,7 +36,7 @@ def test_report_from_the_api_is_self_contained(tmp_path):
     with pytest.raises(RuntimeError):
         net.report(str(tmp_path / "none.html"))
     net.record("ping on a lossy wire")
-    net.run(a.ping("198.18.0.2", count=10, interval=0.1, timeout=0.5))
+    net.run(ping(a, "198.18.0.2", count=10, interval=0.1, timeout=0.5))
     net.report(str(tmp_path / "r.html"))
     net.close()
     html = (tmp_path / "r.html").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..apps.ping import ping
 from .common import (SIM_DELAY_MS, SIM_LOSS, add_tap_options, add_wire_options, int_range, ipv4,
                      nonneg, positive_int, run_simulation)
 
@@ -43,9 +44,9 @@ def cmd_ping(args, parser) -> int:
         link = net.link(a, b, delay_ms=args.delay, jitter_ms=args.jitter, loss=args.loss)
         if args.pcap:
             net.capture(args.pcap, link)
-        result = run_simulation(net, a.ping(dst, count=args.count, interval=args.interval,
-                                            size=args.size, timeout=args.timeout, ttl=args.ttl,
-                                            on_line=print_line))
+        result = run_simulation(net, ping(a, dst, count=args.count, interval=args.interval,
+                                          size=args.size, timeout=args.timeout, ttl=args.ttl,
+                                          on_line=print_line))
     return 0 if result.received else 1
 
 

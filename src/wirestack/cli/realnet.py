@@ -444,12 +444,13 @@ async def _get(args, parser) -> int:
 
 
 async def _ping(args, parser) -> int:
+    from ..apps.ping import ping
     from .ping import print_line
     setup = _Setup(args, parser)
     try:
-        result = await setup.runtime.ping(args.destination, count=args.count, interval=args.interval,
-                                          size=args.size, timeout=args.timeout, ttl=args.ttl,
-                                          on_line=print_line)
+        result = await ping(setup.runtime, args.destination, count=args.count,
+                            interval=args.interval, size=args.size, timeout=args.timeout,
+                            ttl=args.ttl, on_line=print_line)
         return 0 if result.received else 1
     finally:
         setup.close()

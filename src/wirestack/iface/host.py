@@ -16,6 +16,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from ..contracts import Transport
 from ..trace.counters import Counters
 from ..trace.events import EventLog
 from ..udp import UdpLayer, UdpSocket
@@ -24,9 +25,9 @@ from ..wire import arp as arp_codec
 from ..wire import icmp as icmp_codec
 from ..wire import ipv4 as ip_codec
 from ..wire.addr import BROADCAST_IP, BROADCAST_MAC, ZERO_MAC, ip_aton, ip_ntoa, mac_aton, parse_cidr, prefix_mask
-from ..wire.checksum import internet_checksum
 from ..wire.errors import MalformedPacket
 from .arp import ArpCache, PendingResolution
+from .forward import Forwarder
 from .fragment import Reassembler, fragment_sizes
 from .icmp import IcmpLayer, PingSocket
 from .routing import RoutingTable
@@ -128,7 +129,6 @@ class Host:
         self._icmp_tokens = float(self.config.icmp_errors_per_second)
         self._icmp_tokens_at = 0
         self._now = 0
-        self._fwd_queued = 0                             # datagrams in all forwarding queues
         self._rx_link_broadcast = False                  # the frame being handled was broadcast
         self.pmtu: dict[bytes, tuple[int, int]] = {}     # dst -> (path MTU, expires), RFC 1191
         self.udp = UdpLayer(self.counters, self.rng, self.ip_output, self.source_for,
@@ -140,6 +140,10 @@ class Host:
         self.tcp = TcpLayer(name=name, counters=self.counters, log=self.log, rng=self.rng,
                             config=self.config.tcp or TcpConfig(), ip_output=self.ip_output,
                             route_source=self.source_for, mtu_for=self.mtu_for)
+        # The router part (RFC 1812): used when config.forwarding is on.
+        self.forwarder = Forwarder(self.config, self.counters, self.log, self.routes,
+                                   self.interfaces, self._broadcasts, self._link_output,
+                                   self._send_icmp_error)
 
     # ------------------------------------------------------------------ configuration
     def add_interface(self, mac, address: str | None, mtu: int = 1500, name: str | None = None,
@@ -323,11 +327,11 @@ class Host:
         if self.reassembler.pending:
             self._reassembly_timers(now)
         if self.udp.outbox:
-            self.udp.flush(now)
+            self.udp.poll(now)
         if self.icmp.outbox:
-            self.icmp.flush(now)
-        if self._fwd_queued:
-            self._drain_forward_queues(now)
+            self.icmp.poll(now)
+        if self.forwarder.queued:
+            self.forwarder.drain(now)
         self.tcp.poll(now)
         while self._loopback:
             batch, self._loopback = self._loopback, []
@@ -338,18 +342,24 @@ class Host:
         return out
 
     def poll_at(self) -> int | None:
-        if self._out or self._loopback or self.udp.outbox or self.icmp.outbox:
-            return self._now
+        if (self._out or self._loopback or self.udp.poll_at() is not None
+                or self.icmp.poll_at() is not None):
+            return self._now   # due at once (DUE_NOW): no later than the clock we were driven with
         t = self.tcp.poll_at()
         # ARP, reassembly and forwarding queues are usually idle: only ask them when they
         # hold something.
         for d in ((self.arp.next_deadline() if self.arp.pending else None),
                   (self.reassembler.next_deadline() if self.reassembler.pending else None),
-                  (min(i.fwd_free_at for i in self.interfaces if i.fwd_queue)
-                   if self._fwd_queued else None)):
+                  (self.forwarder.next_deadline() if self.forwarder.queued else None)):
             if d is not None and (t is None or d < t):
                 t = d
         return t
+
+    @property
+    def transports(self) -> tuple[Transport, ...]:
+        """The transports this host owns, as transmit() and poll_at() drive them: each is
+        given ``poll(now)`` and asked ``poll_at()`` (wirestack.contracts.Transport)."""
+        return (self.udp, self.icmp, self.tcp)
 
     def has_state(self) -> bool:
         """True while any connection, fragment or pending resolution is held."""
@@ -557,7 +567,7 @@ class Host:
             if dst in self._broadcasts:
                 broadcast = True
             elif self.config.forwarding and iface is not None:
-                self._forward(ip, data, now)
+                self.forwarder.forward(ip, data, now, self._rx_link_broadcast)
                 return
             else:
                 # We are a host, not a router (RFC 1122 §3.3.1.1): not for us -> drop.
@@ -589,101 +599,6 @@ class Host:
             if not broadcast:
                 self._send_icmp_error(data, icmp_codec.DEST_UNREACHABLE,
                                       icmp_codec.PROTO_UNREACHABLE, now)
-
-    # ------------------------------------------------------------------ forwarding (router)
-    def _forward(self, ip, data, now: int) -> None:
-        """RFC 1812 §5.2, §5.3: forward a datagram that is not for us. Every outcome has a
-        counter: ip.forw_datagrams, ip.ttl_exceeded, ip.out_no_routes, ip.frag_fails (DF),
-        ip.frag_oks / ip.frag_creates, ip.fwd_queue_drops, ip.in_addr_errors."""
-        counters = self.counters
-        src, dst = ip.src, ip.dst
-        # RFC 1812 §5.3.7: never forward from or to a martian address (nor, §5.3.4, what came
-        # in a link-layer broadcast).
-        if (self._rx_link_broadcast or src[0] in (0, 127) or src[0] >= 224 or src in self._broadcasts
-                or dst[0] in (0, 127) or dst[0] >= 224):
-            counters.incr("ip.in_addr_errors")
-            return
-        datagram = data[:ip.total_length]  # without the link layer's padding
-        # RFC 1812 §5.3.1: a datagram whose TTL would reach 0 dies here, with time exceeded.
-        if ip.ttl <= 1:
-            counters.incr("ip.ttl_exceeded")
-            self.log.record(now, "ttl_exceeded", src=ip_ntoa(src), dst=ip_ntoa(dst))
-            self._send_icmp_error(datagram, icmp_codec.TIME_EXCEEDED, icmp_codec.TTL_EXCEEDED, now)
-            return
-        hop = self.routes.lookup(dst)
-        if hop is None:
-            counters.incr("ip.out_no_routes")
-            self._send_icmp_error(datagram, icmp_codec.DEST_UNREACHABLE,
-                                  icmp_codec.NET_UNREACHABLE, now)
-            return
-        ifindex, next_hop = hop
-        out = self.interfaces[ifindex]
-        hl = ip.header_length
-        if ip.total_length > out.mtu:
-            if ip.df:
-                # RFC 1191 §4: say how big a datagram the next hop takes.
-                counters.incr("ip.frag_fails")
-                # icmp_sent=False is a PMTU black hole: the sender will never know why.
-                self.log.record(now, "frag_needed", src=ip_ntoa(src), dst=ip_ntoa(dst),
-                                size=ip.total_length, mtu=out.mtu, icmp_sent=self.config.icmp_errors)
-                self._send_icmp_error(datagram, icmp_codec.DEST_UNREACHABLE,
-                                      icmp_codec.FRAG_NEEDED, now, next_hop_mtu=out.mtu)
-                return
-            self._forward_fragments(ip, datagram, out, next_hop, now)
-            return
-        header = bytearray(datagram[:hl])
-        header[8] = ip.ttl - 1
-        header[10:12] = b"\0\0"
-        header[10:12] = internet_checksum(header).to_bytes(2, "big")
-        counters["ip.forw_datagrams"] += 1
-        self._forward_out(out, next_hop, bytes(header) + bytes(datagram[hl:]), now)
-
-    def _forward_fragments(self, ip, datagram, out: Interface, next_hop: bytes, now: int) -> None:
-        """RFC 791 §3.2 / RFC 1812 §5.2.6: cut a too-big datagram (perhaps a fragment itself)
-        into pieces that fit ``out``; later pieces carry only the options marked 'copied'."""
-        hl = ip.header_length
-        body = datagram[hl:]
-        n = len(body)
-        rest_options = _copied_options(ip.options)
-        per = (out.mtu - hl) // 8 * 8
-        for off in range(0, n, per):
-            length = min(per, n - off)
-            more = off + length < n or ip.mf
-            header = ip_codec.build_header(ip.src, ip.dst, ip.proto, length, ttl=ip.ttl - 1,
-                                           ident=ip.ident, df=False, mf=more,
-                                           frag_offset=ip.frag_offset + off, tos=ip.tos,
-                                           options=ip.options if off == 0 else rest_options)
-            self.counters.incr("ip.frag_creates")
-            self._forward_out(out, next_hop, header + bytes(body[off:off + length]), now)
-        self.counters.incr("ip.frag_oks")
-        self.counters.incr("ip.forw_datagrams")
-
-    def _forward_out(self, out: Interface, next_hop: bytes, datagram: bytes, now: int) -> None:
-        """Hand a forwarded datagram to the output interface, through its bounded queue when
-        the interface is paced (drop-tail: a full queue refuses the newcomer)."""
-        if out.rate_bps is None:
-            self._link_output(out, next_hop, datagram, now)
-            return
-        q = out.fwd_queue
-        if len(q) >= self.config.forward_queue_limit:
-            out.fwd_queue_drops += 1
-            self.counters.incr("ip.fwd_queue_drops")
-            return
-        q.append((next_hop, datagram))
-        self._fwd_queued += 1
-        if len(q) > out.fwd_queue_peak:
-            out.fwd_queue_peak = len(q)
-
-    def _drain_forward_queues(self, now: int) -> None:
-        """Send what each paced interface has finished serialising by ``now``."""
-        for out in self.interfaces:
-            q = out.fwd_queue
-            while q and out.fwd_free_at <= now:
-                next_hop, datagram = q.popleft()
-                self._fwd_queued -= 1
-                # Ethernet header + FCS (18 bytes) go on the wire too.
-                out.fwd_free_at = now + (len(datagram) + 18) * 8 * SEC // out.rate_bps
-                self._link_output(out, next_hop, datagram, now)
 
     def _reassembly_timers(self, now: int) -> None:
         for (src, dst, proto, ident), first_header in self.reassembler.expire(now):
@@ -775,23 +690,3 @@ class Host:
 
 # RFC 1191 §7, table 7-1: the MTU plateaus to try when a router does not tell.
 _MTU_PLATEAUS = (32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
-
-
-def _copied_options(options: bytes) -> bytes:
-    """The IP options a non-first fragment repeats: those with the 'copied' flag (RFC 791)."""
-    out = bytearray()
-    i = 0
-    while i < len(options):
-        kind = options[i]
-        if kind == 0:
-            break
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= len(options) or options[i + 1] < 2:
-            break
-        length = options[i + 1]
-        if kind & 0x80:
-            out += options[i:i + length]
-        i += length
-    return bytes(out)

@@ -7,6 +7,7 @@ import errno
 from collections import deque
 from typing import Callable
 
+from ..contracts import DUE_NOW
 from ..wire import icmp as icmp_codec
 from ..wire.addr import ip_aton, ip_ntoa
 from ..wire.errors import MalformedPacket
@@ -152,7 +153,12 @@ class IcmpLayer:
         self.error_sockets.append(sock)
         return sock
 
-    def flush(self, now: int) -> None:
+    def poll_at(self) -> int | None:
+        """DUE_NOW while echo requests wait to be sent; no timers (the Transport contract)."""
+        return DUE_NOW if self.outbox else None
+
+    def poll(self, now: int) -> None:
+        """Hand queued echo requests to IP (called by the host's transmit)."""
         if not self.outbox:
             return
         out, self.outbox = self.outbox, []

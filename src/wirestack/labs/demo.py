@@ -10,6 +10,7 @@ import random
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
+from ..apps.ping import ping
 from ..runtime.sim import Network
 from . import observe
 from ..trace.marked import MarkedTrace
@@ -180,10 +181,10 @@ def run_demo(opt: DemoOptions) -> DemoResult:
 
     async def main():
         # 1. ping: the first request waits in the ARP queue, it is not lost.
-        ping = await a.ping("198.18.0.2", count=opt.pings, interval=0.2, timeout=1.0,
-                            on_line=res.ping_lines.append)
-        res.ping_transmitted, res.ping_received = ping.transmitted, ping.received
-        res.ping_rtts_ms = list(ping.rtts_ms)
+        echo = await ping(a, "198.18.0.2", count=opt.pings, interval=0.2, timeout=1.0,
+                          on_line=res.ping_lines.append)
+        res.ping_transmitted, res.ping_received = echo.transmitted, echo.received
+        res.ping_rtts_ms = list(echo.rtts_ms)
 
         # 2. UDP: an echo service, then a datagram to a closed port (ICMP port unreachable).
         await b.create_datagram_endpoint(_UdpEcho, local_addr=("0.0.0.0", 7))

@@ -98,6 +98,8 @@ class StreamDevice:
     A closed wire makes ``read_frames`` raise :class:`ConnectionError`.
     """
 
+    offload = False   # plain frames: no virtio-net header (wirestack.contracts.PolledDevice)
+
     def __init__(self, spec: str, send_timeout: float = 5.0, connect_timeout: float = 5.0):
         family, addr = parse_spec(spec)
         self.spec = spec
@@ -150,6 +152,8 @@ class StreamDevice:
             return False
         self.tx_frames += 1
         return True
+
+    send = write   # the Device contract's verb for "frame out" (wirestack.contracts)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -275,6 +275,8 @@ class TapDevice:
         self.tx_frames += 1
         return True
 
+    send = write   # the Device contract's verb for "frame out" (wirestack.contracts)
+
     def _vnet_header(self, frame) -> bytes:
         """The virtio-net header of a TCP/IPv4 super-segment (larger than the MTU): ask the
         kernel to cut it into MTU-sized segments (GSO_TCPV4, each carrying gso_size payload

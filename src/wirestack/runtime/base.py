@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from . import datagram, streams
+from . import datagram, resolver, streams
 
 if TYPE_CHECKING:
     from ..iface import Host
@@ -57,8 +57,7 @@ class RuntimeHost:
     async def getaddrinfo(self, name: str, servers: list[str] | None = None) -> list[str]:
         """The IPv4 addresses of ``name`` (an address is returned as it is), from a DNS query
         to ``servers`` or ``host.dns_servers``; ``socket.gaierror`` when it cannot be found."""
-        from ..apps.dns import resolve
-        return await resolve(self, name, servers)
+        return await resolver.resolve(self, name, servers)
 
     async def start_server(self, client_connected_cb, host: str | int | None = None,
                            port: int | str | None = None, **kw):
@@ -71,20 +70,6 @@ class RuntimeHost:
 
     def ping_socket(self) -> datagram.AsyncPingSocket:
         return datagram.AsyncPingSocket(self)
-
-    async def ping(self, dst: str, count: int = 4, interval: float = 1.0, size: int = 56,
-                   timeout: float = 2.0, on_line=None, ttl: int | None = None, **kw):
-        from ..apps.ping import ping
-        return await ping(self, dst, count=count, interval=interval, size=size,
-                          timeout=timeout, on_line=on_line, ttl=ttl, **kw)
-
-    async def traceroute(self, dst: str, *, max_hops: int = 30, queries: int = 3, wait: float = 5.0,
-                         icmp: bool = False, size: int = 60, on_line=None):
-        """traceroute(8) from this host: UDP probes (``icmp=True``: echo requests) with
-        TTL 1, 2, ...; returns a TracerouteResult, ``on_line`` gets the printed lines."""
-        from ..apps.traceroute import traceroute
-        return await traceroute(self, dst, max_hops=max_hops, queries=queries, wait=wait,
-                                icmp=icmp, size=size, on_line=on_line)
 
     async def resolve(self, ip: str, timeout: float = 5.0) -> str | None:
         """ARP-resolve ``ip`` (on a connected network): its MAC as 'aa:bb:..', or None when

@@ -25,19 +25,22 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..contracts import PolledDevice
+from ..iface import Host
 from .base import RuntimeHost
+from .driver import Driver
 
 BATCH = 64    # frames read per wake-up before the host is asked for output (and ACKs)
 
 
 class RealtimeHost(RuntimeHost):
-    def __init__(self, host, device, loop: asyncio.AbstractEventLoop | None = None, taps=(),
-                 more_devices=()):
+    def __init__(self, host: Host, device: PolledDevice,
+                 loop: asyncio.AbstractEventLoop | None = None, taps=(), more_devices=()):
         self.host = host
-        # Answer a batch of segments once, at the _service() that follows it (see BATCH).
+        # Answer a batch of segments once, at the driver's service() that follows it (see BATCH).
         host.tcp.defer_output = True
         self.device = device
-        self.devices = [device, *more_devices]   # devices[i] carries host interface i
+        self.devices: list[PolledDevice] = [device, *more_devices]   # devices[i]: interface i
         self.offload = any(getattr(d, "offload", False) for d in self.devices)
         if self.offload:
             # The device segments for us (TSO): TCP may hand it super-segments of up to
@@ -47,9 +50,13 @@ class RealtimeHost(RuntimeHost):
                 iface.tso = bool(getattr(dev, "offload", False))
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
-        self._service_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: int | None = None
+        ev = self.loop
+        # A loop timer that fires early is kept (see runtime/driver.py); a deadline already
+        # due is served 1 µs later.
+        self.driver = Driver(host, time.monotonic_ns, [d.send for d in self.devices],
+                             ev.call_soon, lambda t, fn: ev.call_at(t / 1e9, fn),
+                             soonest=1000, exact=False, taps=self.taps)
+        self.driver.active = False
         self._started = False
         self.device_error: OSError | None = None   # why the device stopped (wire closed ...)
 
@@ -59,6 +66,7 @@ class RealtimeHost(RuntimeHost):
     def start(self) -> None:
         if not self._started:
             self._started = True
+            self.driver.start()
             for ifindex, device in enumerate(self.devices):
                 self.loop.add_reader(device.fileno(), self._on_readable, ifindex)
             self.kick()
@@ -68,9 +76,7 @@ class RealtimeHost(RuntimeHost):
             self._started = False
             for device in self.devices:
                 self.loop.remove_reader(device.fileno())
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self.driver.stop()
 
     def _on_readable(self, ifindex: int = 0) -> None:
         host = self.host
@@ -85,7 +91,7 @@ class RealtimeHost(RuntimeHost):
                     for tap in taps:
                         tap(now, "rx", frame)
                     receive(frame, now, ifindex, checksum_ok)
-                self._service()
+                self.driver.service()
                 self._after_tasks()
                 return
             frames = device.read_frames(BATCH)
@@ -100,52 +106,19 @@ class RealtimeHost(RuntimeHost):
                 for tap in taps:
                     tap(now, "rx", frame)
             receive(frame, now, ifindex)
-        self._service()
+        self.driver.service()
         self._after_tasks()
 
     def _after_tasks(self) -> None:
-        """Queue one more _service behind the tasks the batch just woke (their wake-ups were
-        queued by _service, so this handle runs after them in the same loop iteration):
+        """Queue one more service behind the tasks the batch just woke (their wake-ups were
+        queued by the service, so this handle runs after them in the same loop iteration):
         what they write -- an echo's reply, a response -- then leaves without waiting for
         an extra turn of the loop (and an extra epoll_wait) that their own kick() would
         take.  When no task writes, it finds nothing to send."""
         self.kick()
 
     def kick(self) -> None:
-        if not self._service_scheduled:
-            self._service_scheduled = True
-            self.loop.call_soon(self._service)
-
-    def _service(self) -> None:
-        self._service_scheduled = False
-        if not self._started:
-            return  # a kick() queued before stop(): the device (and pcap) may be closed
-        now = time.monotonic_ns()
-        devices = self.devices
-        taps = self.taps
-        for ifindex, frame in self.host.transmit(now):
-            if taps:
-                for tap in taps:
-                    tap(now, "tx", frame)
-            devices[ifindex].write(frame)
-        t = self.host.poll_at()
-        if t is None:
-            return
-        at = self._timer_at
-        if at is not None and at <= t:
-            # The armed timer fires no later than needed: keep it.  Re-arming on every
-            # wake-up (the retransmission deadline moves with each ACK) would cancel and
-            # allocate a loop timer per batch; an early firing just polls and re-arms.
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = t
-        self._timer = self.loop.call_at(max(t, now + 1000) / 1e9, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._service()
+        self.driver.kick()
 
 
 def attach_to_wire(spec: str, address: str, *, name: str = "wirestack", mac: bytes | None = None,

@@ -5,8 +5,8 @@
     b = net.host("b", "198.18.0.2/24")
     net.link(a, b, delay_ms=5, loss=0.01)
 
-    async def main():
-        result = await a.ping("198.18.0.2", count=3)
+    async def main():          # apps take the host they run on: apps.ping.ping(a, ...)
+        result = await ping(a, "198.18.0.2", count=3)
         ...
     net.run(main())
 
@@ -23,11 +23,11 @@ from typing import Any
 
 from ..iface import Host, HostConfig
 from ..sim import DecisionLog, Hub, Link, LinkParams, Nic, Scheduler, Switch
-from ..sim.scheduler import Handle
 from ..trace.capture import Capture, capture_format
 from ..trace.pcap import PcapWriter
 from ..units import MS, SEC
 from .base import RuntimeHost
+from .driver import Driver
 from .vloop import VirtualTimeLoop
 
 _PARAM_ALIASES = {"delay_ms": ("delay", MS), "jitter_ms": ("jitter", MS),
@@ -56,9 +56,10 @@ class SimHost(RuntimeHost):
         self.net = net
         self.host = host
         self.nics: list[Nic] = []
-        self._service_pending = False
-        self._timer: Handle | None = None
-        self._timer_at: int | None = None
+        sched = net.sched
+        # Frames leave through the NICs; the host's deadlines are met exactly in virtual time.
+        self.driver = Driver(host, sched.time, [], sched.call_soon, sched.call_at,
+                             soonest=1, exact=True)
 
     def __repr__(self) -> str:
         return f"<SimHost {self.host.name} {self.host.addresses}>"
@@ -71,7 +72,7 @@ class SimHost(RuntimeHost):
                       check_fcs: bool = True, rate_mbps: float | None = None) -> Nic:
         """Another interface (a NIC not yet attached to a medium). ``rate_mbps`` paces what
         a router forwards out of it through its bounded queue."""
-        mac = mac if mac is not None else self.net._next_mac()
+        mac = mac if mac is not None else self.net.next_mac()
         rate = None if rate_mbps is None else int(rate_mbps * 1_000_000)
         ifindex = self.host.add_interface(mac, address, mtu=mtu, rate_bps=rate)
         iface = self.host.interfaces[ifindex]
@@ -79,6 +80,7 @@ class SimHost(RuntimeHost):
                   on_receive=partial(self._on_frame, ifindex),
                   counters=self.host.counters, check_fcs=check_fcs)
         self.nics.append(nic)
+        self.driver.sends.append(nic.send)
         self.kick()  # the gratuitous ARP announcement goes out at once
         return nic
 
@@ -95,36 +97,11 @@ class SimHost(RuntimeHost):
     # -- driving the sans-I/O host --------------------------------------------------------
     def _on_frame(self, ifindex: int, frame: bytes) -> None:
         self.host.receive(frame, self.net.sched.now, ifindex)
-        self.kick()
+        self.driver.kick()
 
     def kick(self) -> None:
         """Have the host transmit at the current instant (once, however many asked)."""
-        if not self._service_pending:
-            self._service_pending = True
-            self.net.sched.call_at(self.net.sched.now, self._service)
-
-    def _service(self) -> None:
-        self._service_pending = False
-        sched = self.net.sched
-        now = sched.now
-        nics = self.nics
-        for ifindex, frame in self.host.transmit(now):
-            nics[ifindex].send(frame)
-        t = self.host.poll_at()
-        if t is None:
-            return
-        if t <= now:
-            t = now + 1  # due again already: come back at the next instant, never spin
-        if self._timer_at != t:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = t
-            self._timer = sched.call_at(t, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._service()
+        self.driver.kick()
 
     def wake(self) -> None:
         self.net.loop.wake()
@@ -149,7 +126,8 @@ class Network:
         self.recorder: Any = None     # a RunRecorder, once record() is called
 
     # -- building -------------------------------------------------------------------------
-    def _next_mac(self) -> bytes:
+    def next_mac(self) -> bytes:
+        """A fresh MAC address for a new interface (02:00:5e:00:xx:xx, in creation order)."""
         self._macs += 1
         # Locally administered unicast addresses (bit 1 of the first byte set).
         return bytes([0x02, 0x00, 0x5E, 0x00, self._macs >> 8, self._macs & 0xFF])

@@ -3,7 +3,9 @@ switch), impairment models, scripted faults and the decision log."""
 
 from .decisions import DecisionLog, fmt_time
 from .impair import Fault, LinkParams
-from .media import Hub, Link, LinkDirection, Switch
+from .hub import Hub
+from .link import Link, LinkDirection
+from .switch import Switch
 from ..wire.checksum import check_fcs as fcs_ok
 from ..wire.checksum import fcs
 from .nic import Nic

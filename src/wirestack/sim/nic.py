@@ -63,7 +63,7 @@ class Nic:
 
     # -- wiring (called by the media) ------------------------------------------------------
 
-    def _attach(self, medium, tx: Callable[[bytes], object]) -> None:
+    def attach(self, medium, tx: Callable[[bytes], object]) -> None:
         if self._tx is not None:
             raise RuntimeError(f"NIC {self.name} is already attached to {self.medium!r}")
         self.medium = medium
@@ -118,7 +118,7 @@ class Nic:
 
     # -- receive (called by the medium) ----------------------------------------------------
 
-    def _deliver(self, data: bytes, fid: int, medium) -> None:
+    def deliver(self, data: bytes, fid: int, medium) -> None:
         if not self.up:
             self.counters.incr("eth.rx_dropped_down")
             self._drop(medium, fid, "nic_down")

@@ -62,6 +62,18 @@ class Scheduler:
         heappush(self._heap, (t, self._seq, h))
         return h
 
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> Handle:
+        """Run ``fn(*args)`` at the current instant, after what is already due now."""
+        t = self.now
+        h = Handle(t, fn, args)
+        self._seq += 1
+        heappush(self._heap, (t, self._seq, h))
+        return h
+
+    def time(self) -> int:
+        """The virtual clock as a function, for code that takes a clock."""
+        return self.now
+
     def call_later(self, dt: int, fn: Callable[..., Any], *args: Any) -> Handle:
         """Run ``fn(*args)`` ``dt`` ns from now."""
         if dt < 0:

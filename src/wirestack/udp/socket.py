@@ -11,6 +11,7 @@ import errno
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from ..contracts import DUE_NOW
 from ..wire import udp as udp_codec
 from ..wire.bytes_like import BytesLike
 from ..wire.addr import ANY_IP, BROADCAST_IP, ip_aton, ip_ntoa
@@ -190,7 +191,11 @@ class UdpLayer:
                 return port
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
 
-    def flush(self, now: int) -> None:
+    def poll_at(self) -> int | None:
+        """DUE_NOW while datagrams wait to be sent; UDP has no timers (the Transport contract)."""
+        return DUE_NOW if self.outbox else None
+
+    def poll(self, now: int) -> None:
         """Hand queued datagrams to IP (called by the host's transmit)."""
         if not self.outbox:
             return

@@ -84,7 +84,7 @@ class Port:
     def close(self) -> None:
         raise NotImplementedError
 
-    def _inject(self, st: Station, frame: bytes) -> None:
+    def inject_frame(self, st: Station, frame: bytes) -> None:
         if len(frame) < ETH_HLEN:
             self.counters.incr("rx_runts")    # not even an Ethernet header: not a frame
             return
@@ -255,10 +255,10 @@ class _StreamClient:
             frames = self.decoder.feed(data)
         except FramingError as e:
             for f in e.frames:
-                self.port._inject(self.st, f)
+                self.port.inject_frame(self.st, f)
             self.close("bad_length", str(e))
             return
-        inject = self.port._inject
+        inject = self.port.inject_frame
         st = self.st
         for f in frames:
             inject(st, f)
@@ -372,7 +372,7 @@ class TapPort(Port):
             self.loop.remove_reader(tap.fileno())
             return
         for f in frames:
-            self._inject(st, f)
+            self.inject_frame(st, f)
 
     def _deliver(self, frame: bytes) -> None:
         tap = self.tap
@@ -478,7 +478,7 @@ class PacketPort(Port):
                 return
             if addr[2] == PACKET_OUTGOING:
                 continue            # our own write (or the host's own transmit) seen again
-            self._inject(st, data)
+            self.inject_frame(st, data)
 
     def _deliver(self, frame: bytes) -> None:
         sock = self.sock
@@ -568,7 +568,7 @@ class PcapPort(Port):
     def _send(self, frame: bytes) -> None:
         assert self.st is not None, "close() cancels the pending send before it frees the station"
         self.sent += 1
-        self._inject(self.st, frame)
+        self.inject_frame(self.st, frame)
         self._next()
 
     def _discard(self, frame: bytes) -> None:
