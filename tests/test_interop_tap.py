@@ -9,9 +9,10 @@ removed by serve itself):
 
 and the stock Linux tools (ping, nc, curl, iperf3, a Python socket client, ss) talk to it
 from inside that namespace.  tshark captures the kernel side of the TAP for the whole
-module; the last test checks that capture: no malformed frame and no bad IP/TCP/UDP/ICMP
-checksum (checksum validation switched on).  A negative control proves that the filter
-really catches a bad checksum.
+module; the last test checks that capture: no bad IP/TCP/UDP/ICMP checksum (one tshark pass
+with checksum validation switched on) and no malformed frame (a second pass without it, so
+TCP reassembly sees every segment: see bad_frames).  Negative controls prove that the
+filter really catches a bad checksum or a truncated header.
 
 The other direction (wirestack as the client) uses namespaces of its own:
 `wirestack ping --tap wstap1 --netns ws-io2-<pid>` pings the kernel, and `wirestack get
