@@ -124,8 +124,10 @@ KERNEL_OFFLOADED = (f'(ip.src == {KERNEL_IP} || (ip.src == {WS_IP} && tcp && fra
                     '&& (tcp.checksum.status == "Bad" || udp.checksum.status == "Bad")')
 
 
-CHECKSUM_BAD = ('ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || '
-                'udp.checksum.status == "Bad" || icmp.checksum.status == "Bad"')
+# The "bad checksum" expert items, not tcp.checksum.status: Wireshark sets that status "Bad"
+# for Linux's valid 0xFFFF too (RFC 1624), with only a warning.
+CHECKSUM_BAD = ('ip.checksum_bad.expert || tcp.checksum_bad.expert || udp.checksum.bad || '
+                'icmp.checksum.status == "Bad"')
 
 
 def _tshark_frames(pcap: str, opts: list[str], display_filter: str) -> dict[int, str]:
@@ -395,7 +397,11 @@ def _write_pcap(path, frames) -> None:
 
 def test_capture_filter_negative_control(tmp_path):
     require_tools("tshark")
-    good = [_frame(17, _l4(17, b"hello")), _frame(6, _l4(6, b"data")), _frame(1, _icmp_echo(b"abcdefgh"))]
+    # The last good frame: a TCP checksum of 0xFFFF instead of 0x0000, as Linux sends (RFC 1624).
+    zero_sum = _l4(6, b"\0\0")[16:18]   # as payload, makes the one's-complement sum zero
+    good = [_frame(17, _l4(17, b"hello")), _frame(6, _l4(6, b"data")), _frame(1, _icmp_echo(b"abcdefgh")),
+            _frame(6, _l4(6, zero_sum))]
+    assert _l4(6, zero_sum)[16:18] == b"\xff\xff"
     cases = {
         "bad IPv4 header checksum": _frame(17, _l4(17, b"hello"), bad_ip=True),
         "bad UDP checksum": _frame(17, _l4(17, b"hello", bad=True)),
