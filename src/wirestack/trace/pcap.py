@@ -32,11 +32,11 @@ _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 
 
-class PcapWriter:
-    """Write frames to a classic pcap file (``file_or_path``: a path or a binary file)."""
+class CaptureFile:
+    """What every capture writer shares: a path (opened and closed here) or a binary file the
+    caller owns (only flushed here), a packet count, close() once, use as a context manager."""
 
-    def __init__(self, file_or_path, snaplen: int = 65535, linktype: int = LINKTYPE_ETHERNET,
-                 nanosecond: bool = False):
+    def __init__(self, file_or_path, snaplen: int):
         if snaplen <= 0:
             raise ValueError("snaplen must be positive")
         if hasattr(file_or_path, "write"):
@@ -46,11 +46,37 @@ class PcapWriter:
             self._f = open(file_or_path, "wb")
             self._owns = True
         self.snaplen = snaplen
+        self.count = 0
+        self.closed = False
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._owns:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PcapWriter(CaptureFile):
+    """Write frames to a classic pcap file (``file_or_path``: a path or a binary file)."""
+
+    def __init__(self, file_or_path, snaplen: int = 65535, linktype: int = LINKTYPE_ETHERNET,
+                 nanosecond: bool = False):
+        super().__init__(file_or_path, snaplen)
         self.linktype = linktype
         self.nanosecond = nanosecond
         self._div = 1 if nanosecond else 1000   # ns -> fraction-of-second units
-        self.count = 0
-        self.closed = False
         self._f.write(_GLOBAL.pack(MAGIC_NS if nanosecond else MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
 
     def write(self, now_ns: int, frame) -> None:
@@ -66,24 +92,6 @@ class PcapWriter:
         f.write(_RECORD.pack(sec, frac // self._div, cap, n))
         f.write(frame if cap == n else bytes(frame[:cap]))
         self.count += 1
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self._owns:
-            self._f.close()
-        else:
-            self._f.flush()
-
-    def __enter__(self) -> "PcapWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class PcapReader:

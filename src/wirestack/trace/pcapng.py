@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO, Iterator, NamedTuple
 
-from .pcap import LINKTYPE_ETHERNET
+from .pcap import LINKTYPE_ETHERNET, CaptureFile
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -54,7 +54,7 @@ def _block(btype: int, body: bytes) -> bytes:
     return _BLOCK_HEAD.pack(btype, total) + body + _U32.pack(total)
 
 
-class PcapngWriter:
+class PcapngWriter(CaptureFile):
     """Write packets to a pcapng file (``file_or_path``: a path or a binary file).
 
     ``interfaces`` names the capture points (one Interface Description Block each);
@@ -62,19 +62,9 @@ class PcapngWriter:
 
     def __init__(self, file_or_path, interfaces: list[str] | tuple[str, ...] = ("wire",),
                  snaplen: int = 65535, linktype: int = LINKTYPE_ETHERNET):
-        if snaplen <= 0:
-            raise ValueError("snaplen must be positive")
         if not interfaces:
             raise ValueError("at least one interface")
-        if hasattr(file_or_path, "write"):
-            self._f: BinaryIO = file_or_path
-            self._owns = False
-        else:
-            self._f = open(file_or_path, "wb")
-            self._owns = True
-        self.snaplen = snaplen
-        self.count = 0
-        self.closed = False
+        super().__init__(file_or_path, snaplen)
         self.interfaces = list(interfaces)
         shb = struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + _OPT.pack(OPT_END, 0)
         out = [_block(SHB, shb)]
@@ -108,24 +98,6 @@ class PcapngWriter:
                 + bytes(_pad(cap)) + opts)
         self._f.write(_block(EPB, body))
         self.count += 1
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self._owns:
-            self._f.close()
-        else:
-            self._f.flush()
-
-    def __enter__(self) -> "PcapngWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class Packet(NamedTuple):
