@@ -20,7 +20,7 @@ from ..runtime.sim import Network
 from ..units import SEC
 from . import observe
 from .lab import conclusion
-from .transfer import TransferResult
+from .transfer import TransferResult, run_transfer_task
 
 
 # ----------------------------------------------------------------------------- traceroute
@@ -148,17 +148,7 @@ def routed_transfer(size: int, *, seed: int = 1, mtu=(1500, 576, 1500), icmp_err
             res.virtual_seconds = net.now / SEC
             res.sender = sock.stats()
 
-    try:
-        net.run(main(), timeout=deadline)
-    except asyncio.TimeoutError:
-        res.error = f"stalled: {res.received} of {size} bytes after {deadline:g} s"
-    except OSError as exc:
-        res.error = f"{type(exc).__name__}: {exc}"
-    for server in servers:  # a stalled receiver is still waiting: end it before closing
-        for task in list(server.tasks):
-            task.cancel()
-        if server.tasks:
-            net.run(asyncio.sleep(0))
+    run_transfer_task(net, main(), res, size, deadline, servers)
     res.counters = {name: h.counters.nonzero() for name, h in net.hosts.items()}
     observe.finish(watch, res)
     net.close()

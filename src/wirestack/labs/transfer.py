@@ -128,8 +128,23 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
         writer.close()
         server.close()
 
+    run_transfer_task(net, main(), res, size, deadline, servers)
+    res.counters = {"a": a.counters.nonzero(), "b": b.counters.nonzero()}
+    tally: dict[str, int] = {}
+    for e in net.decisions.entries:
+        tally[e["event"]] = tally.get(e["event"], 0) + 1
+    res.decisions = tally
+    observe.finish(watch, res)
+    net.close()
+    return res
+
+
+def run_transfer_task(net, coro, res: TransferResult, size: int, deadline: float, servers) -> None:
+    """Run a transfer's coroutine to its end or ``deadline`` (virtual seconds); a stall or a
+    socket error becomes ``res.error``. The receivers still waiting are ended before the
+    caller closes the network."""
     try:
-        net.run(main(), timeout=deadline)
+        net.run(coro, timeout=deadline)
     except asyncio.TimeoutError:
         res.error = f"stalled: {res.received} of {size} bytes after {deadline:g} s"
     except OSError as exc:
@@ -139,11 +154,3 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
             task.cancel()
         if server.tasks:
             net.run(asyncio.sleep(0))
-    res.counters = {"a": a.counters.nonzero(), "b": b.counters.nonzero()}
-    tally: dict[str, int] = {}
-    for e in net.decisions.entries:
-        tally[e["event"]] = tally.get(e["event"], 0) + 1
-    res.decisions = tally
-    observe.finish(watch, res)
-    net.close()
-    return res
