@@ -1,6 +1,7 @@
 """`make demo` installs only what the demo needs (the core and the plot extra), so a first
 `make demo` is quick; `make test` installs the dev extra (the test extra plus ruff and mypy)."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +15,11 @@ def _dry_run(target: str) -> str:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     # -n: print the commands without running them; -B: as if nothing were installed yet.
-    return subprocess.run(["make", "-n", "-B", target], cwd=REPO, capture_output=True, text=True,
-                          check=True, timeout=30).stdout
+    # Run under `make test` itself, a child make would print "Entering directory" lines
+    # (MAKELEVEL/MAKEFLAGS are inherited): drop them, and ask for no directory lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "--no-print-directory", "-n", "-B", target], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True, timeout=30).stdout
 
 
 def test_make_demo_installs_core_and_plot_only():
