@@ -50,12 +50,16 @@ def lan(tmp_path):
 def serve(spec: str, *extra: str) -> subprocess.Popen:
     """serve prints its address and services, then `ready` as the last start-up line."""
     s = ws("serve", "--wire", spec, "--ip", "198.18.0.2/24", "--mac", "02:00:00:00:00:02", *extra)
-    lines = [readline(s)]        # waits (at most 10 s) for the first line
-    # The rest came with it, already in the file object's buffer where select() cannot see it.
-    while lines[-1] != "ready":
-        assert lines[-1], f"serve ended before ready: {lines} {s.stderr.read()}"
-        lines.append(s.stdout.readline().strip())
-    assert lines[0] == f"wirestack 198.18.0.2/24 (02:00:00:00:00:02) on wire {spec}", lines
+    try:
+        lines = [readline(s)]        # waits (at most 10 s) for the first line
+        # The rest came with it, already in the file object's buffer where select() cannot see it.
+        while lines[-1] != "ready":
+            assert lines[-1], f"serve ended before ready: {lines} {s.stderr.read()}"
+            lines.append(s.stdout.readline().strip())
+        assert lines[0] == f"wirestack 198.18.0.2/24 (02:00:00:00:00:02) on wire {spec}", lines
+    except BaseException:
+        stop(s)                      # a failed start-up check leaves no serve running
+        raise
     return s
 
 
