@@ -19,6 +19,8 @@ from wirestack.labs.demo import DemoOptions, run_demo
 from wirestack.runtime.sim import Network
 from wirestack.trace.pcapng import PcapngReader, PcapngWriter
 
+from sim_transfer import send_to_sink
+
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed: apt-get install tshark")
 
@@ -95,19 +97,7 @@ def _nic_capture(path):
     net.link(a, b, delay_ms=5, loss=0.2, corrupt=0.05, rate_mbps=10)
     net.capture(str(path), b)
 
-    async def main():
-        async def sink(reader, writer):
-            while await reader.read(65536):
-                pass
-            writer.close()
-        await b.start_server(sink, 80)
-        reader, writer = await a.open_connection("198.18.0.2", 80)
-        writer.write(bytes(50_000))
-        writer.write_eof()
-        await writer.drain()
-        await reader.read()
-    net.run(main())
-    net.settle()
+    send_to_sink(net, a, b, 50_000)
     counts = {"b_rx": b.nics[0].rx_frames, "b_tx": b.nics[0].tx_frames,
               "lost_to_b": {e["frame"] for e in net.decisions
                             if (e["event"] == "dropped_loss" and e["src"] == "a.eth0") or e["event"] == "fcs_drop"

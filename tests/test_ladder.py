@@ -15,6 +15,8 @@ from wirestack.sim import Fault
 from wirestack.trace.ladder import svg_ladder, text_ladder
 from wirestack.trace.record import RunRecorder
 
+from sim_transfer import send_to_sink
+
 
 def run(check_fcs=True, **link):
     net = Network(seed=2)
@@ -25,19 +27,7 @@ def run(check_fcs=True, **link):
                          nth=1, name="first SYN"))
     rec = RunRecorder(net, title="test")
 
-    async def main():
-        async def sink(reader, writer):
-            while await reader.read(65536):
-                pass
-            writer.close()
-        await b.start_server(sink, 80)
-        reader, writer = await a.open_connection("198.18.0.2", 80)
-        writer.write(bytes(40_000))
-        writer.write_eof()
-        await writer.drain()
-        await reader.read()
-    net.run(main())
-    net.settle()
+    send_to_sink(net, a, b, 40_000)
     data = rec.data()
     net.close()
     return data

@@ -13,6 +13,8 @@ from wirestack.runtime.sim import Network
 from wirestack.sim import Fault
 from wirestack.trace.pcap import PcapReader
 
+from sim_transfer import send_to_sink
+
 
 def cli(args, cwd):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(wirestack.__file__)))
@@ -29,19 +31,7 @@ def transfer(path, fault=None):
         link.add_fault(fault)
     net.capture(str(path), link)
 
-    async def main():
-        async def sink(reader, writer):
-            while await reader.read(65536):
-                pass
-            writer.close()
-        await b.start_server(sink, 80)
-        reader, writer = await a.open_connection("198.18.0.2", 80)
-        writer.write(bytes(60_000))
-        writer.write_eof()
-        await writer.drain()
-        await reader.read()
-    net.run(main())
-    net.settle()
+    send_to_sink(net, a, b, 60_000)
     decisions = list(net.decisions)
     net.close()
     with PcapReader(str(path)) as r:
