@@ -383,13 +383,7 @@ class DhcpServerService:
 
     def _on_event(self) -> None:
         now = self.rt.now_ns()
-        while True:
-            try:
-                data, _ = self.sock.recvfrom()
-            except BlockingIOError:
-                break
-            except OSError:
-                continue
+        for data in _pending_datagrams(self.sock):
             for dst, reply in self.server.handle(data, now):
                 self.sock.sendto(reply, (ip_ntoa(dst), d.CLIENT_PORT))
         self.rt.kick()
@@ -453,13 +447,7 @@ class DhcpClientService:
         client.start(rt.now_ns())
         while True:
             now = rt.now_ns()
-            while True:
-                try:
-                    data, _ = self.sock.recvfrom()
-                except BlockingIOError:
-                    break
-                except OSError:
-                    continue
+            for data in _pending_datagrams(self.sock):
                 client.receive(data, now)
             for dst, payload in client.poll(now):
                 self.sock.sendto(payload, (ip_ntoa(dst), d.SERVER_PORT))
@@ -500,3 +488,16 @@ async def dhcp_client(rt, ifindex: int = 0, timeout: float | None = 60.0,
         svc.close()
         raise TimeoutError(f"no DHCP lease after {timeout:g} s") from None
     return svc
+
+
+def _pending_datagrams(sock):
+    """Every datagram waiting on ``sock`` now; an ICMP error queued on it (an OSError) is
+    skipped, as DHCP retransmits by its own timers."""
+    while True:
+        try:
+            data, _ = sock.recvfrom()
+        except BlockingIOError:
+            return
+        except OSError:
+            continue
+        yield data
