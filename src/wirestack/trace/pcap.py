@@ -94,9 +94,9 @@ class PcapWriter(CaptureFile):
         self.count += 1
 
 
-class PcapReader:
-    """Iterate ``(ts_ns, frame_bytes)`` over a classic pcap file, either byte order, either
-    timestamp resolution."""
+class CaptureReader:
+    """What every capture reader shares: a path (opened and closed here) or a binary file the
+    caller owns (left open), use as a context manager."""
 
     def __init__(self, file_or_path):
         if hasattr(file_or_path, "read"):
@@ -105,6 +105,24 @@ class PcapReader:
         else:
             self._f = open(file_or_path, "rb")
             self._owns = True
+
+    def close(self) -> None:
+        if self._owns:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PcapReader(CaptureReader):
+    """Iterate ``(ts_ns, frame_bytes)`` over a classic pcap file, either byte order, either
+    timestamp resolution."""
+
+    def __init__(self, file_or_path):
+        super().__init__(file_or_path)
         head = self._f.read(24)
         if len(head) < 24:
             raise ValueError("not a pcap file: shorter than the 24-byte global header")
@@ -135,13 +153,3 @@ class PcapReader:
             if len(data) < cap:
                 raise ValueError("truncated pcap record")
             yield sec * SEC + frac * self._mul, data
-
-    def close(self) -> None:
-        if self._owns:
-            self._f.close()
-
-    def __enter__(self) -> "PcapReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -20,9 +20,9 @@ simulation gives a byte-identical file.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
-from .pcap import LINKTYPE_ETHERNET, CaptureFile
+from .pcap import LINKTYPE_ETHERNET, CaptureFile, CaptureReader
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -108,18 +108,13 @@ class Packet(NamedTuple):
     direction: str | None
 
 
-class PcapngReader:
+class PcapngReader(CaptureReader):
     """Iterate the Enhanced Packet Blocks of a little-endian pcapng file written with
     nanosecond (or the default microsecond) timestamps: :class:`Packet` tuples. Blocks of
     other types are skipped."""
 
     def __init__(self, file_or_path):
-        if hasattr(file_or_path, "read"):
-            self._f: BinaryIO = file_or_path
-            self._owns = False
-        else:
-            self._f = open(file_or_path, "rb")
-            self._owns = True
+        super().__init__(file_or_path)
         self.interfaces: list[str] = []
         self._resol: list[int] = []
 
@@ -175,13 +170,3 @@ class PcapngReader:
             out.append((code, body[off + 4:off + 4 + n]))
             off += 4 + n + _pad(n)
         return out
-
-    def close(self) -> None:
-        if self._owns:
-            self._f.close()
-
-    def __enter__(self) -> "PcapngReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
