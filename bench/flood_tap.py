@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 from wirestack.phy import netns  # noqa: E402
 from wirestack.wire import ip_aton, ipv4, tcp  # noqa: E402
+from tap_bench import wait_ready  # noqa: E402  (reads serve's banner up to "ready")
 
 WS_IP = "198.18.0.2"
 LINUX_IP = "198.18.0.1"
@@ -176,8 +177,10 @@ def main() -> int:
              "tcp.in_rst_out_of_window", "tcp.in_rst_challenged", "tcp.challenge_acks",
              "tcp.challenge_ack_limited", "tcp.in_rsts", "ip.out_no_routes")
     try:
-        if proc.stdout.readline().strip() != "ready":
-            print(f"flood_tap: serve did not start: {proc.stderr.read()}", file=sys.stderr)
+        try:
+            wait_ready(proc, "wirestack serve")
+        except RuntimeError as exc:
+            print(f"flood_tap: {exc}", file=sys.stderr)
             return 1
         time.sleep(0.3)
         base = legit_transfer(ns, size)            # also resolves ARP both ways

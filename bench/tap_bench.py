@@ -178,9 +178,14 @@ def suite(ns: str, ip: str, args, size: int, pid: int) -> dict:
 
 
 def wait_ready(proc: subprocess.Popen, what: str) -> None:
-    line = proc.stdout.readline()
-    if line.strip() != "ready":
-        raise RuntimeError(f"{what} did not start: {line}{proc.stderr.read()}")
+    """Read start-up lines (serve prints a banner first) until "ready"; fail if the process ends."""
+    seen = []
+    for line in proc.stdout:
+        if line.strip() == "ready":
+            return
+        seen.append(line)
+    proc.wait()         # stdout ended: the process is gone, so reading stderr cannot block
+    raise RuntimeError(f"{what} did not start: {''.join(seen)}{proc.stderr.read()}")
 
 
 def stop(proc: subprocess.Popen | None) -> None:

@@ -36,25 +36,29 @@ def forward(fd_a: int, fd_b: int) -> None:
     ep.register(fd_b, select.EPOLLIN)
     other = {fd_a: fd_b, fd_b: fd_a}
     read, write = os.read, os.write
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    while not stop:
-        try:
-            events = ep.poll()
-        except InterruptedError:
-            continue
-        for fd, _mask in events:
-            out = other[fd]
-            for _ in range(BATCH):
-                try:
-                    frame = read(fd, BUFSIZE)
-                except BlockingIOError:
-                    break
-                try:
-                    write(out, frame)
-                except OSError:
-                    pass    # the receiving kernel's queue is full: the frame is lost
-    ep.close()
+
+    def stop(*_: object) -> None:
+        # Raise rather than set a flag: since PEP 475 epoll.poll() resumes by itself after a
+        # handler returns, so a flag would not be seen until the next frame arrived.
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            for fd, _mask in ep.poll():
+                out = other[fd]
+                for _ in range(BATCH):
+                    try:
+                        frame = read(fd, BUFSIZE)
+                    except BlockingIOError:
+                        break
+                    try:
+                        write(out, frame)
+                    except OSError:
+                        pass    # the receiving kernel's queue is full: the frame is lost
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ep.close()
 
 
 def main() -> int:
