@@ -451,7 +451,8 @@ def test_first_fragment_decodes_transport_header(src, dst, sport, dport, payload
 # and read exactly what the general build() / parse() do: one codec, two speeds.
 @EXAMPLES
 @given(ip4, ip4, st.integers(1, 0xFFFF), st.integers(1, 0xFFFF), st.integers(0, 2**40),
-       st.integers(0, 2**40), st.integers(0, 0xFF), u16, st.binary(max_size=64),
+       st.integers(0, 2**40), st.integers(0, 0xFF), u16,
+       st.one_of(st.binary(max_size=64), st.binary(min_size=500, max_size=1600)),
        st.one_of(st.none(), st.tuples(u32, u32)), st.one_of(st.just(()), sack_blocks))
 def test_tcp_template_matches_build(src, dst, sport, dport, seq, ack, flags, win, payload, ts,
                                     blocks):
@@ -476,6 +477,36 @@ def test_tcp_template_matches_build(src, dst, sport, dport, seq, ack, flags, win
     *head, opts2, tsval2, tsecr2, data2 = tcp.decode_segment(seg, src, dst, True)
     assert tuple(head) == fields[:6] and (tsval2, tsecr2) == (tsval, tsecr)
     assert bytes(data2) == payload
+
+
+@given(st.binary(max_size=3000), st.integers(0, 2999))
+def test_reduced_sum_is_the_word_sum_mod_ffff(data, cut):
+    """The hot path's payload sum (little-endian halves, see checksum.reduced_sum) is the RFC
+    1071 sum of an independent implementation, for every length, odd ones included, and
+    for memoryview slices as the send and receive paths pass them."""
+    from wirestack.wire.checksum import reduced_sum
+    want = (0xFFFF - internet_checksum(data)) % 0xFFFF     # the ones'-complement sum, mod 0xFFFF
+    assert reduced_sum(data) % 0xFFFF == want
+    view = memoryview(b"\x00" + data)[1:]
+    assert reduced_sum(view) % 0xFFFF == want
+    if data:
+        cut %= len(data)
+        flipped = data[:cut] + bytes([data[cut] ^ 0x10]) + data[cut + 1:]
+        assert reduced_sum(flipped) % 0xFFFF != want
+
+
+@pytest.mark.parametrize("size", [1447, 1448])
+def test_tcp_decode_header_rejects_a_flipped_payload_bit(size):
+    src, dst = b"\x01" * 4, b"\x02" * 4
+    seg = tcp.build(src, dst, 1, 80, 1, 0, tcp.ACK, 100, bytes(range(256)) * 6)[:20 + size]
+    seg = tcp.build(src, dst, 1, 80, 1, 0, tcp.ACK, 100, seg[20:])
+    assert tcp.decode_header(seg, src, dst, True)[0] == 1
+    for bit in (8 * 20, 8 * 700 + 3, 8 * (len(seg) - 1) + 7):
+        bad = bytearray(seg)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(MalformedPacket) as e:
+            tcp.decode_header(bytes(bad), src, dst, True)
+        assert e.value.counter == "tcp.in_csum_errors"
 
 
 @pytest.mark.parametrize("seg, counter", [

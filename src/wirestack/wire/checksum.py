@@ -26,6 +26,27 @@ def word_sum(data: BytesLike) -> int:
     return v
 
 
+def reduced_sum(data: BytesLike) -> int:
+    """A small integer congruent (mod 0xFFFF) to ``word_sum(data)``, computed faster for
+    segment-sized data -- the hot path's payload sum (~2.0 instead of ~2.6 µs for 1448 bytes).
+
+    Two facts make it cheaper than ``word_sum(data) % 0xFFFF``. Read as a *little*-endian
+    integer the data is congruent to its word sum times 256 (a byte-swapped word w is
+    256*w mod 0xFFFF), and CPython converts little-endian faster; 256*256 == 1 (mod 0xFFFF),
+    so multiplying by 256 again swaps back. An odd last byte then lands as the low byte of
+    a word of weight 1, which is the zero padding of RFC 1071 §4.1 after the swap. And the
+    remainder of a big integer costs one hardware division per 30 bits, so the data is
+    read as two halves (each starting at an even offset, so each word keeps its weight)
+    whose sum is half as long before it is divided."""
+    n = len(data)
+    if n > 512:
+        h = (n >> 2) << 1
+        v = _from_bytes(data[:h], "little") + _from_bytes(data[h:], "little")
+    else:
+        v = _from_bytes(data, "little")
+    return (v % 0xFFFF) << 8
+
+
 def fold(v: int) -> int:
     """Reduce a word sum to the 16-bit ones'-complement sum."""
     if v == 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from .bytes_like import BytesLike
-from .checksum import fold, pseudo_header_sum, word_sum
+from .checksum import fold, pseudo_header_sum, reduced_sum, word_sum
 from .errors import MalformedPacket
 
 PROTO = 6
@@ -294,7 +294,7 @@ class SegmentTemplate:
             s += _from_bytes(options, "big")
         if n:
             # An odd-length payload is padded with a zero byte for the sum (RFC 9293 §3.1).
-            s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+            s += reduced_sum(payload)
         r = s % 0xFFFF
         seg = _HDR.pack(self.sport, self.dport, seq, ack, offflags, window,
                         0xFFFF - (r or 0xFFFF), 0)
@@ -316,7 +316,7 @@ class SegmentTemplate:
         s = (self.csum_base + 32 + n + seq + ack + offflags + window
              + _TSOPT_WORDS + tsval + tsecr)
         if n:
-            s += _from_bytes(payload, "big") << 8 if n & 1 else _from_bytes(payload, "big")
+            s += reduced_sum(payload)
         r = s % 0xFFFF
         seg = (_HDR.pack(self.sport, self.dport, seq, ack, offflags, window,
                          0xFFFF - (r or 0xFFFF), 0)
@@ -353,14 +353,10 @@ def decode_header(segment: BytesLike, src: bytes, dst: bytes,
         raise MalformedPacket("TCP data offset or port out of range", "tcp.in_hdr_errors")
     if verify_checksum:
         # RFC 9293 §3.1: the checksum covers a pseudo-header, the header and the data.
-        # The segment as one big integer (see checksum.py); the pseudo-header words are
-        # summed as a small int first so the big one is added to only once. Good when
-        # the ones'-complement sum is 0xFFFF: v % 0xFFFF == 0 (v > 0 here).
-        v = _from_bytes(segment, "big")
-        if n & 1:
-            v <<= 8     # RFC 1071 §4.1: an odd byte is padded with a zero
-        v += _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO + n
-        if v % 0xFFFF:
+        # Good when the ones'-complement sum is 0xFFFF, i.e. the sum is 0 mod 0xFFFF
+        # (it cannot be all zero: the pseudo-header alone is not). See reduced_sum.
+        if (reduced_sum(segment) + _from_bytes(src, "big") + _from_bytes(dst, "big")
+                + PROTO + n) % 0xFFFF:
             raise MalformedPacket("TCP checksum mismatch", "tcp.in_csum_errors")
     return sport, dport, seq, ack, offflags & 0xFF, wnd, hl
 
