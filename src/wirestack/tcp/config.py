@@ -43,6 +43,8 @@ class TcpConfig:
     keepalive: bool = False          # RFC 9293 §3.8.4 / RFC 1122 4.2.3.6 keep-alive probes
     lost_retransmit: bool = True     # SACK recovery resends a retransmission that was lost
                                      # too, without waiting for the RTO (RFC 8985's idea)
+    header_prediction: bool = True   # off: every segment takes all of RFC 9293 §3.10.7.4's
+                                     # checks (the fast path reaches the same result sooner)
     hystart: bool = True             # RFC 9406 HyStart++: leave the initial slow start on an
                                      # RTT increase (NewReno and CUBIC)
 
