@@ -92,45 +92,46 @@ class SegmentArrives(Opening):
     def _predicted(self, seq: int, ack: int, wnd: int, payload: BytesLike, now: int,
                    tsval: int | None, tsecr: int | None) -> bool:
         """Header prediction (Van Jacobson's, as in BSD's tcp_input and Linux's
-        tcp_rcv_established): in a bulk transfer nearly every segment is either the next
-        in-order data acknowledging nothing new, or a pure ACK of new data, with the
-        window unchanged and nothing unusual going on. For those two the eight checks of
+        tcp_rcv_established): nearly every segment is the next in-order data, an ACK of
+        new data, or both (a request that acknowledges the last answer), with nothing
+        unusual going on. For those the eight checks of
         RFC 9293 §3.10.7.4 reach a known outcome, which this makes directly: the same
         state changes, minus the work of finding out. False (nothing changed) sends the
         segment down the full path. ``TcpConfig.header_prediction = False`` switches it
         off; a test checks both give the same bytes on the wire."""
         rn = self.rcv_nxt
-        if seq != rn & MASK or wnd << self.snd_wscale != self.snd_wnd or self.asm \
-                or self._sack_due or (tsval is None and self.ts_ok):
+        if seq != rn & MASK or self.asm or self._sack_due or (tsval is None and self.ts_ok):
             return False
         una = self.snd_una
+        da = sub(ack, una)
+        a = una + da
         plen = len(payload)
-        if plen:
-            # In-order data that fits the window, acknowledging nothing new: third to
-            # sixth checks pass untouched, seventh appends it (the receiver's fast path).
-            if ack != una & MASK or plen > self.rcv_adv - rn or self.detached:
-                return False
-            a = una
-        else:
-            # A pure ACK of new data outside loss recovery (the sender's fast path).
-            da = sub(ack, una)
-            a = una + da
+        if da < 0 or a > self.snd_max:
+            return False
+        if da:
+            # It acknowledges new data: only outside loss recovery and before our FIN.
             recovery = self.recovery
-            if da <= 0 or a > self.snd_max or recovery.in_recovery or recovery.dupacks \
-                    or self.fin_seq is not None:
+            if recovery.in_recovery or recovery.dupacks or self.fin_seq is not None:
                 return False
+        elif not plen:
+            return False     # a duplicate ACK or a window probe's answer: the full path
+        if plen and (plen > self.rcv_adv - rn or self.detached):
+            return False     # beyond the window, or nobody will read it
         if tsval is not None and self.ts_ok and rn <= self.last_ack_sent:
             self.ts_recent = tsval           # RFC 7323 §4.3, as in _check_ack
-        if plen:
-            self._rcv_in_order(payload, plen, now)
-        else:
-            self._ack_new(a, a - una, now, tsecr)
-        # The window update rule (SND.WL1 < SEG.SEQ, or equal and SND.WL2 <= SEG.ACK)
-        # holds for a segment at RCV.NXT acknowledging at least SND.UNA; the window
-        # itself is unchanged.
+        # The fifth check's outcome: new data acknowledged, and the window update, whose
+        # rule (SND.WL1 < SEG.SEQ, or equal and SND.WL2 <= SEG.ACK) holds for a segment
+        # at RCV.NXT acknowledging at least SND.UNA.
+        if da:
+            self._ack_new(a, da, now, tsecr)
         self.probes = 0
+        swnd = wnd << self.snd_wscale
+        if swnd != self.snd_wnd:
+            self._send_window_changed(swnd)
         self.snd_wl1 = rn
         self.snd_wl2 = a
+        if plen:
+            self._rcv_in_order(payload, plen, now)      # the seventh check's outcome
         if self.layer.defer_output:
             self.want_output()
         else:
