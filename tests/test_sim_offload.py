@@ -2,7 +2,7 @@
 GSO-like segmenter written in tests/test_offload.py makes, GRO merges in-order frames and
 flushes on anything else, a merged segment is received like its pieces, and a transfer
 through offloading NICs arrives intact with only MTU-sized frames on the wire while the
-stacks handle far fewer segments."""
+stacks handle far fewer segments. Also the ``offload`` lab."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from scapy.layers.inet import IP, TCP
 
 from test_offload import gso_cut, make_pair
 
+from wirestack.labs.experiments import LABS, run_lab
 from wirestack.labs.transfer import run_transfer
 from wirestack.runtime.sim import Network
 from wirestack.sim.offload import Offload
@@ -223,3 +224,19 @@ def test_offload_is_the_same_on_all_interfaces_of_a_host():
     r = net.host("r", "198.18.0.1/24", offload=True)
     with pytest.raises(ValueError):
         r.add_interface("198.18.1.1/24")
+
+
+# -- the lab ----------------------------------------------------------------------------------
+
+def test_offload_lab_shows_fewer_segments_for_the_same_frames():
+    off, on = dict(LABS["offload"].runs(1)).values()
+    assert off.sha256_ok and on.sha256_ok
+    assert off.segments_a_to_b == on.segments_a_to_b            # the same frames on the wire
+    assert off.tcp("a", "tcp.out_segs") == off.segments_a_to_b
+    assert on.tcp("a", "tcp.out_segs") * 10 < on.segments_a_to_b
+    assert on.stack_segments * 10 < off.stack_segments
+    assert on.tso_frames > 20 * on.tso_super > 0 and on.gro_merged > 0
+    lesson = run_lab("offload", seed=1).split("In this run:", 1)[1]
+    for figure in (off.segments_a_to_b, on.tcp("a", "tcp.out_segs"), on.tcp("b", "tcp.in_segs")):
+        assert f"{figure:,}" in lesson
+    assert "ms per MB" not in lesson                             # CPU time stays out of it
