@@ -240,3 +240,21 @@ def test_offload_lab_shows_fewer_segments_for_the_same_frames():
     for figure in (off.segments_a_to_b, on.tcp("a", "tcp.out_segs"), on.tcp("b", "tcp.in_segs")):
         assert f"{figure:,}" in lesson
     assert "ms per MB" not in lesson                             # CPU time stays out of it
+
+
+def test_offload_lab_with_a_host_capture_and_the_run_viewer(tmp_path, monkeypatch, capsys):
+    """--pcap-at a shows what a's stack handed its NIC (super-segments with offload), and
+    the run recorder passes on the NIC's checksum_ok (merged segments are not dropped)."""
+    from wirestack.cli import main
+    from wirestack.trace.pcapng import PcapngReader
+    monkeypatch.chdir(tmp_path)
+    assert main(["lab", "offload", "-q", "--pcap-at", "a", "--pcap", "a.pcapng", "--html", "o.html"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("sha256 ok") == 2
+    sizes = {}
+    for i in (1, 2):
+        with PcapngReader(str(tmp_path / f"a-{i}.pcapng")) as rd:
+            sizes[i] = [len(p.data) for p in rd]
+    assert max(sizes[1]) <= 1514 < max(sizes[2])
+    assert len(sizes[2]) * 5 < len(sizes[1])
+    assert (tmp_path / "o.html").stat().st_size > 1000
