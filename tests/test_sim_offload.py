@@ -17,8 +17,10 @@ from test_offload import gso_cut, make_pair
 from wirestack.labs.experiments import LABS, run_lab
 from wirestack.labs.transfer import run_transfer
 from wirestack.runtime.sim import Network
+from wirestack.sim import Nic, Scheduler
 from wirestack.sim.offload import Offload
 from wirestack.trace.pcap import PcapReader
+from wirestack.wire.checksum import fcs
 
 B_IP = "198.18.0.2"
 
@@ -258,3 +260,20 @@ def test_offload_lab_with_a_host_capture_and_the_run_viewer(tmp_path, monkeypatc
     assert max(sizes[1]) <= 1514 < max(sizes[2])
     assert len(sizes[2]) * 5 < len(sizes[1])
     assert (tmp_path / "o.html").stat().st_size > 1000
+
+
+def test_frames_held_for_gro_are_lost_when_the_nic_goes_down():
+    _, _, _, frame = super_segment(bytes(3 * 1448))
+    sched, got = Scheduler(), []
+    nic = Nic(sched, "n", frame[:6], on_receive=lambda f, ok: got.append(f), offload=Offload(1500),
+              rx_hold_ns=50_000)
+    for p in gso_cut(frame):
+        nic.deliver(p + fcs(p), 0, None)
+    nic.up = False
+    sched.run()
+    assert got == [] and nic.counters.get("eth.rx_dropped_down") == 3
+    nic.up = True
+    for p in gso_cut(frame):
+        nic.deliver(p + fcs(p), 0, None)
+    sched.run()
+    assert len(got) == 1 and len(got[0]) == 14 + 52 + 3 * 1448

@@ -211,6 +211,10 @@ class Nic:
         """The end of a receive batch: GRO merges it, the host gets the result in order."""
         self._rx_flush_at = None
         batch, self._rx_batch = self._rx_batch, []
+        if not self.up:     # taken down while it held them: they are lost with the ring
+            for _ in batch:
+                self.counters.incr("eth.rx_dropped_down")
+            return
         now = self.sched.now
         for frame, checksum_ok, first in self.offload.coalesce([f for f, _ in batch]):
             for fn in self._taps:

@@ -67,8 +67,8 @@ class Offload:
         """The wire frames for ``frame`` (Ethernet + IPv4 + TCP, longer than the MTU), or
         None when it is not a super-segment the NIC can cut (not TCP/IPv4, IP options, a
         fragment, a length that does not add up): the NIC then sends it as it is."""
-        if frame[12:14] != _IPV4 or frame[14] != 0x45 or frame[23] != 6 or frame[20] & 0x3F or frame[21]:
-            return None
+        if frame[12:14] != _IPV4 or frame[14] != 0x45 or frame[23] != 6 or frame[20] & 0xBF or frame[21]:
+            return None     # (a fragment: only DF may be set in the flags and offset)
         total = _U16.unpack_from(frame, 16)[0]
         thl = (frame[46] >> 4) * 4
         start = _ETH + 20 + thl
