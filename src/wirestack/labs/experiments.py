@@ -11,11 +11,12 @@ import textwrap
 from typing import Callable
 
 from . import observe
-from .lab import Lab, conclusion, ratio
+from .lab import MACHINE_NOTE, Lab, conclusion, ratio
 from .connection_labs import HANDSHAKE, NAGLE_DELAYED_ACK, TIME_WAIT
 from .lan_labs import ARP_QUEUE, HUB_VS_SWITCH
 from .tcp_labs import BUFFERBLOAT, KARN, SACK, WINDOW_SCALING
 from . import internet
+from .offload_lab import OFFLOAD
 from .transfer import TransferResult, run_transfer
 
 
@@ -196,6 +197,7 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
     internet.traceroute_lab(),
     internet.pmtud_lab(),
     internet.fairness_lab(),
+    OFFLOAD,
 )}
 
 
@@ -214,6 +216,8 @@ def format_lab(lab: Lab, runs: list[tuple[str, TransferResult]]) -> str:
         lines.append(("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                        for i, (cell, w) in enumerate(zip(row, widths)))).rstrip())
     lines += notes
+    if lab.machine_notes is not None:
+        lines += [""] + [f"  {MACHINE_NOTE}, {note}" for note in lab.machine_notes(runs)]
     lines += ["", _wrap(lab.lesson)]
     if lab.conclude is not None:
         lines += ["", _wrap("In this run: " + lab.conclude(runs))]

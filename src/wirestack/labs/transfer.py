@@ -52,19 +52,21 @@ def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tc
                  host_mtu: int = 1500, check_fcs: bool = True, deadline: float = 600.0,
                  writes: int | None = None, write_interval: float = 0.0, log_events: bool = True,
                  host_tcp: dict | None = None, count_segments: bool = True, net_setup=None,
-                 **link) -> TransferResult:
+                 offload: bool = False, rx_hold_us: float = 0.0, **link) -> TransferResult:
     """Send ``size`` random bytes from a to b over a link with ``link`` parameters (those of
     :meth:`Network.link`). ``tcp`` are socket options for both ends (``server_tcp`` overrides
     the receiver's); ``host_tcp`` sets host-wide TcpConfig fields (those that act before a
     segment is matched to a socket, like ``verify_checksum``). ``writes``/``write_interval`` split the data into that many writes spaced
-    in time (an interactive sender). ``deadline`` (virtual seconds) stops a stalled transfer."""
+    in time (an interactive sender). ``offload`` gives both NICs TSO and GRO (``rx_hold_us``:
+    their receive batching, see :meth:`SimHost.add_interface`). ``deadline`` (virtual seconds) stops a stalled transfer."""
     res = TransferResult(size)
     net = Network(seed=seed, log_events=log_events)
     def config():
         return HostConfig(tcp=TcpConfig().replace(**host_tcp)) if host_tcp else None
 
-    a = net.host("a", "198.18.0.1/24", mtu=host_mtu, check_fcs=check_fcs, config=config())
-    b = net.host("b", "198.18.0.2/24", mtu=host_mtu, check_fcs=check_fcs, config=config())
+    nic = dict(mtu=host_mtu, check_fcs=check_fcs, offload=offload, rx_hold_us=rx_hold_us)
+    a = net.host("a", "198.18.0.1/24", config=config(), **nic)
+    b = net.host("b", "198.18.0.2/24", config=config(), **nic)
     link.setdefault("mtu", None)  # the hosts' MTU is the limit; the link carries what they send
     wire = net.link(a, b, **link)
     if net_setup is not None:

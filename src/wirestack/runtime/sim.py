@@ -23,6 +23,7 @@ from typing import Any
 
 from ..iface import Host, HostConfig
 from ..sim import DecisionLog, Hub, Link, LinkParams, Nic, Scheduler, Switch
+from ..sim.offload import Offload
 from ..trace.capture import Capture, capture_format
 from ..trace.pcap import PcapWriter
 from ..units import MS, SEC
@@ -69,16 +70,31 @@ class SimHost(RuntimeHost):
         return self.net.loop
 
     def add_interface(self, address: str, mac: bytes | str | None = None, mtu: int = 1500,
-                      check_fcs: bool = True, rate_mbps: float | None = None) -> Nic:
+                      check_fcs: bool = True, rate_mbps: float | None = None,
+                      offload: bool = False, rx_hold_us: float = 0.0) -> Nic:
         """Another interface (a NIC not yet attached to a medium). ``rate_mbps`` paces what
-        a router forwards out of it through its bounded queue."""
+        a router forwards out of it through its bounded queue. ``offload=True`` gives the
+        NIC TSO and GRO (:mod:`wirestack.sim.offload`) and lets TCP hand it super-segments
+        of up to 64 KB; ``rx_hold_us`` is how long it gathers received frames before
+        handing them up merged (interrupt moderation)."""
+        if self.nics and any(nic.offload is not None for nic in self.nics) != offload:
+            # TCP's super-segment size is per host (tcp.gso_max), not per route: a
+            # super-segment routed to a NIC without TSO would be too big to send.
+            raise ValueError(f"host {self.host.name}: offload must be the same on all its interfaces")
         mac = mac if mac is not None else self.net.next_mac()
         rate = None if rate_mbps is None else int(rate_mbps * 1_000_000)
         ifindex = self.host.add_interface(mac, address, mtu=mtu, rate_bps=rate)
         iface = self.host.interfaces[ifindex]
         nic = Nic(self.net.sched, f"{self.host.name}.{iface.name}", iface.mac,
                   on_receive=partial(self._on_frame, ifindex),
-                  counters=self.host.counters, check_fcs=check_fcs)
+                  counters=self.host.counters, check_fcs=check_fcs,
+                  offload=Offload(mtu) if offload else None, rx_hold_ns=int(rx_hold_us * 1000))
+        if offload:
+            # What the real-time runtime does for an offloading TAP device: TCP may send
+            # new data in super-segments of whole MSS pieces (IP + TCP with timestamps
+            # within the 64 KB IP limit), and IP lets them through unfragmented.
+            self.host.tcp.gso_max = 0xFFFF - 20 - 32
+            iface.tso = True
         self.nics.append(nic)
         self.driver.sends.append(nic.send)
         self.kick()  # the gratuitous ARP announcement goes out at once
@@ -95,8 +111,8 @@ class SimHost(RuntimeHost):
         raise ValueError(f"host {self.host.name} has no unattached interface: add_interface() first")
 
     # -- driving the sans-I/O host --------------------------------------------------------
-    def _on_frame(self, ifindex: int, frame: bytes) -> None:
-        self.host.receive(frame, self.net.sched.now, ifindex)
+    def _on_frame(self, ifindex: int, frame: bytes, checksum_ok: bool = False) -> None:
+        self.host.receive(frame, self.net.sched.now, ifindex, checksum_ok)
         self.driver.kick()
 
     def kick(self) -> None:
@@ -134,7 +150,7 @@ class Network:
 
     def host(self, name: str, ip: str | None = None, *, mac=None, mtu: int = 1500,
              config: HostConfig | None = None, check_fcs: bool = True,
-             gateway: str | None = None) -> SimHost:
+             gateway: str | None = None, offload: bool = False, rx_hold_us: float = 0.0) -> SimHost:
         if name in self.hosts:
             raise ValueError(f"a host named {name!r} exists already")
         config = config or HostConfig()
@@ -144,7 +160,8 @@ class Network:
         sim_host = SimHost(self, host)
         self.hosts[name] = sim_host
         if ip is not None:
-            sim_host.add_interface(ip, mac, mtu=mtu, check_fcs=check_fcs)
+            sim_host.add_interface(ip, mac, mtu=mtu, check_fcs=check_fcs, offload=offload,
+                                   rx_hold_us=rx_hold_us)
         if gateway is not None:
             host.routes.add_default(gateway)
         return sim_host

@@ -122,10 +122,11 @@ class RunRecorder:
         counters = host.counters
         log = host.log
 
-        def on_receive(frame, inner=inner):
+        def on_receive(frame, *checksum_ok, inner=inner):
+            # (an offloading NIC also says whether it checked the TCP checksum)
             before = dict(counters)
             n_events = len(log.entries)
-            inner(frame)
+            inner(frame, *checksum_ok)
             moved = {k: v - before.get(k, 0) for k, v in counters.items() if v != before.get(k, 0)}
             events = log.entries[n_events:] if len(log.entries) >= n_events else []
             fr = self._pending_rx
