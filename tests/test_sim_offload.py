@@ -156,9 +156,6 @@ def test_a_merged_segment_is_received_like_its_pieces():
     assert n2 < n1                                     # one segment, fewer ACKs
 
 
-@pytest.mark.xfail(strict=True, reason="delayed ACK counts segments, not full-sized segments' worth of "
-                                       "bytes (tcp/segment_arrives.py); the offload lab's receiver "
-                                       "turns delayed ACKs off meanwhile")
 def test_a_merged_segment_of_several_full_segments_is_acknowledged_at_once():
     """RFC 5681 §4.2: an ACK for at least every second full-sized segment, so a merged
     segment holding ten of them is answered now, not after the delayed-ACK timer."""
@@ -176,7 +173,7 @@ def test_transfer_through_offloading_nics_is_intact_with_mtu_frames_on_the_wire(
     def setup(net, wire):
         wire.add_tap(lambda now, frame: wire_sizes.append(len(frame)))
     r = run_transfer(2_000_000, seed=4, offload=True, rx_hold_us=50, rate_mbps=10_000, delay_ms=0.05,
-                     tcp={"sndbuf": 1 << 20, "rcvbuf": 1 << 20}, server_tcp={"delayed_ack": False},
+                     tcp={"sndbuf": 1 << 20, "rcvbuf": 1 << 20},
                      net_setup=setup)
     assert r.completed and r.sha256_ok
     assert max(wire_sizes) <= 1514

@@ -544,9 +544,10 @@ class SegmentArrives(Opening):
         else:
             self.rcv_nxt = rn
             if self.cfg.delayed_ack:
-                # RFC 1122 4.2.3.2 / RFC 5681 §4.2: ACK at least every second segment,
-                # and within the delayed-ACK timeout.
-                segs = self.delack_segs + 1
+                # RFC 1122 4.2.3.2 / RFC 5681 §4.2: ACK at least every second full-sized
+                # segment, and within the delayed-ACK timeout. A segment larger than our
+                # MSS (merged by receive offload, GRO) holds two or more: ACK it now.
+                segs = self.delack_segs + (2 if n > self.our_mss else 1)
                 if segs >= 2:
                     self.ack_now = True
                 else:
