@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from . import datagram, resolver, streams
+from . import datagram, protocols, resolver, streams
 
 if TYPE_CHECKING:
     from ..iface import Host
@@ -64,6 +64,12 @@ class RuntimeHost:
         """``asyncio.start_server``'s order, ``(cb, "198.18.0.2", 7)`` or ``(cb, port=7)``;
         the short ``(cb, 7)`` (port first, any address) works as well."""
         return await streams.start_server(self, client_connected_cb, host, port, **kw)
+
+    async def create_server(self, protocol_factory, host: str | int | None = None,
+                            port: int | str | None = None, **kw):
+        """Like ``loop.create_server``: each connection gets ``protocol_factory()`` and a
+        transport; its callbacks run inside the host's poll (see runtime/protocols.py)."""
+        return await protocols.create_server(self, protocol_factory, host, port, **kw)
 
     async def create_datagram_endpoint(self, protocol_factory, local_addr=None, remote_addr=None):
         return await datagram.create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr)
