@@ -158,6 +158,82 @@ def make_chargen(max_bytes: Optional[int] = None):
 chargen = make_chargen()
 
 
+class EchoProtocol(asyncio.Protocol):
+    """RFC 862 as an asyncio Protocol (``create_server(EchoProtocol, port=7)``, with wirestack's
+    runtime or asyncio's loop): each piece is written back from ``data_received``, with no
+    task to wake, so the answer leaves in the same poll as the request arrived. Flow
+    control: while the peer does not take our answers (``pause_writing``) we stop reading,
+    so its data waits in our receive window, not in memory. At the peer's FIN we finish
+    sending and close."""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def eof_received(self) -> None:
+        return None          # close: our FIN follows what is still queued
+
+
+class DiscardProtocol(asyncio.Protocol):
+    """RFC 863 as an asyncio Protocol: data is dropped as it arrives; closed at the peer's FIN."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> None:
+        return None
+
+
+class ChargenProtocol(asyncio.Protocol):
+    """RFC 864 as an asyncio Protocol: the pattern is written whenever the transport will
+    take more (``resume_writing``) and until it says stop (``pause_writing``), so at most
+    about HIGH_WATER bytes wait above the socket. Received data is thrown away; the peer's
+    FIN ends it (what is queued is still sent). ``max_bytes`` stops after that many."""
+
+    def __init__(self, max_bytes: Optional[int] = None):
+        self.max_bytes = max_bytes
+        self.sent = 0
+        self.paused = False
+        self.block = _PERIOD * max(1, CHUNK // len(_PERIOD))
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._fill()
+
+    def _fill(self) -> None:
+        tr = self.transport
+        while not self.paused and not tr.is_closing():
+            data = self.block
+            if self.max_bytes is not None:
+                if self.sent >= self.max_bytes:
+                    tr.close()
+                    return
+                data = data[: self.max_bytes - self.sent]
+            tr.write(data)
+            self.sent += len(data)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._fill()
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> None:
+        return None
+
+
 class UdpEcho:
     """RFC 862 over UDP: "send back any datagram received" (an asyncio DatagramProtocol).
 

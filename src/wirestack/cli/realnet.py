@@ -270,9 +270,11 @@ async def _serve(args, parser) -> int:
     from ..apps import services
     from ..apps.http import http_handler
     from ..apps.iperf3 import Iperf3Server
-    wanted = [(args.echo, "echo (TCP)", lambda: services.echo),
-              (args.discard, "discard (TCP)", lambda: services.discard),
-              (args.chargen, "chargen (TCP)", services.make_chargen),
+    # echo, discard and chargen run as protocols (callbacks inside the host's poll, no
+    # task per connection: see runtime/protocols.py); the others as stream handlers.
+    wanted = [(args.echo, "echo (TCP)", lambda: services.EchoProtocol),
+              (args.discard, "discard (TCP)", lambda: services.DiscardProtocol),
+              (args.chargen, "chargen (TCP)", lambda: services.ChargenProtocol),
               (args.http and args.http[0], f"HTTP serving {args.http[1] if args.http else ''}",
                lambda: http_handler(args.http[1])),
               (args.iperf3, "iperf3 (TCP tests)",
@@ -290,7 +292,11 @@ async def _serve(args, parser) -> int:
             if not number:
                 continue
             try:
-                servers.append(await rt.start_server(make(), number))
+                handler = make()
+                if isinstance(handler, type) and issubclass(handler, asyncio.Protocol):
+                    servers.append(await rt.create_server(handler, port=number))
+                else:
+                    servers.append(await rt.start_server(handler, number))
             except OSError as exc:
                 raise CommandError(f"cannot listen on TCP port {number}: {exc.strerror or exc}",
                                    2) from None
