@@ -57,6 +57,7 @@ class RealtimeHost(RuntimeHost):
                              ev.call_soon, lambda t, fn: ev.call_at(t / 1e9, fn),
                              soonest=1000, exact=False, taps=self.taps)
         self.driver.active = False
+        self._woken = False          # a task was made runnable during this wake-up (wake())
         self._started = False
         self.device_error: OSError | None = None   # why the device stopped (wire closed ...)
 
@@ -79,6 +80,7 @@ class RealtimeHost(RuntimeHost):
             self.driver.stop()
 
     def _on_readable(self, ifindex: int = 0) -> None:
+        self._woken = False
         host = self.host
         receive = host.receive
         taps = self.taps
@@ -111,11 +113,15 @@ class RealtimeHost(RuntimeHost):
 
     def _after_tasks(self) -> None:
         """Queue one more service behind the tasks the batch just woke (their wake-ups were
-        queued by the service, so this handle runs after them in the same loop iteration):
+        queued by the service, so this handle runs after them in the next loop iteration):
         what they write -- an echo's reply, a response -- then leaves without waiting for
-        an extra turn of the loop (and an extra epoll_wait) that their own kick() would
-        take.  When no task writes, it finds nothing to send."""
-        self.kick()
+        a further turn of the loop that their own kick() would take.  Only when a task was
+        woken: protocols (create_server) and a bulk transfer's ACKs need no second turn."""
+        if self._woken:
+            self.kick()
+
+    def wake(self) -> None:
+        self._woken = True
 
     def kick(self) -> None:
         self.driver.kick()
