@@ -88,3 +88,46 @@ def test_stop_cancels_the_timer_and_ignores_queued_kicks():
     driver.stop()
     sched.run()
     assert host.transmits == [0]
+
+
+def test_a_kick_during_transmit_costs_no_extra_service_in_real_time_only():
+    """An application callback that writes from inside the host's poll kicks the driver while
+    transmit() runs: in real time that transmit already sends it (one service, no second
+    loop turn); what is still due afterwards is in poll_at(), which arms the timer. Virtual
+    time keeps scheduling the service, so simulated runs keep their order of events."""
+    for exact, services in ((False, 1), (True, 2)):
+        sched, host, sent, timers, driver = make(exact=exact, soonest=1)
+        real_transmit = host.transmit
+
+        def transmit(now, real_transmit=real_transmit, driver=driver, host=host):
+            if len(host.transmits) == 0:
+                host.out.append((0, b"reply"))   # written by a callback inside the poll...
+                driver.kick()                    # ...which asks for a service
+            return real_transmit(now)
+
+        host.transmit = transmit
+        driver.kick()
+        sched.run()
+        assert sent[0] == [b"reply"]
+        assert len(host.transmits) == services, (exact, host.transmits)
+
+    # What the running transmit did not send is not lost: poll_at says it is due.
+    sched, host, sent, timers, driver = make(exact=False, soonest=5)
+    late = []
+
+    def transmit(now):
+        host.transmits.append(now)
+        if len(host.transmits) == 1:
+            driver.kick()
+            late.append(b"late")                 # queued where this transmit cannot see it
+            host.deadline = now                  # ... so the host reports it as due
+            return []
+        host.deadline = None
+        out = [(0, f) for f in late]
+        late.clear()
+        return out
+
+    host.transmit = transmit
+    driver.kick()
+    sched.run()
+    assert sent[0] == [b"late"] and host.transmits == [0, 5] and timers == [5]
