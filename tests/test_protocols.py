@@ -121,3 +121,42 @@ def test_protocol_forms_run_on_asyncio_too():
         return got == data
 
     assert asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_a_protocol_that_raises_resets_its_connection_only():
+    """A protocol callback runs inside the host's poll: its exception goes to the loop's
+    exception handler (as asyncio reports "Fatal error: protocol.data_received() call
+    failed"), that connection is reset, and the host and the other connections go on."""
+    net, a, b = pair(seed=6)
+    reported, lost = [], []
+
+    class Fragile(EchoProtocol):
+        def data_received(self, data):
+            if data.startswith(b"boom"):
+                raise ValueError("bad request")
+            super().data_received(data)
+
+        def connection_lost(self, exc):
+            lost.append(exc)
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: reported.append(ctx))
+        await b.create_server(Fragile, port=7)
+        r1, w1 = await a.open_connection(B_IP, 7)
+        r2, w2 = await a.open_connection(B_IP, 7)
+        w1.write(b"boom")
+        try:
+            got1 = await r1.read()
+        except ConnectionResetError:
+            got1 = "reset"
+        w2.write(b"still here")
+        got2 = await r2.readexactly(10)
+        await asyncio.sleep(0.1)
+        return got1, got2
+
+    got1, got2 = net.run(main())
+    assert got1 == "reset"
+    assert got2 == b"still here"
+    assert [c["message"] for c in reported] == ["Fatal error: protocol.data_received() call failed."]
+    assert isinstance(reported[0]["exception"], ValueError)
+    assert len(lost) == 1 and isinstance(lost[0], ValueError)

@@ -64,7 +64,7 @@ class TcpTransport:
                 self._rt.kick()
         if not self._writing_paused and len(self._pending) > HIGH_WATER:
             self._writing_paused = True
-            self._protocol.pause_writing()
+            self._call(self._protocol.pause_writing)
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -103,12 +103,16 @@ class TcpTransport:
         return self._closing or self._lost
 
     def abort(self) -> None:
+        self._abort(None)
+
+    def _abort(self, exc: Exception | None) -> None:
+        """Reset the connection (RFC 9293 §3.10.5); the protocol hears ``exc``."""
         self._pending.clear()
         self._closing = True
         if not self._lost:
             self._sock.abort(now=self._rt.now_ns())
             self._rt.kick()
-            self._connection_lost(None)
+            self._connection_lost(exc)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         sock = self._sock
@@ -137,7 +141,7 @@ class TcpTransport:
                 self._rt.kick()
             if self._writing_paused and len(self._pending) <= LOW_WATER:
                 self._writing_paused = False
-                self._protocol.resume_writing()
+                self._call(self._protocol.resume_writing)
         if self._pending or self._shut or self._lost:
             return
         if self._closing:
@@ -176,14 +180,29 @@ class TcpTransport:
                 took = True
                 if not data:
                     self._eof_seen = True
-                    if not protocol.eof_received():
+                    if not self._call(protocol.eof_received):
                         self.close()
                     break
-                protocol.data_received(data)
+                self._call(protocol.data_received, data)
+                if self._lost:
+                    return
             if took:
                 self._rt.kick()              # a window update may be due
         if not self._lost and sock.error is not None:
             self._connection_lost(sock.error)
+
+    def _call(self, callback, *args):
+        """Run a protocol callback. It runs inside the host's poll, so an exception must not
+        escape into the stack: as asyncio does ("Fatal error: protocol.data_received() call
+        failed"), it goes to the loop's exception handler and the connection is reset."""
+        try:
+            return callback(*args)
+        except Exception as exc:
+            self._rt.loop.call_exception_handler({
+                "message": f"Fatal error: protocol.{callback.__name__}() call failed.",
+                "exception": exc, "transport": self, "protocol": self._protocol})
+            self._abort(exc)
+            return None
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
@@ -213,7 +232,7 @@ class ProtocolServer(Server):
                 return
             protocol: Any = self.callback()
             transport = TcpTransport(self.runtime, conn_sock, protocol)
-            protocol.connection_made(transport)
+            transport._call(protocol.connection_made, transport)
             # (data that came with the handshake: accept() has the socket notified)
 
 
