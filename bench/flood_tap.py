@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 from wirestack.phy import netns  # noqa: E402
 from wirestack.wire import ip_aton, ipv4, tcp  # noqa: E402
-from tap_bench import wait_ready  # noqa: E402  (reads serve's banner up to "ready")
+from tap_bench import stop, wait_ready  # noqa: E402  (serve up to "ready"; SIGTERM, then kill)
 
 WS_IP = "198.18.0.2"
 LINUX_IP = "198.18.0.1"
@@ -220,12 +220,7 @@ def main() -> int:
                   f"(without flood {quiet:.2f} MB/s){' ' + err if err else ''} -> {verdict}")
             print(f"    {delta(after, before, watch)}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if netns.exists(ns):
             netns.delete(ns)
     return 0

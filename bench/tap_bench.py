@@ -151,11 +151,17 @@ def iperf3(ns: str, reverse: bool) -> float | None:
 MSS = 1448   # payload of a full segment at MTU 1500 with timestamps: the unit of "per segment"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds process PID has used so far (/proc/PID/stat)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds process PID has used so far (/proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process PID has used so far."""
+    return sum(cpu_times(pid))
 
 
 def suite(ns: str, ip: str, args, size: int, pid: int) -> dict:

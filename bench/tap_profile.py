@@ -27,15 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 import tap_bench  # noqa: E402
 from wirestack.phy import netns  # noqa: E402
 
-MSS = 1448
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of process PID so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+MSS = tap_bench.MSS
 
 
 def main() -> int:
@@ -75,7 +67,7 @@ def main() -> int:
                                     "--pid", str(proc.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
-        c0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        c0, t0 = tap_bench.cpu_times(proc.pid), time.perf_counter()
         if args.workload == "up":
             figure, units = f"{tap_bench.linux_to_server(ns, ip, size):.1f} MB/s", size / MSS
         elif args.workload == "down":
@@ -89,7 +81,7 @@ def main() -> int:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=30)
-        (u1, s1), wall = cpu_seconds(proc.pid), time.perf_counter() - t0
+        (u1, s1), wall = tap_bench.cpu_times(proc.pid), time.perf_counter() - t0
         user, system = u1 - c0[0], s1 - c0[1]
         cpu = user + system
         what = "segment" if args.workload in ("up", "down") else (
