@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .streams import HIGH_WATER, LOW_WATER, Server, server_address
+from .streams import HIGH_WATER, LOW_WATER, Server, server_address, socket_extra_info
 
 CHUNK = 64 * 1024     # bytes taken from the socket per data_received call at most
 
@@ -115,16 +115,7 @@ class TcpTransport:
             self._connection_lost(exc)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        sock = self._sock
-        if name == "peername":
-            return sock.remote
-        if name == "sockname":
-            return sock.local
-        if name == "socket":
-            return sock
-        if name == "tcp_stats":
-            return sock.stats()
-        return default
+        return socket_extra_info(self._sock, name, default)
 
     # -- the socket's events ------------------------------------------------------------
     def _flush(self) -> None:

@@ -245,16 +245,21 @@ class StreamWriter:
         self._conn.runtime.kick()
 
     def get_extra_info(self, name: str, default=None):
-        sock = self._conn.sock
-        if name == "peername":
-            return sock.remote
-        if name == "sockname":
-            return sock.local
-        if name == "socket":
-            return sock
-        if name == "tcp_stats":
-            return sock.stats()
-        return default
+        return socket_extra_info(self._conn.sock, name, default)
+
+
+def socket_extra_info(sock, name: str, default=None):
+    """``get_extra_info`` of asyncio's transports, for a wirestack TCP socket (the stream
+    writer's and the protocol transport's): peername, sockname, socket, tcp_stats."""
+    if name == "peername":
+        return sock.remote
+    if name == "sockname":
+        return sock.local
+    if name == "socket":
+        return sock
+    if name == "tcp_stats":
+        return sock.stats()
+    return default
 
 
 def make_streams(runtime, sock) -> tuple[StreamReader, StreamWriter]:
