@@ -65,7 +65,7 @@ class Driver:
 
     def kick(self) -> None:
         """Have the host transmit at the current instant (once, however many asked)."""
-        if not self._pending and not self._transmitting:
+        if not self._pending and not (self._transmitting and not self.exact):
             self._pending = True
             self._soon(self.service)
 
@@ -76,14 +76,11 @@ class Driver:
         now = self.clock()
         sends = self.sends
         taps = self.taps
-        if self.exact:
+        self._transmitting = True
+        try:
             out = self.host.transmit(now)
-        else:
-            self._transmitting = True
-            try:
-                out = self.host.transmit(now)
-            finally:
-                self._transmitting = False
+        finally:
+            self._transmitting = False
         for ifindex, frame in out:
             if taps:
                 for tap in taps:
