@@ -103,13 +103,13 @@ def chargen_lines(n: int, start: int = 0) -> bytes:
 
 
 _PERIOD = chargen_lines(len(_PRINTABLE))  # 7030 bytes, one full cycle
+# What chargen writes at a time: whole periods, so every chunk starts at line 0 and the
+# stream stays a seamless repetition of the pattern, whatever the chunk size.
+_BLOCK = _PERIOD * max(1, CHUNK // len(_PERIOD))
 
 
 def make_chargen(max_bytes: Optional[int] = None):
     """A chargen handler; `max_bytes` stops after that many bytes (None: until closed)."""
-    # Send whole periods so every chunk starts at line 0 and the stream stays a
-    # seamless repetition of the pattern, whatever the chunk size.
-    block = _PERIOD * max(1, CHUNK // len(_PERIOD))
 
     async def chargen(reader, writer) -> None:
         """RFC 864 TCP chargen: send the pattern until the peer closes.
@@ -134,11 +134,11 @@ def make_chargen(max_bytes: Optional[int] = None):
         sent = 0
         try:
             while not peer_done.is_set():
-                data = block
+                data = _BLOCK
                 if max_bytes is not None:
                     if sent >= max_bytes:
                         break
-                    data = block[: max_bytes - sent]
+                    data = _BLOCK[: max_bytes - sent]
                 writer.write(data)
                 sent += len(data)
                 await writer.drain()
@@ -202,7 +202,6 @@ class ChargenProtocol(asyncio.Protocol):
         self.max_bytes = max_bytes
         self.sent = 0
         self.paused = False
-        self.block = _PERIOD * max(1, CHUNK // len(_PERIOD))
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -211,7 +210,7 @@ class ChargenProtocol(asyncio.Protocol):
     def _fill(self) -> None:
         tr = self.transport
         while not self.paused and not tr.is_closing():
-            data = self.block
+            data = _BLOCK
             if self.max_bytes is not None:
                 if self.sent >= self.max_bytes:
                     tr.close()
