@@ -213,6 +213,28 @@ def connect_pair(wire: Wire, a: Host, b: Host, port: int = 80, client_opts=None,
     return c, box["s"], lst
 
 
+def send_some(sock, view, off: int, chunk: int = 65536) -> int:
+    """Offer ``view[off:]`` to ``sock`` until its buffer is full; the new offset."""
+    while off < len(view):
+        n = sock.send(view[off:off + chunk])
+        if n == 0:
+            break
+        off += n
+    return off
+
+
+def recv_all(sock, got: bytearray) -> bool:
+    """Append what ``sock`` has to ``got``; True once it reached end of stream."""
+    while True:
+        try:
+            d = sock.recv(1 << 20)
+        except BlockingIOError:
+            return False
+        if not d:
+            return True
+        got.extend(d)
+
+
 def pump(wire: Wire, src_sock, dst_sock, data: bytes, timeout: int = 600 * SEC,
          close: bool = True, chunk: int = 65536) -> bytes:
     """Send ``data`` from src_sock, collect at dst_sock until EOF (if close) or len."""
@@ -221,25 +243,12 @@ def pump(wire: Wire, src_sock, dst_sock, data: bytes, timeout: int = 600 * SEC,
     state = {"off": 0, "eof": False, "shut": False}
 
     def tick():
-        off = state["off"]
-        while off < len(view):
-            n = src_sock.send(view[off:off + chunk])
-            if n == 0:
-                break
-            off += n
-        state["off"] = off
+        off = state["off"] = send_some(src_sock, view, state["off"], chunk)
         if off == len(view) and close and not state["shut"]:
             src_sock.shutdown_write()
             state["shut"] = True
-        while True:
-            try:
-                d = dst_sock.recv(1 << 20)
-            except BlockingIOError:
-                break
-            if not d:
-                state["eof"] = True
-                break
-            got.extend(d)
+        if recv_all(dst_sock, got):
+            state["eof"] = True
         return state["eof"] if close else len(got) >= len(data)
 
     wire.run_until(tick, timeout=timeout)

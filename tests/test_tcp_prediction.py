@@ -13,7 +13,7 @@ from wirestack.tcp import TcpConfig
 from wirestack.tcp.segment_arrives import SegmentArrives
 from wirestack.units import MS
 
-from tcp_harness import Wire, connect_pair, pump
+from tcp_harness import Wire, connect_pair, pump, recv_all, send_some
 
 SCENARIOS = {
     "clean": dict(wire={}, cfg={}),
@@ -49,21 +49,10 @@ def pump_both(wire, c, s, data, back, got_b):
     off = {"c": 0, "s": 0}
 
     def tick():
-        for sock, buf, key in ((c, data, "c"), (s, back, "s")):
-            while off[key] < len(buf):
-                n = sock.send(buf[off[key]:off[key] + 65536])
-                if not n:
-                    break
-                off[key] += n
-        for sock, got in ((s, got_a), (c, got_b)):
-            while True:
-                try:
-                    d = sock.recv(1 << 20)
-                except BlockingIOError:
-                    break
-                if not d:
-                    break
-                got.extend(d)
+        off["c"] = send_some(c, data, off["c"])
+        off["s"] = send_some(s, back, off["s"])
+        recv_all(s, got_a)
+        recv_all(c, got_b)
         return len(got_a) == len(data) and len(got_b) == len(back)
 
     wire.run_until(tick)
