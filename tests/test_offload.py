@@ -30,7 +30,8 @@ def _pseudo(ip: bytes, tcp_len: int) -> bytes:
 def gso_cut(frame: bytes, mtu: int = 1500) -> list[bytes]:
     """What the kernel does with a GSO_TCPV4 + NEEDS_CSUM frame: the payload in pieces of
     (MTU - IP - TCP header) bytes, each with a copy of the headers, its own sequence number,
-    IP length, ident and checksums; PSH/FIN only on the last piece.  Also checks that the
+    IP length, ident and checksums; PSH/FIN only on the last piece, CWR only on the first
+    (Linux's tcp_gso_segment clears it after the first).  Also checks that the
     super-segment's checksum field holds the pseudo-header sum, as the kernel expects."""
     eth, ip = frame[:14], frame[14:34]
     thl = (frame[34 + 12] >> 4) * 4
@@ -49,6 +50,8 @@ def gso_cut(frame: bytes, mtu: int = 1500) -> list[bytes]:
         h = bytearray(tcp)
         h[4:8] = ((seq + off) & 0xFFFFFFFF).to_bytes(4, "big")
         h[13] = flags if last else flags & ~0x09          # PSH and FIN only at the end
+        if i:
+            h[13] &= ~0x80                                # CWR only on the first
         h[16:18] = b"\0\0"
         c = 0xFFFF - _sum16(_pseudo(ip, thl + len(piece)) + bytes(h) + piece)
         h[16:18] = c.to_bytes(2, "big")

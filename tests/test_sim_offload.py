@@ -132,6 +132,73 @@ def test_gro_does_not_merge_across_another_ack_a_fin_or_a_bad_checksum():
     assert off.gro_bad_csum == 1
 
 
+def mangled_batch(rng: random.Random, pieces: list[bytes], other: list[bytes]) -> list[bytes]:
+    """A receive batch made from two flows' pieces with what a wire does to frames: reordered,
+    duplicated, dropped, damaged anywhere (headers included), PSH or DF changed, and frames
+    GRO leaves alone (pure ACKs, non-IP) in between."""
+    batch = list(pieces)
+    for f in rng.sample(other, rng.randrange(len(other) + 1)):
+        batch.insert(rng.randrange(len(batch) + 1), f)
+    for _ in range(rng.randrange(6)):
+        i = rng.randrange(len(batch))
+        what = rng.choice(("swap", "dup", "drop", "damage", "damage", "psh", "df", "ack", "arp"))
+        f = bytearray(batch[i])
+        if what == "swap" and i + 1 < len(batch):
+            batch[i], batch[i + 1] = batch[i + 1], batch[i]
+        elif what == "dup":
+            batch.insert(i, batch[i])
+        elif what == "drop" and len(batch) > 1:
+            del batch[i]
+        elif what == "damage":
+            f[rng.randrange(14, len(f))] ^= 1 << rng.randrange(8)
+            batch[i] = bytes(f)
+        elif what == "psh" and len(f) > 47:
+            f[47] |= 0x08                          # checksum now wrong unless fixed below
+            batch[i] = with_tcp(bytes(f), flags=int(f[47])) if rng.random() < 0.5 else bytes(f)
+        elif what == "df" and len(f) > 20:
+            f[20] ^= 0x40
+            batch[i] = bytes(f)
+        elif what == "ack":
+            batch.insert(i, with_tcp(pieces[0][:66], flags="A"))
+        elif what == "arp":
+            batch.insert(i, bytes(6) + bytes(6) + b"\x08\x06" + bytes(28))
+    return batch
+
+
+def test_gro_takes_the_same_decisions_as_checking_one_frame_at_a_time():
+    # coalesce() compares headers as one integer and checks a run's checksums as one sum;
+    # what it hands up must be exactly what checking every frame on its own gives.
+    _, _, _, frame = super_segment(bytes(range(256)) * 60)
+    pieces = gso_cut(frame)
+    other = [with_tcp(p, sport=TCP(p[34:]).sport + 1) for p in pieces[:6]]
+    rng = random.Random(7)
+    for trial in range(400):
+        batch = mangled_batch(rng, pieces, other)
+        fast, slow = Offload(1500), Offload(1500)
+        got = fast.coalesce(batch)
+        want = slow._coalesce_checked(batch, 0, [])
+        assert got == want, trial
+        assert (fast.gro_up, fast.gro_merged, fast.gro_bad_csum) == \
+            (slow.gro_up, slow.gro_merged, slow.gro_bad_csum), trial
+        assert fast.gro_frames == len(batch)
+
+
+def test_tso_cuts_odd_lengths_and_flags_like_gso():
+    _, _, _, frame = super_segment(bytes(range(256)) * 40)
+    head = bytearray(frame[:66])
+    for n, flags in ((3 * 1448 + 1, 0x19), (1449, 0x98), (5 * 1448 - 7, 0x10), (2897, 0x11)):
+        h = bytearray(head)
+        h[16:18] = (20 + 32 + n).to_bytes(2, "big")
+        h[24:26] = b"\0\0"
+        h[24:26] = (0xFFFF - (int.from_bytes(h[14:34], "big") % 0xFFFF or 0xFFFF)).to_bytes(2, "big")
+        h[47] = flags
+        # The field holds the pseudo-header sum (what a TSO device starts from).
+        ps = int.from_bytes(h[26:34], "big") + 6 + 32 + n
+        h[50:52] = (ps % 0xFFFF or 0xFFFF).to_bytes(2, "big")
+        big = bytes(h) + bytes(range(251)) * (n // 251) + bytes(n % 251)
+        assert Offload(1500).segment(big) == gso_cut(big), (n, flags)
+
+
 def test_a_merged_segment_is_received_like_its_pieces():
     data = random.Random(3).randbytes(10 * 1448)
     results = []

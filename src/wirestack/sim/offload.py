@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 
-from ..wire.checksum import fold, internet_checksum, word_sum
+from ..wire.checksum import internet_checksum, reduced_sum, word_sum
 
 _IPV4 = b"\x08\x00"
 _ETH = 14
@@ -42,6 +42,35 @@ _U32 = struct.Struct("!I")
 _LEN_ID = struct.Struct("!HH")          # IP total length and identification (offset 2)
 _MAX_IP = 0xFFFF                        # the IP total length field's limit
 _from_bytes = int.from_bytes
+# Header bytes TSO sets per piece: IP length and id (16-20), IP checksum, TCP seq, flags, checksum.
+_PER_PIECE = ((16, 20), (24, 26), (38, 42), (47, 48), (50, 52))
+# The first 52 header bytes (Ethernet, IPv4 without options, TCP up to its urgent pointer)
+# as a big-endian integer mask: 0xFF where every piece of a run must equal the first one,
+# 0 where pieces differ (IP length, id and checksum, TCP seq and checksum; the urgent
+# pointer, meaningless without URG) and in the PSH bit, which the last piece may add.
+_MASK52 = _from_bytes(bytes(0 if i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 50, 51, 52, 53)
+                            else 0xFF & ~_PSH if i == 47 else 0xFF for i in range(52)), "big")
+
+
+def _header_mask(start: int) -> int:
+    """``_MASK52`` extended over the TCP options up to ``start`` (all compared)."""
+    k = (start - 52) * 8
+    return (_MASK52 << k) | ((1 << k) - 1)
+
+
+def _mergeable(frame: bytes) -> tuple[int, int] | None:
+    """(payload start, end) when ``frame``'s structure lets GRO merge it -- TCP/IPv4 without
+    IP options, not a fragment, lengths that fit, flags ACK or ACK+PSH, some payload --
+    checksums not looked at; else None."""
+    if len(frame) < _ETH + 41 or frame[12:14] != _IPV4 or frame[14] != 0x45 or frame[23] != 6:
+        return None
+    if frame[20] & 0xBF or frame[21] or frame[47] & ~_PSH != _ACK:
+        return None
+    end = _ETH + ((frame[16] << 8) | frame[17])
+    start = _ETH + 20 + (frame[46] >> 4) * 4
+    if start < _ETH + 40 or end <= start or end > len(frame):
+        return None
+    return start, end
 
 
 class Offload:
@@ -66,7 +95,14 @@ class Offload:
     def segment(self, frame: bytes) -> list[bytes] | None:
         """The wire frames for ``frame`` (Ethernet + IPv4 + TCP, longer than the MTU), or
         None when it is not a super-segment the NIC can cut (not TCP/IPv4, IP options, a
-        fragment, a length that does not add up): the NIC then sends it as it is."""
+        fragment, a length that does not add up): the NIC then sends it as it is.
+
+        Per piece only what differs is computed: the headers are one template in which the
+        IP length, identification and checksum and the TCP sequence number, flags and
+        checksum are packed in place; both checksums start from the sum of the template's
+        other words (the sum does not depend on the order of the words, RFC 1071 §2(B), so
+        a changed field is added on its own) and the piece's payload is the only per-byte
+        work."""
         if frame[12:14] != _IPV4 or frame[14] != 0x45 or frame[23] != 6 or frame[20] & 0xBF or frame[21]:
             return None     # (a fragment: only DF may be set in the flags and offset)
         total = _U16.unpack_from(frame, 16)[0]
@@ -75,36 +111,36 @@ class Offload:
         mss = self.mtu - 20 - thl
         if thl < 20 or mss <= 0 or _ETH + total > len(frame) or start > _ETH + total:
             return None
-        eth = frame[:_ETH]
-        ip = bytearray(frame[_ETH:_ETH + 20])
-        tcp = bytearray(frame[_ETH + 20:start])
-        tcp[16:18] = b"\0\0"
-        seq = _U32.unpack_from(tcp, 4)[0]
-        flags = tcp[13]
-        ident = _U16.unpack_from(ip, 4)[0]
-        # The pseudo-header (RFC 9293 §3.1) minus the length, which differs per piece.
-        pseudo = _from_bytes(ip[12:16], "big") + _from_bytes(ip[16:20], "big") + 6
+        hdr = bytearray(frame[:start])
+        seq = _U32.unpack_from(hdr, 38)[0]
+        flags = hdr[47]
+        ident = _U16.unpack_from(hdr, 18)[0]
+        for a, b in _PER_PIECE:         # zero what each piece sets, then sum the rest
+            hdr[a:b] = bytes(b - a)
+        ip_fixed = _from_bytes(hdr[_ETH:_ETH + 20], "big") + 20 + thl
+        # ... and the pseudo-header (RFC 9293 §3.1) but for its TCP length, added per piece.
+        tcp_fixed = _from_bytes(hdr[_ETH + 20:start], "big") + _from_bytes(hdr[26:34], "big") + 6 + thl
         payload = memoryview(frame)[start:_ETH + total]
         n = len(payload)
+        last = n - mss                  # the piece at this offset or beyond is the last one
+        pack_len_id, pack_u32, pack_u16 = _LEN_ID.pack_into, _U32.pack_into, _U16.pack_into
+        join = b"".join
         out = []
         for i, off in enumerate(range(0, n, mss)):
             piece = payload[off:off + mss]
             plen = len(piece)
-            f = flags
-            if off + mss < n:
-                f &= ~(_PSH | _FIN)
+            f = flags if off >= last else flags & ~(_PSH | _FIN)
             if i:
                 f &= ~_CWR
-            tcp[13] = f
-            _U32.pack_into(tcp, 4, (seq + off) & 0xFFFFFFFF)
-            tcp[16:18] = b"\0\0"
-            # The header has an even length, so the words of header and piece sum apart.
-            s = fold(word_sum(tcp) + word_sum(piece) + pseudo + thl + plen)
-            _U16.pack_into(tcp, 16, 0xFFFF - s)
-            _LEN_ID.pack_into(ip, 2, 20 + thl + plen, (ident + i) & 0xFFFF)
-            ip[10:12] = b"\0\0"
-            _U16.pack_into(ip, 10, internet_checksum(ip))
-            out.append(b"".join((eth, ip, tcp, piece)))
+            ident_i = (ident + i) & 0xFFFF
+            pack_len_id(hdr, 16, 20 + thl + plen, ident_i)
+            pack_u16(hdr, 24, 0xFFFF - ((ip_fixed + plen + ident_i) % 0xFFFF or 0xFFFF))
+            sq = (seq + off) & 0xFFFFFFFF
+            pack_u32(hdr, 38, sq)
+            hdr[47] = f
+            pack_u16(hdr, 50, 0xFFFF - ((tcp_fixed + plen + sq + f + reduced_sum(piece)) % 0xFFFF
+                                        or 0xFFFF))
+            out.append(join((hdr, piece)))
         self.tso_super += 1
         self.tso_frames += len(out)
         return out
@@ -114,27 +150,84 @@ class Offload:
     def coalesce(self, frames: list[bytes]) -> list[tuple[bytes, bool, int]]:
         """One receive batch, in arrival order -> ``(frame, checksum_ok, first)`` to hand
         up, in order: ``first`` is the index in ``frames`` of the first frame it holds;
-        ``checksum_ok`` says the NIC checked the TCP checksum of every piece."""
+        ``checksum_ok`` says the NIC checked the TCP checksum of every piece.
+
+        The result is that of looking at one frame at a time (``_coalesce_checked``), made
+        cheaper for a long run: a frame joins the run when its headers equal the run's first
+        one outside the fields that differ from piece to piece (one integer comparison), and
+        the checksums of a run's pieces are checked together, as one sum. The IP header, TCP
+        segment and pseudo-header of every good piece each sum to 0 (mod 0xFFFF, RFC 1071),
+        so their total does: one damaged piece always shows, and damage in several could
+        cancel out only with the odds of one random error passing its own checksum. A run
+        whose total is not 0 is looked at again from its first frame, one frame at a time,
+        which finds the damaged piece and hands it up unmerged."""
+        self.gro_frames += len(frames)
         out: list[tuple[bytes, bool, int]] = []
+        run: list = []          # the run being merged: (frame, payload start, payload end)
+        head = mask = start = 0
+        run_first = nxt = size = room = 0
+        csum = pseudo = addrs = 0   # the run's sums: frames read little-endian, pseudo-headers
+        open_ = False           # the run may take another piece
+        from_bytes = _from_bytes
+        for index, frame in enumerate(frames):
+            if open_ and len(frame) > start:
+                total = (frame[16] << 8) | frame[17]
+                end = _ETH + total
+                plen = end - start
+                if (0 < plen <= size and plen <= room and end <= len(frame)
+                        and not (from_bytes(frame[:start], "big") ^ head) & mask
+                        and _U32.unpack_from(frame, 38)[0] == nxt):
+                    run.append((frame, start, end))
+                    csum += from_bytes(frame[_ETH:end], "little")
+                    pseudo += addrs + total - 20
+                    nxt = (nxt + plen) & 0xFFFFFFFF
+                    room -= plen
+                    open_ = plen == size and not frame[47] & _PSH
+                    continue
+            if run:
+                # Read little-endian, a sum is 256 times the word sum (mod 0xFFFF).
+                if (csum + (pseudo << 8)) % 0xFFFF:
+                    return self._coalesce_checked(frames, run_first, out)
+                self._flush(run, run_first, out)
+                run = []
+            info = _mergeable(frame)
+            if info is None:
+                open_ = False
+                self._pass_up(frame, index, self._data_segment(frame), out)
+                continue
+            start, end = info
+            plen = end - start
+            run, run_first = [(frame, start, end)], index
+            head = from_bytes(frame[:start], "big")
+            mask = _header_mask(start)
+            addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
+            csum = from_bytes(frame[_ETH:end], "little")
+            pseudo = addrs + end - _ETH - 20
+            nxt, size = (_U32.unpack_from(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
+            room = _MAX_IP - (start - _ETH) - plen
+            open_ = not frame[47] & _PSH
+        if run:
+            if (csum + (pseudo << 8)) % 0xFFFF:
+                return self._coalesce_checked(frames, run_first, out)
+            self._flush(run, run_first, out)
+        return out
+
+    def _coalesce_checked(self, frames: list[bytes], first: int,
+                          out: list[tuple[bytes, bool, int]]) -> list[tuple[bytes, bool, int]]:
+        """``frames[first:]`` one frame at a time, every checksum checked on its own (the
+        reference ``coalesce`` must agree with), appended to ``out``."""
         run: list = []          # the frames being merged: (frame, payload start, end)
         run_key = b""
         run_first = nxt = size = room = 0
-        open_ = False           # the run may take another piece
-        for index, frame in enumerate(frames):
-            self.gro_frames += 1
+        open_ = False
+        for index in range(first, len(frames)):
+            frame = frames[index]
             info = self._data_segment(frame)
             if info is None or info[0] is None:
                 if run:
                     self._flush(run, run_first, out)
                     run = []
-                # Not TCP/IPv4 (or an IP header IP must judge): unchecked. A TCP segment
-                # that may not merge: vouched for if its checksum is good, else the
-                # stack finds and counts the error itself.
-                ok = info is not None and info[1]
-                if info is not None and not ok:
-                    self.gro_bad_csum += 1
-                out.append((frame, ok, index))
-                self.gro_up += 1
+                self._pass_up(frame, index, info, out)
                 continue
             key, seq, start, end, flags = info
             plen = end - start
@@ -153,6 +246,16 @@ class Offload:
         if run:
             self._flush(run, run_first, out)
         return out
+
+    def _pass_up(self, frame: bytes, index: int, info, out: list) -> None:
+        """A frame that may not merge, as it came. Not TCP/IPv4 (or an IP header IP must
+        judge): unchecked. A TCP segment: vouched for if its checksum is good, else the
+        stack finds and counts the error itself."""
+        ok = info is not None and info[1]
+        if info is not None and not ok:
+            self.gro_bad_csum += 1
+        out.append((frame, ok, index))
+        self.gro_up += 1
 
     def _data_segment(self, frame: bytes):
         """None: not a TCP/IPv4 frame GRO handles (passed up unchecked). (None, csum_ok):
@@ -180,8 +283,8 @@ class Offload:
         if flags & ~_PSH != _ACK or start == end:
             return None, True
         # Same flow, same ACK, window and options (TCP bytes 8-11, 14-15, 20-): Ethernet
-        # and IP addresses, TOS, TTL, ports, header length.
-        key = b"".join((frame[:_ETH], frame[15:16], frame[22:23], frame[26:38], frame[42:47],
+        # and IP addresses, TOS, DF, TTL, ports, header length.
+        key = b"".join((frame[:_ETH], frame[15:16], frame[20:21], frame[22:23], frame[26:38], frame[42:47],
                         frame[48:50], frame[_ETH + 40:start]))
         return key, _U32.unpack_from(frame, 38)[0], start, end, flags
 
