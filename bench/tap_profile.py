@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python bench/tap_profile.py {up,down,rr,connect} [--size-mb 20]
                                                [--cprofile FILE] [--top 25]
+                                               [--offload] [--no-gro] [--no-gso]
 
 Starts `wirestack serve` (under cProfile with --cprofile), drives ONE workload from a Linux
 socket in its namespace -- up: Linux -> wirestack bulk into discard; down: chargen ->
@@ -41,6 +42,8 @@ def main() -> int:
                     help="sample the serve process with py-spy during the workload "
                          "(collapsed stacks: one 'stack count' line each)")
     ap.add_argument("--offload", action="store_true", help="serve --offload")
+    ap.add_argument("--no-gro", action="store_true", help="serve --no-gro")
+    ap.add_argument("--no-gso", action="store_true", help="serve --no-gso")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     ns = f"ws-prof-{os.getpid()}"
@@ -50,8 +53,8 @@ def main() -> int:
     argv += ["-m", "wirestack", "serve", "--netns", ns, "--tap", "wsprof0", "--ip",
              f"{tap_bench.WS_IP}/24", "--peer-ip", "198.18.0.1/24",
              "--echo", "7", "--discard", "9", "--chargen", "19"]
-    if args.offload:
-        argv.append("--offload")
+    argv += [flag for flag, on in (("--offload", args.offload), ("--no-gro", args.no_gro),
+                                   ("--no-gso", args.no_gso)) if on]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(HERE, "..", "src") + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -366,6 +366,12 @@ def add_tap_options(p: argparse.ArgumentParser) -> None:
                    help="the kernel side's address on the TAP")
     g.add_argument("--dns", metavar="ADDR", action="append", type=ipv4,
                    help="DNS server for names (repeatable)")
+    g.add_argument("--no-gro", action="store_true",
+                   help="TAP: hand every frame read to IP on its own (default: merge a wake-up's "
+                        "in-order TCP data first, Linux's generic receive offload)")
+    g.add_argument("--no-gso", action="store_true",
+                   help="TAP: TCP builds every MTU-sized segment itself (default: it hands over "
+                        "up to 64 KB, cut into frames just before the write, Linux's GSO)")
     add_wire_port_option(p)
 
 

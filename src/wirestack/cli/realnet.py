@@ -222,7 +222,11 @@ class _Setup:
                 offset = time.time_ns() - time.monotonic_ns()
                 taps.append(lambda now, d, frame: print(
                     tracer.format(frame, tag=f"{_wall_clock(now + offset)} {d}"), file=out, flush=True))
-            self.runtime = RealtimeHost(self.host, self.tap, asyncio.get_running_loop(), taps)
+            # Software offloads on a plain TAP (--offload lets the kernel do more instead).
+            soft = self.device_kind == "TAP" and not getattr(args, "offload", False)
+            self.runtime = RealtimeHost(self.host, self.tap, asyncio.get_running_loop(), taps,
+                                        gro=soft and not getattr(args, "no_gro", False),
+                                        gso=soft and not getattr(args, "no_gso", False))
             self.runtime.start()
         except BaseException:
             self.close()

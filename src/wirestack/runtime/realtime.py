@@ -18,6 +18,16 @@ and every one of those writes runs the kernel's TCP input for the ACK in our pro
 as Linux does) grows its window just the same.  Single segments (request/response) still
 get the delayed-ACK rule of RFC 1122 4.2.3.2: answered by the reply or within delack_ms.
 Segments above a hole are not batched: each still gets its immediate duplicate ACK.
+
+GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
+the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
+whatever its size, so the frames of one wake-up are merged before IP sees them (GRO: the
+in-order data of one flow becomes one segment of up to 64 KB, its checksums checked
+together, see sim/offload.py), and TCP hands over super-segments that are cut into MTU-sized
+frames just before they are written (GSO).  The wire and the kernel see exactly the frames
+they would see without; TCP, counters and the event log see fewer, larger segments.  Taps
+(``--pcap``, ``--trace``) see the frames as read and as written -- a Linux tcpdump would
+show the merged segments on receive instead.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import time
 
 from ..contracts import PolledDevice
 from ..iface import Host
+from ..sim.offload import Offload
 from .base import RuntimeHost
 from .driver import Driver
 
@@ -35,7 +46,8 @@ BATCH = 64    # frames read per wake-up before the host is asked for output (and
 
 class RealtimeHost(RuntimeHost):
     def __init__(self, host: Host, device: PolledDevice,
-                 loop: asyncio.AbstractEventLoop | None = None, taps=(), more_devices=()):
+                 loop: asyncio.AbstractEventLoop | None = None, taps=(), more_devices=(),
+                 gro: bool = False, gso: bool = False):
         self.host = host
         # Answer a batch of segments once, at the driver's service() that follows it (see BATCH).
         host.tcp.defer_output = True
@@ -50,12 +62,27 @@ class RealtimeHost(RuntimeHost):
                 iface.tso = bool(getattr(dev, "offload", False))
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
+        # Software offloads, per interface, on devices that do not offload themselves.
+        mtus = [host.interfaces[i].mtu if not getattr(d, "offload", False) else 0
+                for i, d in enumerate(self.devices)]
+        self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
+        self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
+        sends = [d.send for d in self.devices]
+        driver_taps = self.taps
+        if any(self.gso):
+            host.tcp.gso_max = 0xFFFF - 20 - 32
+            for iface, cut in zip(host.interfaces, self.gso):
+                if cut is not None:
+                    iface.tso = True
+            # The frames written are the pieces: the taps see those, not the super-segment.
+            sends = [self._sender(dev.send, cut) for dev, cut in zip(self.devices, self.gso)]
+            driver_taps = []
         ev = self.loop
         # A loop timer that fires early is kept (see runtime/driver.py); a deadline already
         # due is served 1 µs later.
-        self.driver = Driver(host, time.monotonic_ns, [d.send for d in self.devices],
+        self.driver = Driver(host, time.monotonic_ns, sends,
                              ev.call_soon, lambda t, fn: ev.call_at(t / 1e9, fn),
-                             soonest=1000, exact=False, taps=self.taps)
+                             soonest=1000, exact=False, taps=driver_taps)
         self.driver.active = False
         self._woken = False          # a task was made runnable during this wake-up (wake())
         self._started = False
@@ -63,6 +90,20 @@ class RealtimeHost(RuntimeHost):
 
     def now_ns(self) -> int:
         return time.monotonic_ns()   # asyncio's loop.time() is time.monotonic(): one clock
+
+    def _sender(self, send, cut: Offload | None):
+        """``send`` for the driver, with GSO (``cut``) and the taps in front of it."""
+        taps = self.taps
+        limit = cut.mtu + 14 if cut is not None else 0
+
+        def gso_send(frame: bytes) -> None:
+            pieces = cut.segment(frame) if cut is not None and len(frame) > limit else None
+            now = time.monotonic_ns() if taps else 0
+            for piece in pieces or (frame,):
+                for tap in taps:
+                    tap(now, "tx", piece)
+                send(piece)
+        return gso_send
 
     def start(self) -> None:
         if not self._started:
@@ -103,11 +144,17 @@ class RealtimeHost(RuntimeHost):
             self.device_error = e
             self.stop()
             return
-        for frame in frames:
-            if taps:
+        if taps:
+            for frame in frames:
                 for tap in taps:
                     tap(now, "rx", frame)
-            receive(frame, now, ifindex)
+        gro = self.gro[ifindex]
+        if gro is not None and len(frames) > 1:
+            for frame, checksum_ok, _ in gro.coalesce(frames):
+                receive(frame, now, ifindex, checksum_ok)
+        else:
+            for frame in frames:
+                receive(frame, now, ifindex)
         self.driver.service()
         self._after_tasks()
 
