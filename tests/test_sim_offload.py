@@ -11,6 +11,7 @@ import random
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
 
 from test_offload import gso_cut, make_pair
 
@@ -18,7 +19,7 @@ from wirestack.labs.experiments import LABS, run_lab
 from wirestack.labs.transfer import run_transfer
 from wirestack.runtime.sim import Network
 from wirestack.sim import Nic, Scheduler
-from wirestack.sim.offload import Offload
+from wirestack.sim.offload import Offload, thin_acks
 from wirestack.trace.pcap import PcapReader
 from wirestack.wire.checksum import fcs
 
@@ -197,6 +198,42 @@ def test_tso_cuts_odd_lengths_and_flags_like_gso():
         h[50:52] = (ps % 0xFFFF or 0xFFFF).to_bytes(2, "big")
         big = bytes(h) + bytes(range(251)) * (n // 251) + bytes(n % 251)
         assert Offload(1500).segment(big) == gso_cut(big), (n, flags)
+
+
+def ack(n: int, sport: int = 5000, flags: str = "A", sack=None, win: int = 500,
+        payload: bytes = b"") -> bytes:
+    opts = [("NOP", None), ("NOP", None), ("Timestamp", (n, 7))]
+    if sack:
+        opts += [("NOP", None), ("NOP", None), ("SAck", sack)]
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+                 / IP(src="198.18.0.1", dst="198.18.0.2", flags="DF")
+                 / TCP(sport=sport, dport=9, seq=1, ack=n, flags=flags, window=win, options=opts)
+                 / payload)
+
+
+def test_ack_filtering_keeps_the_last_of_a_run_of_cumulative_acks():
+    w = 0xFFFFFFFF
+    run = [ack(1000), ack(2448), ack(3896, win=100)]
+    assert thin_acks(run) == ([run[2]], 2)
+    # Across the sequence number wrap, and flows kept apart.
+    wrap = [ack(w - 100), ack(500), ack(600, sport=5001), ack(700, sport=5001)]
+    assert thin_acks(wrap) == ([wrap[1], wrap[3]], 2)
+
+
+def test_ack_filtering_leaves_duplicates_sack_data_and_other_flags_alone():
+    dup = [ack(1000), ack(1000), ack(1000)]                # fast retransmit counts these
+    assert thin_acks(dup) == (dup, 0)
+    sack = [ack(1000), ack(1000, sack=(3000, 4448)), ack(2000, sack=(3000, 5896))]
+    assert thin_acks(sack) == (sack, 0)
+    data = [ack(1000), ack(2000, payload=b"x" * 10), ack(3000)]
+    assert thin_acks(data) == (data, 0)
+    for flags in ("FA", "RA", "AE", "PA"):
+        other = [ack(1000), ack(2000, flags=flags), ack(3000)]
+        assert thin_acks(other) == (other, 0), flags
+    older = [ack(2000), ack(1000)]                        # not newer: both kept
+    assert thin_acks(older) == (older, 0)
+    arp = bytes(12) + b"\x08\x06" + bytes(28)
+    assert thin_acks([ack(1000), arp, ack(2000)]) == ([ack(1000), arp, ack(2000)], 0)
 
 
 def test_a_merged_segment_is_received_like_its_pieces():

@@ -23,7 +23,8 @@ GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
 whatever its size, so the frames of one wake-up are merged before IP sees them (GRO: the
 in-order data of one flow becomes one segment of up to 64 KB, its checksums checked
-together, see sim/offload.py), and TCP hands over super-segments that are cut into MTU-sized
+together, see sim/offload.py; of a run of one connection's pure ACKs, each acknowledging
+more, only the last is passed up: ACK filtering, RFC 3449 §5.2.1, ``thin_acks``), and TCP hands over super-segments that are cut into MTU-sized
 frames just before they are written (GSO).  The wire and the kernel see exactly the frames
 they would see without; TCP, counters and the event log see fewer, larger segments.  Taps
 (``--pcap``, ``--trace``) see the frames as read and as written -- a Linux tcpdump would
@@ -37,7 +38,7 @@ import time
 
 from ..contracts import PolledDevice
 from ..iface import Host
-from ..sim.offload import Offload
+from ..sim.offload import Offload, thin_acks
 from .base import RuntimeHost
 from .driver import Driver
 
@@ -67,6 +68,7 @@ class RealtimeHost(RuntimeHost):
                 for i, d in enumerate(self.devices)]
         self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
         self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
+        self.acks_thinned = 0        # pure ACKs GRO left out: a later one said more (thin_acks)
         sends = [d.send for d in self.devices]
         driver_taps = self.taps
         if any(self.gso):
@@ -150,6 +152,8 @@ class RealtimeHost(RuntimeHost):
                     tap(now, "rx", frame)
         gro = self.gro[ifindex]
         if gro is not None and len(frames) > 1:
+            frames, left_out = thin_acks(frames)
+            self.acks_thinned += left_out
             for frame, checksum_ok, _ in gro.coalesce(frames):
                 receive(frame, now, ifindex, checksum_ok)
         else:

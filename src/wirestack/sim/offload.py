@@ -305,3 +305,45 @@ class Offload:
         # The TCP checksum field keeps the first piece's value: the NIC vouches for the
         # pieces it checked (checksum_ok), nobody reads the field of a merged segment.
         out.append((b"".join((head[:_ETH], ip, tcp, body)), True, first))
+
+
+_TS_LAYOUT = b"\x01\x01\x08\x0a"         # NOP NOP Timestamps (RFC 7323 Appendix A)
+
+
+def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
+    """ACK filtering (RFC 3449 §5.2.1) within one receive batch: of consecutive pure ACKs of
+    one connection, each acknowledging more than the one before, only the last is kept;
+    returns (the frames to hand up, how many ACKs were left out).
+
+    A cumulative ACK says everything the ACKs before it said: the newer acknowledgment,
+    window (RFC 9293 §3.10.7.4 takes the window from the segment with the highest ACK)
+    and timestamp. Kept as they are: anything with data or flags other than ACK (a FIN,
+    RST, ECN-Echo), duplicate ACKs (the same number: they count towards fast retransmit,
+    RFC 5681 §3.2), ACKs with options other than timestamps (SACK blocks carry news of their
+    own), IP options and fragments. The sender then sees one stretch ACK where the wire
+    carried several, as behind a receiver with GRO; its congestion control counts bytes
+    (RFC 3465), and HyStart++ grows by up to L·SMSS per ACK (RFC 9406 §4.2)."""
+    out: list[bytes] = []
+    left_out = 0
+    last_key = None     # flow of out[-1] when it is a pure ACK that a later one may replace
+    last_ack = 0
+    unpack_u32 = _U32.unpack_from
+    for frame in frames:
+        if (len(frame) >= _ETH + 40 and frame[47] == _ACK and frame[12:14] == _IPV4
+                and frame[14] == 0x45 and frame[23] == 6 and not (frame[20] & 0xBF or frame[21])):
+            thl = (frame[46] >> 4) * 4
+            if (((frame[16] << 8) | frame[17]) == 20 + thl
+                    and (thl == 20 or (thl == 32 and frame[54:58] == _TS_LAYOUT))):
+                key = frame[:12] + frame[26:38]     # MACs, addresses and ports
+                ack = unpack_u32(frame, 42)[0]
+                if key == last_key and 0 < (ack - last_ack) & 0xFFFFFFFF < 0x80000000:
+                    out[-1] = frame
+                    left_out += 1
+                else:
+                    out.append(frame)
+                    last_key = key
+                last_ack = ack
+                continue
+        out.append(frame)
+        last_key = None
+    return out, left_out
