@@ -134,6 +134,35 @@ def test_frame_written_to_tap_reaches_kernel(netns):
         assert tap.tx_frames == 1 and tap.tx_dropped == 0
 
 
+def test_write_many_hands_each_frame_over_and_counts_the_refused(netns):
+    """write_many(): three ARP requests in one call, one of them too short for the kernel
+    (EINVAL: counted as a drop, the others still go): the kernel answers two."""
+    from wirestack.phy.tap import TapDevice
+
+    ns = netns("test")
+    with TapDevice("ws0", netns=ns.name) as tap:
+        tap.configure_peer("198.18.0.1/24")
+        our_mac = bytes.fromhex("020000000002")
+        kernel_ip = bytes([198, 18, 0, 1])
+        frames = []
+        for host in (2, 3):
+            ip = bytes([198, 18, 0, host])
+            arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + our_mac + ip + b"\0" * 6 + kernel_ip
+            frames.append(b"\xff" * 6 + our_mac + struct.pack("!H", 0x0806) + arp)
+        tap.read_frames(64)
+        assert tap.write_many([frames[0], b"\x01" * 4, frames[1]]) == 2
+        assert tap.tx_frames == 2 and tap.tx_dropped == 1
+        asked = set()
+        deadline = time.monotonic() + 3.0
+        while len(asked) < 2 and time.monotonic() < deadline:
+            select.select([tap.fileno()], [], [], 0.2)
+            for f in tap.read_frames(32):
+                a = _arp_target(f)
+                if a and a[0] == 2:
+                    asked.add(a[3])
+        assert asked == {bytes([198, 18, 0, 2]), bytes([198, 18, 0, 3])}
+
+
 def test_jumbo_frame_read_whole_after_mtu_change(netns):
     """configure_peer(mtu=...) grows the read buffer: a 9000-byte frame is not cut short,
     and with offloads off the kernel sends it as one frame with a full IPv4 header."""

@@ -264,16 +264,36 @@ class TapDevice:
                                     else _NO_VNET, frame))
             else:
                 os.write(self.fd, frame)
-        except (BlockingIOError, OSError) as e:
-            if isinstance(e, BlockingIOError) or e.errno in (errno.ENOBUFS, errno.ENOMEM):
-                self.tx_dropped += 1
-                return False
-            if e.errno == errno.EINVAL:  # malformed/too-short frame: a local bug, count it
-                self.tx_dropped += 1
-                return False
-            raise TapError(f"writing to TAP {self.name!r} failed: {e.strerror}") from None
+        except OSError as e:
+            self._write_failed(e)
+            return False
         self.tx_frames += 1
         return True
+
+    def write_many(self, frames) -> int:
+        """Several frames (a TAP takes one per write(2)) in one call from Python: the
+        pieces of a segmented super-segment.  Returns how many the kernel took."""
+        if self.offload:
+            return sum(self.write(frame) for frame in frames)
+        write, fd = os.write, self.fd
+        n = 0
+        for frame in frames:
+            try:
+                write(fd, frame)
+            except OSError as e:
+                self._write_failed(e)
+                continue
+            n += 1
+        self.tx_frames += n
+        return n
+
+    def _write_failed(self, e: OSError) -> None:
+        """A refused write: counted as a drop (queue full, a malformed frame: a local bug),
+        or TapError when the device itself is gone."""
+        if isinstance(e, BlockingIOError) or e.errno in (errno.ENOBUFS, errno.ENOMEM, errno.EINVAL):
+            self.tx_dropped += 1
+            return
+        raise TapError(f"writing to TAP {self.name!r} failed: {e.strerror}") from None
 
     send = write   # the Device contract's verb for "frame out" (wirestack.contracts)
 

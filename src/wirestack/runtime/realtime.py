@@ -77,7 +77,7 @@ class RealtimeHost(RuntimeHost):
                 if cut is not None:
                     iface.tso = True
             # The frames written are the pieces: the taps see those, not the super-segment.
-            sends = [self._sender(dev.send, cut) for dev, cut in zip(self.devices, self.gso)]
+            sends = [self._sender(dev, cut) for dev, cut in zip(self.devices, self.gso)]
             driver_taps = []
         ev = self.loop
         # A loop timer that fires early is kept (see runtime/driver.py); a deadline already
@@ -93,18 +93,29 @@ class RealtimeHost(RuntimeHost):
     def now_ns(self) -> int:
         return time.monotonic_ns()   # asyncio's loop.time() is time.monotonic(): one clock
 
-    def _sender(self, send, cut: Offload | None):
-        """``send`` for the driver, with GSO (``cut``) and the taps in front of it."""
+    def _sender(self, device: PolledDevice, cut: Offload | None):
+        """The device's ``send`` for the driver, with GSO (``cut``) and the taps in front of
+        it; the pieces of a super-segment go to the device in one call when it can take
+        several (``write_many``)."""
         taps = self.taps
+        send = device.send
+        send_many = getattr(device, "write_many", None)
         limit = cut.mtu + 14 if cut is not None else 0
 
         def gso_send(frame: bytes) -> None:
             pieces = cut.segment(frame) if cut is not None and len(frame) > limit else None
-            now = time.monotonic_ns() if taps else 0
-            for piece in pieces or (frame,):
-                for tap in taps:
-                    tap(now, "tx", piece)
-                send(piece)
+            if taps:
+                now = time.monotonic_ns()
+                for piece in pieces or (frame,):
+                    for tap in taps:
+                        tap(now, "tx", piece)
+            if pieces is None:
+                send(frame)
+            elif send_many is not None:
+                send_many(pieces)
+            else:
+                for piece in pieces:
+                    send(piece)
         return gso_send
 
     def start(self) -> None:
