@@ -39,7 +39,8 @@ _ETH = 14
 _FIN, _SYN, _RST, _PSH, _ACK, _URG, _ECE, _CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
-_LEN_ID = struct.Struct("!HH")          # IP total length and identification (offset 2)
+_IP_FIELDS = struct.Struct("!HH4sH")     # at 16: IP length, id, (flags, TTL, protocol), checksum
+_TCP_FIELDS = struct.Struct("!I5sB2sH")  # at 38: seq, (ack, data offset), flags, (window), checksum
 _MAX_IP = 0xFFFF                        # the IP total length field's limit
 _from_bytes = int.from_bytes
 # Header bytes TSO sets per piece: IP length and id (16-20), IP checksum, TCP seq, flags, checksum.
@@ -111,36 +112,46 @@ class Offload:
         mss = self.mtu - 20 - thl
         if thl < 20 or mss <= 0 or _ETH + total > len(frame) or start > _ETH + total:
             return None
+        payload = memoryview(frame)[start:_ETH + total]
+        n = len(payload)
+        if n <= mss:
+            return None     # nothing to cut
         hdr = bytearray(frame[:start])
         seq = _U32.unpack_from(hdr, 38)[0]
         flags = hdr[47]
         ident = _U16.unpack_from(hdr, 18)[0]
+        ip_mid, ack_off, window = bytes(hdr[20:24]), bytes(hdr[42:47]), bytes(hdr[48:50])
         for a, b in _PER_PIECE:         # zero what each piece sets, then sum the rest
             hdr[a:b] = bytes(b - a)
         ip_fixed = _from_bytes(hdr[_ETH:_ETH + 20], "big") + 20 + thl
         # ... and the pseudo-header (RFC 9293 §3.1) but for its TCP length, added per piece.
         tcp_fixed = _from_bytes(hdr[_ETH + 20:start], "big") + _from_bytes(hdr[26:34], "big") + 6 + thl
-        payload = memoryview(frame)[start:_ETH + total]
-        n = len(payload)
-        last = n - mss                  # the piece at this offset or beyond is the last one
-        pack_len_id, pack_u32, pack_u16 = _LEN_ID.pack_into, _U32.pack_into, _U16.pack_into
+        pack_ip, pack_tcp = _IP_FIELDS.pack_into, _TCP_FIELDS.pack_into
         join = b"".join
-        out = []
-        for i, off in enumerate(range(0, n, mss)):
+        out: list[bytes] = []
+        append = out.append
+        f = flags & ~(_PSH | _FIN)      # PSH and FIN on the last piece only, CWR on the first
+        ip_len = 20 + thl + mss
+        for off in range(0, n - mss, mss):          # every piece but the last: mss bytes
+            pack_ip(hdr, 16, ip_len, ident, ip_mid,
+                    0xFFFF - ((ip_fixed + mss + ident) % 0xFFFF or 0xFFFF))
             piece = payload[off:off + mss]
-            plen = len(piece)
-            f = flags if off >= last else flags & ~(_PSH | _FIN)
-            if i:
-                f &= ~_CWR
-            ident_i = (ident + i) & 0xFFFF
-            pack_len_id(hdr, 16, 20 + thl + plen, ident_i)
-            pack_u16(hdr, 24, 0xFFFF - ((ip_fixed + plen + ident_i) % 0xFFFF or 0xFFFF))
             sq = (seq + off) & 0xFFFFFFFF
-            pack_u32(hdr, 38, sq)
-            hdr[47] = f
-            pack_u16(hdr, 50, 0xFFFF - ((tcp_fixed + plen + sq + f + reduced_sum(piece)) % 0xFFFF
-                                        or 0xFFFF))
-            out.append(join((hdr, piece)))
+            pack_tcp(hdr, 38, sq, ack_off, f, window,
+                     0xFFFF - ((tcp_fixed + mss + sq + f + reduced_sum(piece)) % 0xFFFF or 0xFFFF))
+            append(join((hdr, piece)))
+            ident = (ident + 1) & 0xFFFF
+            f &= ~_CWR
+        off = (n - 1) // mss * mss
+        piece = payload[off:]
+        plen = n - off
+        f = flags & ~_CWR
+        pack_ip(hdr, 16, 20 + thl + plen, ident, ip_mid,
+                0xFFFF - ((ip_fixed + plen + ident) % 0xFFFF or 0xFFFF))
+        sq = (seq + off) & 0xFFFFFFFF
+        pack_tcp(hdr, 38, sq, ack_off, f, window,
+                 0xFFFF - ((tcp_fixed + plen + sq + f + reduced_sum(piece)) % 0xFFFF or 0xFFFF))
+        append(join((hdr, piece)))
         self.tso_super += 1
         self.tso_frames += len(out)
         return out
