@@ -216,10 +216,11 @@ class Output(Tcb):
                 self._send_syn(now)
             return
         sent = False
-        if self.recovery.sack_rec and st in SENDING:
-            sent = self.recovery.sack_output(self, now)
-        elif st in SENDING and (self.sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
-            sent = self.send_data(now, False)
+        if st in SENDING:
+            if self.recovery.sack_rec:
+                sent = self.recovery.sack_output(self, now)
+            elif self.sbase + len(self.sndq) > self.snd_nxt or self.fin_queued:
+                sent = self.send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
             self.send_ack(now)
 
