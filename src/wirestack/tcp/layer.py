@@ -160,7 +160,7 @@ class TcpLayer:
                 counters.incr("tcp.in_segs")     # the header was good: it counts as received
             counters.incr(e.counter)
             return
-        counters.incr("tcp.in_segs")
+        counters["tcp.in_segs"] += 1     # (Counters starts every name at 0)
         conn = self._conns.get((dst, dport, src, sport))
         min_iss = None
         if conn is not None:

@@ -96,7 +96,7 @@ class Listener:
         conn.listener = self
         self.children.add(conn)
         layer.add(conn)
-        counters.incr("tcp.passive_opens")
+        counters["tcp.passive_opens"] += 1
         conn.open_passive(seq, wnd, opts, now)
         layer.schedule(conn)
 
