@@ -4,6 +4,7 @@
     .venv/bin/python bench/syn_bench.py -n 5000 -r 5
     .venv/bin/python bench/syn_bench.py --cold -n 300    # caches evicted before each connect
     .venv/bin/python bench/syn_bench.py --profile     # cProfile of the server's phases
+    .venv/bin/python bench/syn_bench.py --profile syn # ... of one phase (syn, ack, close)
 
 Two hosts joined by hand (no simulator): a client host connects, the server host listens.
 Only the server's work is timed (``time.perf_counter_ns`` around its calls), per connect:
@@ -146,13 +147,15 @@ def main() -> None:
     ap.add_argument("-r", "--runs", type=int, default=3, help="runs; the median is printed")
     ap.add_argument("--cold", action="store_true",
                     help="evict the CPU caches before each connect (14 ms each: use -n 300)")
-    ap.add_argument("--profile", action="store_true", help="cProfile the timed phases")
+    ap.add_argument("--profile", nargs="?", const="all", choices=("all", "syn", "ack", "close"),
+                    help="cProfile the timed phases (or one of them)")
     args = ap.parse_args()
     if args.profile:
         prof = cProfile.Profile()
 
-        def hook(_phase: str, start: bool) -> None:
-            prof.enable() if start else prof.disable()
+        def hook(phase: str, start: bool) -> None:
+            if args.profile in ("all", phase):
+                prof.enable() if start else prof.disable()
         run(args.n, hook)
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         return
