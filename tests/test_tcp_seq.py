@@ -96,3 +96,11 @@ def test_exactly_one_order_unless_antipodal(a, b):
     assert seq.lt(a, b) == seq.gt(b, a)
     assert seq.le(a, b) == (not seq.gt(a, b))
     assert seq.ge(a, b) == (not seq.lt(a, b))
+
+
+@given(st.binary(min_size=1, max_size=32), st.binary(min_size=4, max_size=4),
+       st.integers(1, 65535), st.binary(min_size=4, max_size=4), st.integers(1, 65535),
+       st.integers(0, 2**62))
+def test_prepared_isn_generator_gives_the_rfc6528_numbers(secret, lip, lport, rip, rport, now):
+    from wirestack.tcp.isn import IsnGenerator, isn
+    assert IsnGenerator(secret)(lip, lport, rip, rport, now) == isn(secret, lip, lport, rip, rport, now)

@@ -289,6 +289,29 @@ def test_duplicate_syn_in_syn_received_repeats_syn_ack():
     assert out[0].flags == "S." and out[0].seq == ours - 1
 
 
+def test_syn_received_child_answers_stats_icmp_and_close_before_established():
+    # A listener's child makes its send buffer, loss recovery and congestion controller
+    # only when the handshake completes; what reaches it before must still work.
+    p, _, theirs, ours, (sport, dport) = _setup("SYN_RECEIVED")
+    child = p.layer.connections()[0]
+    st = child.stats()
+    assert st["state"] == "SYN_RECEIVED" and st["send_queue"] == 0
+    assert st["cwnd"] == 4 * 536 and st["dup_acks"] == 0   # RFC 5681 IW before the MSS is known
+    # RFC 1191: a fragmentation-needed error quoting our SYN,ACK lowers the MSS.
+    quoted = dport.to_bytes(2, "big") + sport.to_bytes(2, "big") + (ours - 1).to_bytes(4, "big")
+    p.layer.icmp_error("frag_needed", p.local, p.peer, quoted, p.now, mtu=1000)
+    assert p.counters["tcp.pmtu_updates"] == 1
+    p.inject(".", theirs, ours, sport=sport, dport=dport)
+    assert child.state == "ESTABLISHED"
+    assert child.stats()["snd_mss"] == 960 and child.stats()["cwnd"] == 4 * 960
+    # A second child, closed with the host (close_all) while in SYN_RECEIVED: it queues
+    # its FIN (RFC 9293 §3.10.4) and leaves FIN_WAIT_1 normally once acknowledged.
+    p.inject("S", 5000, sport=40001, dport=dport, options=tcpw.encode_options(mss=1460))
+    second = next(c for c in p.layer.connections() if c.rport == 40001)
+    p.layer.close_all()
+    assert second.state == "FIN_WAIT_1"
+
+
 def test_ack_to_listener_is_reset():
     p = RawPeer()
     lst = p.socket()

@@ -294,6 +294,20 @@ def test_tcp_encode_options_roundtrip(mss, wscale, sack_ok, ts, blocks):
     assert opts.encode() == raw  # canonical layout: parse -> encode is byte-exact
 
 
+@given(u16, u32, u32, u8)
+def test_tcp_usual_syn_options_bytes(mss, tsval, tsecr, shift):
+    # The layout of nearly every SYN (Linux's: MSS, SACK-permitted + TS, NOP + window
+    # scale), written out by hand: encoded exactly so, decoded field by field.
+    raw = (b"\x02\x04" + mss.to_bytes(2, "big") + b"\x04\x02\x08\x0a" + tsval.to_bytes(4, "big")
+           + tsecr.to_bytes(4, "big") + b"\x01\x03\x03" + bytes([shift]))
+    assert tcp.encode_options(mss=mss, wscale=shift, sack_permitted=True, ts=(tsval, tsecr)) == raw
+    assert tcp.parse_options(raw) == tcp.TcpOptions(mss, shift, True, (), tsval, tsecr)
+    # The same 20 bytes with one option changed are not that layout: decoded one by one.
+    odd = raw[:16] + b"\x01\x1e\x03" + bytes([shift])      # an unknown option 30, not WS
+    assert tcp.parse_options(odd) == tcp.TcpOptions(mss, None, True, (), tsval, tsecr,
+                                                    ((30, bytes([shift])),))
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_tcp_sack_blocks_count(n):
     blocks = tuple((i * 1000, i * 1000 + 500) for i in range(n))

@@ -50,6 +50,8 @@ class Connection(SegmentArrives):
     def apply_options(self, cfg: TcpConfig, changes: dict[str, Any], now: int) -> None:
         """The socket's options changed (``changes`` names those that did): the switches
         take effect at once."""
+        if self.deferred:
+            self.make_deferred(True)
         self.cfg = cfg
         self.nodelay = cfg.nodelay
         if "keepalive" in changes or "keepalive_idle" in changes:
@@ -66,6 +68,8 @@ class Connection(SegmentArrives):
 
     def stats(self) -> dict[str, Any]:
         """What ``TcpSocket.stats()`` shows: the TCB's counters and windows."""
+        if self.deferred:             # (a SYN_RECEIVED child, see Tcb.__init__)
+            self.make_deferred(True)
         r = self.rtt
         recovery = self.recovery
         return {

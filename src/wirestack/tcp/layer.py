@@ -23,7 +23,7 @@ from ..wire.errors import MalformedPacket
 from ..wire.tcp import ACK, FIN, RST, SYN, build, decode_segment, quoted_ports_seq
 from .config import HOST_WIDE, TcpConfig
 from .connection import Connection
-from .isn import isn
+from .isn import IsnGenerator
 from .listener import Listener
 from .output import Output
 from .tcb import Tcb
@@ -56,6 +56,7 @@ class TcpLayer:
         secret = self.config.isn_secret
         # the key of ISNs (RFC 6528) and SYN cookies (RFC 4987)
         self.isn_secret = secret if secret is not None else self.rng.getrandbits(128).to_bytes(16, "big")
+        self._isn = IsnGenerator(self.isn_secret)
         self._conns: dict[tuple[bytes, int, bytes, int], Connection] = {}   # 4-tuple -> TCB
         self._listeners: dict[tuple[bytes, int], Listener] = {}   # (lip or ANY, port) -> listener
         # port -> the open sockets bound to it, with the address each is bound to
@@ -159,7 +160,7 @@ class TcpLayer:
                 counters.incr("tcp.in_segs")     # the header was good: it counts as received
             counters.incr(e.counter)
             return
-        counters.incr("tcp.in_segs")
+        counters["tcp.in_segs"] += 1     # (Counters starts every name at 0)
         conn = self._conns.get((dst, dport, src, sport))
         min_iss = None
         if conn is not None:
@@ -233,7 +234,7 @@ class TcpLayer:
 
     def initial_seq(self, lip: bytes, lport: int, rip: bytes, rport: int, now: int) -> int:
         """The ISN of a new connection (RFC 6528, see ``isn``)."""
-        return isn(self.isn_secret, lip, lport, rip, rport, now)
+        return self._isn(lip, lport, rip, rport, now)
 
     def schedule(self, conn: Connection) -> None:
         """Make sure the timer heap holds an entry no later than the connection's next

@@ -90,13 +90,13 @@ class Listener:
             # not answering); we count it like Linux's ListenOverflows.
             counters.incr("tcp.listen_overflow")
             return
-        conn = Connection(layer, self.cfg, dst, dport, src, sport, now)
+        conn = Connection(layer, self.cfg, dst, dport, src, sport, now, passive=True)
         if min_iss is not None and seq_lt(conn.iss, min_iss):
             conn.set_iss(min_iss)
         conn.listener = self
         self.children.add(conn)
         layer.add(conn)
-        counters.incr("tcp.passive_opens")
+        counters["tcp.passive_opens"] += 1
         conn.open_passive(seq, wnd, opts, now)
         layer.schedule(conn)
 
@@ -151,7 +151,7 @@ class Listener:
             wscale, sack = syncookie.decode_ts(tsecr)
             ts_ok = True
         counters.incr("tcp.syncookies_recv")
-        conn = Connection(layer, cfg, dst, dport, src, sport, now)
+        conn = Connection(layer, cfg, dst, dport, src, sport, now, passive=True)
         conn.set_iss(cookie)
         conn.listener = self
         self.children.add(conn)

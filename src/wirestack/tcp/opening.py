@@ -46,7 +46,8 @@ class Opening(Timers):
     def set_iss(self, iss: int) -> None:
         self.iss = iss
         self.snd_una = self.snd_nxt = self.snd_max = iss
-        self.recovery.set_iss(iss)
+        if not self.deferred:         # (else it is made from the new ISS)
+            self.recovery.set_iss(iss)
         self.sbase = iss + 1
 
     def open_cookie(self, peer_isn: int, mss: int, wscale: int | None, sack: bool,
@@ -107,6 +108,8 @@ class Opening(Timers):
     def _established(self, now: int) -> None:
         self._set_state(ESTABLISHED, now)
         self.retries = 0
+        if self.deferred:
+            self.make_deferred(False)    # (a passive child's; the controller follows)
         self.cc = congestion.get(self.cfg.congestion_control)(self.snd_mss, self.cfg.initial_window)
         if self.cfg.hystart:
             self.cc.enable_hystart()
@@ -126,6 +129,8 @@ class Opening(Timers):
         """Queue our FIN after the data (RFC 9293 §3.10.4 CLOSE, as a half-close)."""
         if self.fin_queued:
             return
+        if self.deferred:             # (closed in SYN_RECEIVED, see Tcb.__init__)
+            self.make_deferred(True)
         self.fin_queued = True
         self.fin_seq = self.sbase + len(self.sndq)
         st = self.state
@@ -170,6 +175,8 @@ class Opening(Timers):
 
     def icmp(self, kind: str, seq: int, mtu: int | None, err: OSError | None, now: int) -> None:
         """An ICMP error quoting one of our segments (RFC 1122 4.2.3.9, RFC 5927)."""
+        if self.deferred:             # (a SYN_RECEIVED child, see Tcb.__init__)
+            self.make_deferred(True)
         d = sub(seq, self.snd_una)
         s = self.snd_una + d
         if not (self.snd_una <= s < self.snd_max or (self.state is SYN_SENT and s == self.iss)):

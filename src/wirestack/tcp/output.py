@@ -159,7 +159,7 @@ class Output(Tcb):
             blocks += asm.sack_blocks(maxb - len(blocks), skip)
         if not blocks:
             return None
-        ts = (wrap(now // MS + self.ts_offset), self.ts_recent) if ts_ok else None
+        ts = (now // MS + self.ts_offset, self.ts_recent) if ts_ok else None   # (encoded mod 2**32)
         return encode_options(ts=ts, sack_blocks=[(wrap(l), wrap(r)) for l, r in blocks[:maxb]])
 
     def _sack_room(self) -> int:
@@ -179,13 +179,14 @@ class Output(Tcb):
         if st is SYN_SENT:
             flags = SYN
             wscale = self.rcv_wscale if cfg.window_scaling else None
-            ts = (wrap(now // MS + self.ts_offset), 0) if cfg.timestamps else None
+            # (encode_options keeps the low 32 bits of TSval, RFC 7323 §5.4)
+            ts = (now // MS + self.ts_offset, 0) if cfg.timestamps else None
             sack = cfg.sack
         else:
             flags = SYN | ACK
             # A SYN,ACK carries an option only if the peer's SYN offered it (RFC 7323 §2.2, §3.2).
             wscale = self.rcv_wscale if self.ws_ok else None
-            ts = (wrap(now // MS + self.ts_offset), self.ts_recent) if self.ts_ok else None
+            ts = (now // MS + self.ts_offset, self.ts_recent) if self.ts_ok else None
             sack = self.sack_ok
         opts = encode_options(mss=self.our_mss, wscale=wscale, ts=ts, sack_permitted=sack)
         self._emit(self.iss, flags, b"", now, opts)
@@ -216,10 +217,11 @@ class Output(Tcb):
                 self._send_syn(now)
             return
         sent = False
-        if self.recovery.sack_rec and st in SENDING:
-            sent = self.recovery.sack_output(self, now)
-        elif st in SENDING and (self.sbase + len(self.sndq) > self.snd_nxt or self.fin_queued):
-            sent = self.send_data(now, False)
+        if st in SENDING:
+            if self.recovery.sack_rec:
+                sent = self.recovery.sack_output(self, now)
+            elif self.sbase + len(self.sndq) > self.snd_nxt or self.fin_queued:
+                sent = self.send_data(now, False)
         if self.ack_now and not sent and st is not SYN_RECEIVED and st is not CLOSED:
             self.send_ack(now)
 

@@ -66,6 +66,7 @@ class Tcb:
     sock: TcpSocket | None
     listener: Listener | None
     passive: bool
+    deferred: bool              # sndq, cc and recovery not made yet (see __init__)
     detached: bool
     error: OSError | None
     soft_error: OSError | None
@@ -149,7 +150,15 @@ class Tcb:
     tpl: SegmentTemplate
 
     def __init__(self, layer: TcpLayer, cfg: TcpConfig, lip: bytes, lport: int, rip: bytes,
-                 rport: int, now: int) -> None:
+                 rport: int, now: int, passive: bool = False) -> None:
+        """``passive``: a listener's child, made by the peer's SYN. It goes without the send
+        buffer, the congestion controller and the loss recovery until ESTABLISHED
+        (``make_deferred``): the SYN,ACK needs none of them, and what is done between the
+        SYN and the SYN,ACK is the client's connect() time (Linux's request_sock spares
+        the same work). The rare paths that touch one earlier (``set_iss``, ``stats``, an
+        ICMP error, a close in SYN_RECEIVED) make them first, the same as they would have
+        been made here. (Not by a ``__getattr__`` fallback: a class with one loses the
+        interpreter's fast attribute access on every field, the data path's too.)"""
         self.layer = layer
         self.cfg = cfg
         self.log = layer.log
@@ -160,7 +169,7 @@ class Tcb:
         self.state = CLOSED
         self.sock = None
         self.listener = None
-        self.passive = False
+        self.passive = passive
         self.detached = False
         self.error = None
         self.soft_error = None
@@ -176,7 +185,6 @@ class Tcb:
         self.our_mss = min(cfg.mss, mtu_mss) if cfg.mss else mtu_mss
         self.peer_mss = DEFAULT_MSS
         self.snd_mss = min(DEFAULT_MSS, self.our_mss)
-        self.sndq = ByteFifo(cfg.sndbuf)
         self.sbase = iss + 1          # sequence number of sndq's first byte (after the SYN)
         self.fin_queued = False
         self.fin_seq = None
@@ -209,8 +217,9 @@ class Tcb:
         self.persist_backoff = 0
         self.probes = 0
 
-        self.cc = congestion.get(cfg.congestion_control)(self.snd_mss, cfg.initial_window)
-        self.recovery = LossRecovery(iss)   # dup ACKs, fast/SACK recovery, the scoreboard
+        self.deferred = True
+        if not passive:
+            self.make_deferred(True)
         self.rtx_reason = "rto"
 
         self.ws_ok = False
@@ -236,6 +245,18 @@ class Tcb:
         self.retransmits = 0
         # The header template: ports and the checksum words fixed for this connection.
         self.tpl = SegmentTemplate(lip, rip, lport, rport)
+
+    def make_deferred(self, with_cc: bool) -> None:
+        """Make the send buffer, the loss recovery (dup ACKs, fast/SACK recovery, the
+        scoreboard) and, ``with_cc``, the initial congestion controller (before the
+        handshake's MSS is known; ESTABLISHED makes the real one)."""
+        self.deferred = False
+        cfg = self.cfg
+        self.sndq = ByteFifo(cfg.sndbuf)
+        self.recovery = LossRecovery(self.iss)
+        if with_cc:
+            self.cc = congestion.get(cfg.congestion_control)(min(DEFAULT_MSS, self.our_mss),
+                                                             cfg.initial_window)
 
     @property
     def name(self) -> str:
@@ -281,7 +302,8 @@ class Tcb:
     def _teardown(self) -> None:
         self.t_rtx = self.t_persist = self.t_delack = self.t_tw = self.t_ka = self.t_ut = None
         self.timer_at = None
-        self.sndq.clear()
+        if not self.deferred:
+            self.sndq.clear()
         self.asm = None
         self._sack_due = False
         self.layer.remove(self)

@@ -24,6 +24,10 @@ _TSOPT = struct.Struct("!III")       # that word, TSval, TSecr (RFC 7323 Appendi
 _TSOPT_HEAD = 0x0101080A
 _TSOPT_WORDS = 0x0101 + 0x080A       # the first word's contribution to the checksum
 _MSS = struct.Struct("!BBH")
+# The options of nearly every SYN and SYN,ACK (Linux's and ours, see encode_options): MSS,
+# SACK-permitted + TS, NOP + window scale, 20 bytes handled with one pack/unpack.
+_SYN_LAYOUT = struct.Struct("!BBHIIIBBBB")
+_SYN_SACK_TS = 0x0402080A     # SACK-permitted (kind 4, len 2), then the TS kind and length
 _MASK32 = 0xFFFFFFFF
 _from_bytes = int.from_bytes
 
@@ -150,6 +154,11 @@ def parse_options(data: BytesLike) -> TcpOptions:
     if n == 12 and data[:4] == _TS_ALIGNED:  # fast path: the usual data segment
         val, ecr = _TS.unpack_from(data, 4)
         return TcpOptions(ts_val=val, ts_ecr=ecr)
+    if n == 20:   # fast path: the usual SYN (_SYN_LAYOUT)
+        mkind, mlen, seg_mss, sack_ts, val, ecr, nop, wkind, wlen, shift = _SYN_LAYOUT.unpack_from(data)
+        if (mkind == OPT_MSS and mlen == 4 and sack_ts == _SYN_SACK_TS and nop == OPT_NOP
+                and wkind == OPT_WSCALE and wlen == 3):
+            return TcpOptions(seg_mss, shift, True, (), val, ecr)
     mss: int | None = None
     wscale: int | None = None
     ts_val: int | None = None
@@ -218,6 +227,11 @@ def encode_options(mss: int | None = None, wscale: int | None = None, sack_permi
                    sack_blocks: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> bytes:
     """Encode options in the 32-bit aligned layout Linux uses, so they read well in a trace:
     MSS; SACK-permitted+TS (or NOP NOP TS); NOP + window scale; NOP NOP + SACK blocks."""
+    if mss is not None and ts is not None and sack_permitted and wscale is not None \
+            and not sack_blocks:
+        # The usual SYN / SYN,ACK: all four, packed at once.
+        return _SYN_LAYOUT.pack(OPT_MSS, 4, mss, _SYN_SACK_TS, ts[0] & _MASK32, ts[1] & _MASK32,
+                                OPT_NOP, OPT_WSCALE, 3, wscale)
     out = []
     if mss is not None:
         out.append(_MSS.pack(OPT_MSS, 4, mss))
