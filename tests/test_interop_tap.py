@@ -272,10 +272,11 @@ def _start_tshark(serve: Serve) -> None:
     raise AssertionError(f"tshark did not start capturing on {TAP}: {err.read_text()}")
 
 
-@pytest.fixture(scope="module", params=["plain", "offload"])
+@pytest.fixture(scope="module", params=["plain", "offload", "no-gro-gso"])
 def serve(request, tmp_path_factory):
-    """Once with a plain TAP, once with virtio-net offloads (serve --offload): the kernel
-    then hands wirestack TCP super-segments with the checksum left to do."""
+    """Once with a plain TAP (serve's default: GRO and GSO in software), once with
+    virtio-net offloads (serve --offload: the kernel then hands wirestack TCP super-segments
+    with the checksum left to do), once frame by frame (--no-gro --no-gso)."""
     offload = request.param == "offload"
     tmp = tmp_path_factory.mktemp("interop")
     www = tmp / "www"
@@ -291,6 +292,8 @@ def serve(request, tmp_path_factory):
                  "--iperf3", "5201"]
     if offload:
         argv.append("--offload")
+    elif request.param == "no-gro-gso":
+        argv += ["--no-gro", "--no-gso"]
     stderr_path = str(tmp / "serve.err")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=open(stderr_path, "w"), text=True, bufsize=1)
@@ -323,6 +326,15 @@ def serve(request, tmp_path_factory):
     assert not leftover_ns, f"serve left its namespace {NS} behind"
     assert not root_has_tap, f"{TAP} appeared in the root namespace"
     assert os.path.getsize(tmp / "serve.pcap") > 24, "serve --pcap wrote no frames"
+    # serve's own capture shows the frames it read and wrote: wire-size ones, whatever
+    # GRO merged or GSO cut behind it; with --offload, the super-segments it exchanged.
+    from wirestack.trace.pcap import PcapReader
+    with PcapReader(str(tmp / "serve.pcap")) as rd:
+        longest = max(len(frame) for _, frame in rd)
+    if offload:
+        assert longest > 1514, "serve --offload captured no TCP super-segment"
+    else:
+        assert longest <= 1514, f"serve captured a {longest}-byte frame on a 1500-byte MTU"
     if s.capture_clean and not os.environ.get("WIRESTACK_INTEROP_KEEP_PCAP"):
         # hundreds of MB each (iperf3); kept as evidence of a failure, or when asked to
         os.unlink(tmp / "serve.pcap")
