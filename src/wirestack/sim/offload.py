@@ -47,16 +47,31 @@ _from_bytes = int.from_bytes
 _PER_PIECE = ((16, 20), (24, 26), (38, 42), (47, 48), (50, 52))
 # The first 52 header bytes (Ethernet, IPv4 without options, TCP up to its urgent pointer)
 # as a big-endian integer mask: 0xFF where every piece of a run must equal the first one,
-# 0 where pieces differ (IP length, id and checksum, TCP seq and checksum; the urgent
-# pointer, meaningless without URG) and in the PSH bit, which the last piece may add.
-_MASK52 = _from_bytes(bytes(0 if i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 50, 51, 52, 53)
+# 0 where pieces differ (IP length, id and checksum, TCP seq and checksum) and in the PSH
+# bit, which the last piece may add. (The urgent pointer, meaningless without URG, is
+# left out too: see _header_mask.)
+_MASK52 = _from_bytes(bytes(0 if i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 50, 51)
                             else 0xFF & ~_PSH if i == 47 else 0xFF for i in range(52)), "big")
 
 
 def _header_mask(start: int) -> int:
-    """``_MASK52`` extended over the TCP options up to ``start`` (all compared)."""
+    """``_MASK52`` extended over the TCP header's last bytes up to ``start``: the urgent
+    pointer (bytes 52-53) left out, the options all compared."""
     k = (start - 52) * 8
-    return (_MASK52 << k) | ((1 << k) - 1)
+    return (_MASK52 << k) | ((1 << (k - 16)) - 1)
+
+
+def _sums_ok(frame: bytes, end: int, addrs: int) -> bool:
+    """The IP header checksum and the TCP checksum (with the pseudo-header: ``addrs`` is
+    the sum of the addresses and the protocol) of a TCP/IPv4 frame without IP options are
+    both good. The segment is read little-endian, in two halves that start at even
+    offsets, as ``checksum.reduced_sum`` does: its sum is then 256 times the word sum
+    (mod 0xFFFF), and the remainder is taken of a number half as long."""
+    n = end - _ETH - 20
+    h = _ETH + 20 + ((n >> 2) << 1)
+    return (not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF
+            and not (_from_bytes(frame[_ETH + 20:h], "little") + _from_bytes(frame[h:end], "little")
+                     + ((addrs + n) << 8)) % 0xFFFF)
 
 
 def _mergeable(frame: bytes) -> tuple[int, int] | None:
@@ -163,21 +178,15 @@ class Offload:
         up, in order: ``first`` is the index in ``frames`` of the first frame it holds;
         ``checksum_ok`` says the NIC checked the TCP checksum of every piece.
 
-        The result is that of looking at one frame at a time (``_coalesce_checked``), made
-        cheaper for a long run: a frame joins the run when its headers equal the run's first
-        one outside the fields that differ from piece to piece (one integer comparison), and
-        the checksums of a run's pieces are checked together, as one sum. The IP header, TCP
-        segment and pseudo-header of every good piece each sum to 0 (mod 0xFFFF, RFC 1071),
-        so their total does: one damaged piece always shows, and damage in several could
-        cancel out only with the odds of one random error passing its own checksum. A run
-        whose total is not 0 is looked at again from its first frame, one frame at a time,
-        which finds the damaged piece and hands it up unmerged."""
+        A frame joins the run being merged when its headers equal the run's first one
+        outside the fields that differ from piece to piece (one integer comparison), it
+        is the next in sequence, and its own IP and TCP checksums are good -- each checked
+        on its own: a sum over several frames would let two damaged ones cancel out."""
         self.gro_frames += len(frames)
         out: list[tuple[bytes, bool, int]] = []
         run: list = []          # the run being merged: (frame, payload start, payload end)
         head = mask = start = 0
-        run_first = nxt = size = room = 0
-        csum = pseudo = addrs = 0   # the run's sums: frames read little-endian, pseudo-headers
+        run_first = nxt = size = room = addrs = 0
         open_ = False           # the run may take another piece
         from_bytes = _from_bytes
         for index, frame in enumerate(frames):
@@ -187,73 +196,34 @@ class Offload:
                 plen = end - start
                 if (0 < plen <= size and plen <= room and end <= len(frame)
                         and not (from_bytes(frame[:start], "big") ^ head) & mask
-                        and _U32.unpack_from(frame, 38)[0] == nxt):
+                        and _U32.unpack_from(frame, 38)[0] == nxt
+                        and _sums_ok(frame, end, addrs)):
                     run.append((frame, start, end))
-                    csum += from_bytes(frame[_ETH:end], "little")
-                    pseudo += addrs + total - 20
                     nxt = (nxt + plen) & 0xFFFFFFFF
                     room -= plen
                     open_ = plen == size and not frame[47] & _PSH
                     continue
             if run:
-                # Read little-endian, a sum is 256 times the word sum (mod 0xFFFF).
-                if (csum + (pseudo << 8)) % 0xFFFF:
-                    return self._coalesce_checked(frames, run_first, out)
                 self._flush(run, run_first, out)
                 run = []
             info = _mergeable(frame)
+            if info is not None:
+                start, end = info
+                addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
+                if not _sums_ok(frame, end, addrs):
+                    info = None
             if info is None:
+                # Not a data segment GRO may merge (or a damaged one): as it came.
                 open_ = False
                 self._pass_up(frame, index, self._data_segment(frame), out)
                 continue
-            start, end = info
             plen = end - start
             run, run_first = [(frame, start, end)], index
             head = from_bytes(frame[:start], "big")
             mask = _header_mask(start)
-            addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
-            csum = from_bytes(frame[_ETH:end], "little")
-            pseudo = addrs + end - _ETH - 20
             nxt, size = (_U32.unpack_from(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
             room = _MAX_IP - (start - _ETH) - plen
             open_ = not frame[47] & _PSH
-        if run:
-            if (csum + (pseudo << 8)) % 0xFFFF:
-                return self._coalesce_checked(frames, run_first, out)
-            self._flush(run, run_first, out)
-        return out
-
-    def _coalesce_checked(self, frames: list[bytes], first: int,
-                          out: list[tuple[bytes, bool, int]]) -> list[tuple[bytes, bool, int]]:
-        """``frames[first:]`` one frame at a time, every checksum checked on its own (the
-        reference ``coalesce`` must agree with), appended to ``out``."""
-        run: list = []          # the frames being merged: (frame, payload start, end)
-        run_key = b""
-        run_first = nxt = size = room = 0
-        open_ = False
-        for index in range(first, len(frames)):
-            frame = frames[index]
-            info = self._data_segment(frame)
-            if info is None or info[0] is None:
-                if run:
-                    self._flush(run, run_first, out)
-                    run = []
-                self._pass_up(frame, index, info, out)
-                continue
-            key, seq, start, end, flags = info
-            plen = end - start
-            if run and open_ and key == run_key and seq == nxt and plen <= size and plen <= room:
-                run.append((frame, start, end))
-                nxt = (seq + plen) & 0xFFFFFFFF
-                room -= plen
-                open_ = plen == size and not flags & _PSH
-                continue
-            if run:
-                self._flush(run, run_first, out)
-            run, run_key, run_first = [(frame, start, end)], key, index
-            nxt, size = (seq + plen) & 0xFFFFFFFF, plen
-            room = _MAX_IP - (start - _ETH) - plen
-            open_ = not flags & _PSH
         if run:
             self._flush(run, run_first, out)
         return out
