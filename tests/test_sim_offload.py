@@ -280,13 +280,13 @@ def test_tso_cuts_odd_lengths_and_flags_like_gso():
 
 
 def ack(n: int, sport: int = 5000, flags: str = "A", sack=None, win: int = 500,
-        payload: bytes = b"") -> bytes:
+        payload: bytes = b"", seq: int = 1) -> bytes:
     opts = [("NOP", None), ("NOP", None), ("Timestamp", (n, 7))]
     if sack:
         opts += [("NOP", None), ("NOP", None), ("SAck", sack)]
     return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
                  / IP(src="198.18.0.1", dst="198.18.0.2", flags="DF")
-                 / TCP(sport=sport, dport=9, seq=1, ack=n, flags=flags, window=win, options=opts)
+                 / TCP(sport=sport, dport=9, seq=seq, ack=n, flags=flags, window=win, options=opts)
                  / payload)
 
 
@@ -322,9 +322,18 @@ def thin_acks_oracle(frames: list[bytes]) -> tuple[list[bytes], int]:
         p = Ether(f)
         pure = (IP in p and TCP in p and p[IP].ihl == 5 and p[IP].frag == 0 and not p[IP].flags.MF
                 and p[TCP].flags == "A" and p[IP].len == 20 + 4 * p[TCP].dataofs
+                and len(f) >= 14 + p[IP].len
                 and (p[TCP].dataofs == 5 or (p[TCP].dataofs == 8 and f[54:58] == b"\x01\x01\x08\x0a")))
         if pure:
-            flow = (p.src, p.dst, p[IP].src, p[IP].dst, p[TCP].sport, p[TCP].dport)
+            again = IP(f[14:14 + p[IP].len])
+            want = (again.chksum, again[TCP].chksum)
+            del again.chksum, again[TCP].chksum
+            again = IP(bytes(again))
+            if (again.chksum, again[TCP].chksum) != want:      # damaged: as it came
+                out.append(f)
+                last = None
+                continue
+            flow = (p.src, p.dst, p[IP].src, p[IP].dst, p[TCP].sport, p[TCP].dport, p[TCP].seq)
             a = p[TCP].ack
             if last is not None and last[0] == flow and 0 < (a - last[1]) % 2**32 < 2**31:
                 out[-1] = f
@@ -336,6 +345,17 @@ def thin_acks_oracle(frames: list[bytes]) -> tuple[list[bytes], int]:
         out.append(f)
         last = None
     return out, left
+
+
+def test_ack_filtering_never_lets_a_damaged_or_forged_ack_push_a_good_one_out():
+    good = ack(1000)
+    damaged = bytearray(ack(2000))
+    damaged[60] ^= 0x01                                    # the TSval: the checksum is wrong
+    forged = ack(1 << 30, seq=12345)                        # right ports, wrong sequence number
+    truncated = ack(3000)[:60]                              # IP says 52 bytes, 46 are here
+    for later in (bytes(damaged), forged, truncated):
+        kept, left_out = thin_acks([good, later])
+        assert kept == [good, later] and left_out == 0
 
 
 def test_ack_filtering_agrees_with_the_rule_over_a_parse_of_each_frame():
@@ -353,8 +373,14 @@ def test_ack_filtering_agrees_with_the_rule_over_a_parse_of_each_frame():
                 frames.append(ack(a, sack=(a + 1448, a + 2896)))
             elif kind < 0.84:
                 frames.append(ack(a, payload=b"d" * rng.randrange(1, 40)))
-            elif kind < 0.9:
+            elif kind < 0.87:
                 frames.append(ack(a, flags=rng.choice(("FA", "PA", "RA", "AE"))))
+            elif kind < 0.9:
+                frames.append(ack(a, seq=rng.choice((1, 2, 1 << 30))))   # another seq: a forgery
+            elif kind < 0.93:
+                f = bytearray(ack(a))                      # damaged anywhere past Ethernet
+                f[rng.randrange(14, len(f))] ^= 1 << rng.randrange(8)
+                frames.append(bytes(f))
             else:       # no options at all (20-byte header), padded to 60 bytes on the wire
                 f = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
                           / IP(src="198.18.0.1", dst="198.18.0.2", flags="DF")

@@ -291,8 +291,8 @@ class Offload:
 _TS_LAYOUT = b"\x01\x01\x08\x0a"         # NOP NOP Timestamps (RFC 7323 Appendix A)
 # A pure ACK's first 58 bytes (Ethernet, IPv4 without options, TCP with NOP NOP TS kind and
 # length): 0xFF where the next ACK of the same connection must be equal, 0 where ACKs
-# differ -- IP id and checksum, TCP seq, ack, window, checksum and urgent pointer.
-_ACK_MASK = _from_bytes(bytes(0 if i in (18, 19, 24, 25) or 38 <= i < 46 or 48 <= i < 54
+# differ -- IP id and checksum, TCP ack, window, checksum and urgent pointer.
+_ACK_MASK = _from_bytes(bytes(0 if i in (18, 19, 24, 25) or 42 <= i < 46 or 48 <= i < 54
                               else 0xFF for i in range(58)), "big")
 
 
@@ -306,37 +306,54 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
     and timestamp. Kept as they are: anything with data or flags other than ACK (a FIN,
     RST, ECN-Echo), duplicate ACKs (the same number: they count towards fast retransmit,
     RFC 5681 §3.2), ACKs with options other than timestamps (SACK blocks carry news of their
-    own), IP options and fragments. The sender then sees one stretch ACK where the wire
-    carried several, as behind a receiver with GRO; its congestion control counts bytes
-    (RFC 3465), and HyStart++ grows by up to L·SMSS per ACK (RFC 9406 §4.2)."""
+    own), IP options and fragments. An ACK replaces the one before it only when its
+    checksums are good and it carries the same sequence number, so neither a damaged frame
+    nor a blind forgery (RFC 5961's attacker, who does not know the sequence numbers) can
+    push a good ACK out. The sender then sees one stretch ACK where the wire carried
+    several, as behind a receiver with GRO; its congestion control counts bytes (RFC 3465),
+    and HyStart++ grows by up to L·SMSS per ACK (RFC 9406 §4.2)."""
     out: list[bytes] = []
     left_out = 0
-    last_key = None     # flow of out[-1] when it is a pure ACK that a later one may replace
-    last_ack = 0
+    last_key = None     # flow and seq of out[-1] when it is a pure ACK a later one may replace
+    last_ack = addrs = 0
     last_head = -1      # ... its first 58 bytes as an integer, when it has the timestamp layout
     last_len = 0
     unpack_u32 = _U32.unpack_from
     from_bytes = _from_bytes
     for frame in frames:
-        if (len(frame) == last_len and last_key is not None
+        n = len(frame)
+        if (n == last_len and last_key is not None
                 and not (from_bytes(frame[:58], "big") ^ last_head) & _ACK_MASK):
             # The usual case, in one comparison: the same headers as the ACK before it but
             # for what changes from one ACK to the next (see _ACK_MASK).
             ack = unpack_u32(frame, 42)[0]
-            if 0 < (ack - last_ack) & 0xFFFFFFFF < 0x80000000:
+            newer = 0 < (ack - last_ack) & 0xFFFFFFFF < 0x80000000
+            if newer and _sums_ok(frame, 66, addrs):
                 out[-1] = frame
                 left_out += 1
+                last_ack = ack
+            elif _sums_ok(frame, 66, addrs):
+                out.append(frame)       # a duplicate ACK (or an older one): as it came
+                last_ack = ack
             else:
-                out.append(frame)
-            last_ack = ack
+                out.append(frame)       # damaged: TCP counts it
+                last_key = None
+                last_len = 0
             continue
-        if (len(frame) >= _ETH + 40 and frame[47] == _ACK and frame[12:14] == _IPV4
+        if (n >= _ETH + 40 and frame[47] == _ACK and frame[12:14] == _IPV4
                 and frame[14] == 0x45 and frame[23] == 6 and not (frame[20] & 0xBF or frame[21])):
             thl = (frame[46] >> 4) * 4
-            if (((frame[16] << 8) | frame[17]) == 20 + thl
+            end = _ETH + 20 + thl
+            if (((frame[16] << 8) | frame[17]) == 20 + thl and n >= end
                     and (thl == 20 or (thl == 32 and frame[54:58] == _TS_LAYOUT))):
-                key = frame[:12] + frame[26:38]     # MACs, addresses and ports
+                key = frame[:12] + frame[26:42]     # MACs, addresses, ports and seq
                 ack = unpack_u32(frame, 42)[0]
+                addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
+                if not _sums_ok(frame, end, addrs):
+                    out.append(frame)           # damaged: TCP counts it
+                    last_key = None
+                    last_len = 0
+                    continue
                 if key == last_key and 0 < (ack - last_ack) & 0xFFFFFFFF < 0x80000000:
                     out[-1] = frame
                     left_out += 1
@@ -345,7 +362,7 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                     last_key = key
                 last_ack = ack
                 if thl == 32:
-                    last_head, last_len = from_bytes(frame[:58], "big"), len(frame)
+                    last_head, last_len = from_bytes(frame[:58], "big"), n
                 else:
                     last_len = 0
                 continue
