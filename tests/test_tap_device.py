@@ -106,6 +106,31 @@ def test_tap_errors_are_one_sentence(netns):
         TapDevice("x" * 20, netns=None)
 
 
+def test_write_many_counts_what_went_out_before_the_device_failed(monkeypatch):
+    """A TapError part way through write_many (the device is gone) still leaves tx_frames
+    counting the frames written before it, as write() does frame by frame."""
+    import errno as errno_
+    import os as os_
+    from wirestack.phy.tap import TapDevice, TapError
+
+    dev = TapDevice.__new__(TapDevice)          # no /dev/net/tun needed: the fd is never used
+    dev.fd, dev.offload, dev.name = 99, False, "ws0"
+    dev.tx_frames = dev.tx_dropped = 0
+    calls = []
+
+    def fake_write(fd, frame):
+        calls.append(frame)
+        if len(calls) == 3:
+            raise OSError(errno_.EIO, "Input/output error")
+        return len(frame)
+
+    monkeypatch.setattr(os_, "write", fake_write)
+    with pytest.raises(TapError):
+        dev.write_many([b"a" * 60, b"b" * 60, b"c" * 60, b"d" * 60])
+    assert dev.tx_frames == 2 and len(calls) == 3
+    dev.fd = -1                                 # nothing to close
+
+
 def test_frame_written_to_tap_reaches_kernel(netns):
     """write(): an ARP request we inject is answered by the kernel (RFC 826)."""
     from wirestack.phy.tap import TapDevice

@@ -277,14 +277,16 @@ class TapDevice:
             return sum(self.write(frame) for frame in frames)
         write, fd = os.write, self.fd
         n = 0
-        for frame in frames:
-            try:
-                write(fd, frame)
-            except OSError as e:
-                self._write_failed(e)
-                continue
-            n += 1
-        self.tx_frames += n
+        try:
+            for frame in frames:
+                try:
+                    write(fd, frame)
+                except OSError as e:
+                    self._write_failed(e)       # (raises when the device is gone)
+                    continue
+                n += 1
+        finally:
+            self.tx_frames += n                 # what went out before a TapError, too
         return n
 
     def _write_failed(self, e: OSError) -> None:
