@@ -132,3 +132,15 @@ def test_transfer_each_way_with_and_without_software_offloads(offloads):
     else:
         assert segs_out == tcp_frames == segs_in
         assert a.gso == [None] and b.gro == [None] and a.acks_thinned == b.acks_thinned == 0
+
+
+def test_gro_is_refused_on_a_host_that_forwards():
+    host = Host("r", rng=random.Random(1), config=HostConfig(log_events=False, forwarding=True))
+    host.add_interface(bytes([2, 0, 0, 0, 0, 9]), "198.18.0.9/24")
+    wire = PipeWire()
+    try:
+        with pytest.raises(ValueError, match="forwards"):
+            RealtimeHost(host, wire, asyncio.new_event_loop(), gro=True)
+        RealtimeHost(host, wire, asyncio.new_event_loop(), gso=True)     # GSO is fine
+    finally:
+        wire.close()

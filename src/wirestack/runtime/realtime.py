@@ -64,6 +64,10 @@ class RealtimeHost(RuntimeHost):
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
         # Software offloads, per interface, on devices that do not offload themselves.
+        if gro and host.config.forwarding:
+            # A merged segment of up to 64 KB would be forwarded as one datagram and refused
+            # with "fragmentation needed" (DF): Linux re-segments it, this router does not.
+            raise ValueError("gro=True is for end hosts: this host forwards (HostConfig.forwarding)")
         mtus = [host.interfaces[i].mtu if not getattr(d, "offload", False) else 0
                 for i, d in enumerate(self.devices)]
         self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
