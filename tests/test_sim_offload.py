@@ -72,6 +72,24 @@ def test_tso_cuts_like_gso_with_checksums_scapy_accepts():
         assert "P" not in str(ip[TCP].flags) or i == len(pieces) - 1
 
 
+def test_the_ip_ids_of_tso_pieces_are_not_given_out_again():
+    # The device numbers the pieces id, id+1, ... (RFC 6864 §4.1): the host's next
+    # datagram must not reuse one of them, DF or not.
+    a, b = make_pair()
+    a.tcp.gso_max = 0xFFFF - 52
+    a.interfaces[0].tso = True
+    c, srv = established(a, b)
+    c.send(bytes(range(256)) * 64)                   # 11 full pieces, then 456 bytes
+    frames = [f for _, f in a.transmit(1000)]
+    i = next(k for k, f in enumerate(frames) if len(f) > 1514)
+    ids = [int.from_bytes(p[18:20], "big") for p in Offload(1500).segment(frames[i])]
+    assert len(ids) == 11 and ids == list(range(ids[0], ids[0] + 11))
+    u = a.udp_socket()
+    u.sendto(b"next", (B_IP, 7))                      # the host's next datagram
+    (_, nxt), = a.transmit(1000)
+    assert int.from_bytes(nxt[18:20], "big") == ids[-1] + 1
+
+
 def test_tso_leaves_alone_what_it_cannot_cut():
     off = Offload(1500)
     udp = bytes(12) + b"\x08\x00" + b"\x45" + bytes(8) + b"\x11" + bytes(3000)

@@ -482,6 +482,13 @@ class Host:
         ttl = ttl or self.config.ttl
         n = len(payload)
         if 20 + n <= iface.mtu or (proto == 6 and iface.tso and 20 + n <= 0xFFFF):
+            if 20 + n > iface.mtu:
+                # A TSO super-segment: the device numbers its pieces ident, ident + 1, ...
+                # (RFC 6864 §4.1), so those ids are taken too.
+                thl = (payload[12] >> 4) * 4
+                cut = iface.mtu - 20 - thl
+                if cut > 0:
+                    self._ident = (ident + (n - thl + cut - 1) // cut - 1) & 0xFFFF
             header = ip_codec.build_simple_header(src, dst, proto, n, ttl, ident, df)
             self._link_output(iface, next_hop, header, now, payload)
             return True
