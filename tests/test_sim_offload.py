@@ -407,6 +407,40 @@ def test_ack_filtering_agrees_with_the_rule_over_a_parse_of_each_frame():
         assert thin_acks(frames) == thin_acks_oracle(frames), trial
 
 
+@pytest.mark.parametrize("sack", [True, False])
+def test_a_merged_segment_above_a_hole_gets_a_duplicate_ack_per_piece(sack):
+    # The first of ten pieces is lost; GRO merges the nine behind it. Each piece owes the
+    # sender a duplicate ACK (RFC 5681 §4.2): without SACK three of them are what starts
+    # fast retransmit, so the merged segment is answered as the pieces would have been.
+    counts = []
+    for merge in (False, True):
+        a, b = make_pair()
+        a.tcp.gso_max = 0xFFFF - 52
+        a.interfaces[0].tso = True
+        ls = b.tcp_socket(sack=sack)
+        ls.bind(("0.0.0.0", 9))
+        ls.listen()
+        c = a.tcp_socket(initial_window=20, sack=sack)
+        c.connect((B_IP, 9))
+        for _ in range(10):
+            for _, f in a.transmit(0):
+                b.receive(f, 0, 0)
+            for _, f in b.transmit(0):
+                a.receive(f, 0, 0)
+        c.send(bytes(10 * 1448))
+        big = [f for _, f in a.transmit(1000) if len(f) > 1514]
+        pieces = gso_cut(big[0])[1:]                   # the first one lost
+        if merge:
+            for f, ok, _ in Offload(1500).coalesce(pieces):
+                b.receive(f, 1000, 0, ok)
+        else:
+            for f in pieces:
+                b.receive(f, 1000, 0)
+        acks = [f for _, f in b.transmit(1000)]
+        counts.append([TCP(f[34:]).ack for f in acks])
+    assert counts[0] == counts[1] and len(counts[1]) == 9 and len(set(counts[1])) == 1
+
+
 def test_a_merged_segment_is_received_like_its_pieces():
     data = random.Random(3).randbytes(10 * 1448)
     results = []

@@ -88,6 +88,11 @@ class SegmentArrives(Opening):
             # Out-of-order data is answered at once even in a batch: each segment above a
             # hole owes the sender its own duplicate ACK (RFC 5681 §4.2, §3.2).
             self.output(now)
+            extra = self.ooo_acks
+            if extra:
+                self.ooo_acks = 0
+                for _ in range(extra):
+                    self.send_ack(now)
 
     def _predicted(self, seq: int, ack: int, wnd: int, payload: BytesLike, now: int,
                    tsval: int | None, tsecr: int | None) -> bool:
@@ -576,6 +581,12 @@ class SegmentArrives(Opening):
             if self.sack_ok:
                 self._sack_due = True
             self.counters.incr("tcp.ofo_queued")
+            # ... one per full-sized segment: a segment merged by receive offload (GRO)
+            # holds several, and a sender that counts duplicate ACKs (no SACK) needs three
+            # for fast retransmit (RFC 5681 §3.2): answered as if they came one by one.
+            full = self.our_mss - 12 if self.ts_ok else self.our_mss
+            if len(payload) > full > 0:
+                self.ooo_acks = (len(payload) - 1) // full
         else:
             self.counters.incr("tcp.ofo_dropped")
 

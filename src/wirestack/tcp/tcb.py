@@ -101,6 +101,7 @@ class Tcb:
     _sws: int
     ack_now: bool
     delack_segs: int
+    ooo_acks: int               # duplicate ACKs still owed for a merged out-of-order segment
     last_ack_sent: int
     # timers (absolute ns deadlines or None) and their bookkeeping
     t_rtx: int | None
@@ -204,6 +205,7 @@ class Tcb:
         self._sws = min(cfg.rcvbuf // 2, self.our_mss)   # RFC 9293 §3.8.6.2.2 threshold
         self.ack_now = False
         self.delack_segs = 0
+        self.ooo_acks = 0
         self.last_ack_sent = 0
 
         self.t_rtx = self.t_persist = self.t_delack = self.t_tw = None
