@@ -41,6 +41,7 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _IP_FIELDS = struct.Struct("!HH4sH")     # at 16: IP length, id, (flags, TTL, protocol), checksum
 _TCP_FIELDS = struct.Struct("!I5sB2sH")  # at 38: seq, (ack, data offset), flags, (window), checksum
+_LEN_ID_CSUM = struct.Struct("!HH4xH")   # at 16: IP total length, id, checksum
 _MAX_IP = 0xFFFF                        # the IP total length field's limit
 _from_bytes = int.from_bytes
 # Header bytes TSO sets per piece: IP length and id (16-20), IP checksum, TCP seq, flags, checksum.
@@ -62,16 +63,21 @@ def _header_mask(start: int) -> int:
 
 
 def _sums_ok(frame: bytes, end: int, addrs: int) -> bool:
-    """The IP header checksum and the TCP checksum (with the pseudo-header: ``addrs`` is
-    the sum of the addresses and the protocol) of a TCP/IPv4 frame without IP options are
-    both good. The segment is read little-endian, in two halves that start at even
-    offsets, as ``checksum.reduced_sum`` does: its sum is then 256 times the word sum
-    (mod 0xFFFF), and the remainder is taken of a number half as long."""
+    """The IP header checksum and the TCP checksum (``_tcp_sum_ok``) of a TCP/IPv4 frame
+    without IP options are both good."""
+    return not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF and _tcp_sum_ok(frame, end, addrs)
+
+
+def _tcp_sum_ok(frame: bytes, end: int, addrs: int) -> bool:
+    """The TCP checksum, with the pseudo-header (``addrs``: the sum of the addresses and the
+    protocol), of a segment after a 20-byte IP header is good. The segment is read
+    little-endian, in two halves that start at even offsets, as ``checksum.reduced_sum``
+    does: its sum is then 256 times the word sum (mod 0xFFFF), and the remainder is taken of
+    a number half as long."""
     n = end - _ETH - 20
     h = _ETH + 20 + ((n >> 2) << 1)
-    return (not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF
-            and not (_from_bytes(frame[_ETH + 20:h], "little") + _from_bytes(frame[h:end], "little")
-                     + ((addrs + n) << 8)) % 0xFFFF)
+    return not (_from_bytes(frame[_ETH + 20:h], "little") + _from_bytes(frame[h:end], "little")
+                + ((addrs + n) << 8)) % 0xFFFF
 
 
 def _mergeable(frame: bytes) -> tuple[int, int] | None:
@@ -185,19 +191,23 @@ class Offload:
         self.gro_frames += len(frames)
         out: list[tuple[bytes, bool, int]] = []
         run: list = []          # the run being merged: (frame, payload start, payload end)
-        head = mask = start = 0
+        head = mask = start = ip_fixed = 0
         run_first = nxt = size = room = addrs = 0
         open_ = False           # the run may take another piece
         from_bytes = _from_bytes
+        len_id_csum = _LEN_ID_CSUM.unpack_from
         for index, frame in enumerate(frames):
             if open_ and len(frame) > start:
-                total = (frame[16] << 8) | frame[17]
+                total, ident, ip_csum = len_id_csum(frame, 16)
                 end = _ETH + total
                 plen = end - start
+                # Equal to the first frame's headers but for the masked fields, the IP
+                # header sums to ip_fixed plus those: its checksum costs no byte reading.
                 if (0 < plen <= size and plen <= room and end <= len(frame)
                         and not (from_bytes(frame[:start], "big") ^ head) & mask
                         and _U32.unpack_from(frame, 38)[0] == nxt
-                        and _sums_ok(frame, end, addrs)):
+                        and not (ip_fixed + total + ident + ip_csum) % 0xFFFF
+                        and _tcp_sum_ok(frame, end, addrs)):
                     run.append((frame, start, end))
                     nxt = (nxt + plen) & 0xFFFFFFFF
                     room -= plen
@@ -219,6 +229,8 @@ class Offload:
                 continue
             plen = end - start
             run, run_first = [(frame, start, end)], index
+            total, ident, ip_csum = len_id_csum(frame, 16)
+            ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - total - ident - ip_csum
             head = from_bytes(frame[:start], "big")
             mask = _header_mask(start)
             nxt, size = (_U32.unpack_from(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
