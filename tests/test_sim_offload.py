@@ -161,7 +161,7 @@ def mangled_batch(rng: random.Random, pieces: list[bytes], other: list[bytes]) -
     for _ in range(rng.randrange(6)):
         i = rng.randrange(len(batch))
         what = rng.choice(("swap", "dup", "drop", "damage", "damage", "psh", "df", "ack", "arp",
-                           "urg", "twin"))
+                           "urg", "twin", "ipid"))
         f = bytearray(batch[i])
         if what == "swap" and i + 1 < len(batch):
             batch[i], batch[i + 1] = batch[i + 1], batch[i]
@@ -180,6 +180,9 @@ def mangled_batch(rng: random.Random, pieces: list[bytes], other: list[bytes]) -
             batch[i] = bytes(f)
         elif what == "ack":
             batch.insert(i, with_tcp(pieces[0][:66], flags="A"))
+        elif what == "ipid" and len(f) > 26:       # the IP id or checksum: only its sum shows it
+            f[rng.choice((18, 19, 24, 25))] ^= 1 << rng.randrange(8)
+            batch[i] = bytes(f)
         elif what == "urg":                        # an urgent pointer without URG: meaningless
             batch[i] = with_tcp(bytes(f), urgptr=rng.randrange(1, 9)) if len(f) > 54 else batch[i]
         elif what == "twin" and i + 1 < len(batch) and len(f) > 60 and len(batch[i + 1]) > 60:
@@ -261,6 +264,18 @@ def test_gro_checks_an_odd_length_last_piece_to_its_last_byte():
     bad[-1] ^= 0x10                                    # the odd byte itself
     out = Offload(1500).coalesce([p[0], bytes(bad)])
     assert [(ok, i) for _, ok, i in out] == [(True, 0), (False, 1)]
+
+
+def test_gro_does_not_merge_a_frame_whose_ip_header_is_damaged():
+    _, _, _, frame = super_segment(bytes(range(256)) * 20)
+    p = gso_cut(frame)
+    bad = bytearray(p[1])
+    bad[19] ^= 0x04                                    # the IP id: only the IP checksum shows it
+    off = Offload(1500)
+    out = off.coalesce([p[0], bytes(bad), p[2]])
+    # Passed up unchecked: IP finds the bad header checksum and counts it.
+    assert [(ok, i) for _, ok, i in out] == [(True, 0), (False, 1), (True, 2)]
+    assert off.gro_merged == 0
 
 
 def test_gro_takes_the_same_decisions_as_checking_one_frame_at_a_time():
