@@ -23,6 +23,9 @@ paid ~700 times per MB. Real NICs therefore let the stack deal in segments of up
   bytes differ (timestamps included), IP options or fragments, a bad checksum, a piece
   longer than the first one, and after a short piece or one with PSH. Anything not merged
   is passed up as it came.
+- **ACK filtering** (``thin_acks``, RFC 3449 §5.2.1; the real-time runtime applies it to a
+  TAP's receive batch, the simulated NIC does not): of a run of one connection's pure
+  cumulative ACKs only the last goes up.
 
 Sans-I/O: pure functions of the frames (no clock, no randomness); the NIC
 (:mod:`wirestack.sim.nic`) decides when a receive batch ends.
