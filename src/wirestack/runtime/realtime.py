@@ -14,22 +14,25 @@ ACK.  RFC 5681 §4.2 says a receiver SHOULD ACK at least every second full-sized
 this is a deliberate stretch ACK of at most BATCH segments, the same thing a Linux
 receiver does behind GRO (one ACK per aggregated super-segment of up to 64 KB).  It cuts
 the ACK frames we write during a bulk receive from one per two segments to one per batch,
-and every one of those writes runs the kernel's TCP input for the ACK in our process.  A sender that counts ACKed bytes (RFC 3465,
-as Linux does) grows its window just the same.  Single segments (request/response) still
-get the delayed-ACK rule of RFC 1122 4.2.3.2: answered by the reply or within delack_ms.
+and every one of those writes runs the kernel's TCP input for the ACK in our process.  A
+sender that counts ACKed bytes (RFC 3465, as Linux does) grows its window just the same.
+Single segments (request/response) still get the delayed-ACK rule of RFC 1122 4.2.3.2:
+answered by the reply or within delack_ms.
 Segments above a hole are not batched: each still gets its immediate duplicate ACK
 (one per full-sized piece of a segment that GRO merged, see tcp/segment_arrives.py).
 
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
 whatever its size, so the frames of one wake-up are merged before IP sees them (GRO: the
-in-order data of one flow becomes one segment of up to 64 KB, its checksums checked
-together, see sim/offload.py; of a run of one connection's pure ACKs, each acknowledging
-more, only the last is passed up: ACK filtering, RFC 3449 §5.2.1, ``thin_acks``), and TCP hands over super-segments that are cut into MTU-sized
-frames just before they are written (GSO).  The wire and the kernel see exactly the frames
-they would see without; TCP, counters and the event log see fewer, larger segments.  Taps
-(``--pcap``, ``--trace``) see the frames as read and as written -- a Linux tcpdump would
-show the merged segments on receive instead.
+in-order data of one flow becomes one segment of up to 64 KB, every frame's checksums
+checked on its own, see sim/offload.py), of a run of one connection's pure ACKs that each
+acknowledge more only the last is passed up (ACK filtering, RFC 3449 §5.2.1,
+``thin_acks``), and TCP hands over super-segments that are cut into MTU-sized frames just
+before they are written (GSO).  The wire and the kernel see exactly the frames they would
+see without; TCP, counters and the event log see fewer, larger segments.  Taps (``--pcap``,
+``--trace``) see the frames as read and as written -- a Linux tcpdump would show the merged
+segments on receive instead.  A host that forwards gets no GRO (a merged segment would be
+forwarded whole).
 """
 
 from __future__ import annotations
