@@ -26,8 +26,9 @@ root namespace, and every namespace is deleted at the end):
 * connect(): CONNECTS fresh connections to discard, SYN to established -- p50/p99.
 * optionally (--iperf3) `iperf3 -c 198.18.0.2 -t 3` both ways against wirestack only.
 
---repeat N runs reference and wirestack alternately N times each (the order flips every
-round, so drift hits both) and prints medians.  MB = 10**6 bytes.  Only 198.18.0.0/15
+Each measure runs on the reference and on wirestack back to back, in an order that flips
+from one measure to the next, so that drift on a shared machine hits both within seconds;
+--repeat N does that N times and prints medians.  MB = 10**6 bytes.  Only 198.18.0.0/15
 (RFC 2544) addresses are used.
 """
 
@@ -164,23 +165,25 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
-def suite(ns: str, ip: str, args, size: int, pid: int) -> dict:
-    """One round of every measure against the server at IP, clients in namespace NS; PID is
-    the process in the middle (forwarder or wirestack), whose CPU time per full-size data
-    segment is recorded for the two bulk transfers."""
-    rr = request_response(ns, ip, args.rounds)
-    cn = connects(ns, ip, args.connects)
+MEASURES = ("rr", "connect", "up", "down")
+
+
+def measure(what: str, ns: str, ip: str, args, size: int, pid: int) -> dict:
+    """One measure against the server at IP, clients in namespace NS; PID is the process in
+    the middle (forwarder or wirestack), whose CPU time per full-size data segment is
+    recorded for the two bulk transfers."""
+    if what == "rr":
+        rr = request_response(ns, ip, args.rounds)
+        return {"rr_p50_us": pct(rr, 50), "rr_p99_us": pct(rr, 99)}
+    if what == "connect":
+        cn = connects(ns, ip, args.connects)
+        return {"connect_p50_us": pct(cn, 50), "connect_p99_us": pct(cn, 99)}
     c0 = cpu_seconds(pid)
-    up = linux_to_server(ns, ip, size)
-    c1 = cpu_seconds(pid)
-    down = server_to_linux(ns, ip, size)
-    c2 = cpu_seconds(pid)
-    return {
-        "linux_to_ws": up, "ws_to_linux": down,
-        "rr_p50_us": pct(rr, 50), "rr_p99_us": pct(rr, 99),
-        "connect_p50_us": pct(cn, 50), "connect_p99_us": pct(cn, 99),
-        "cpu_up_us": (c1 - c0) / (size / MSS) * 1e6, "cpu_down_us": (c2 - c1) / (size / MSS) * 1e6,
-    }
+    if what == "up":
+        mbs = linux_to_server(ns, ip, size)
+        return {"linux_to_ws": mbs, "cpu_up_us": (cpu_seconds(pid) - c0) / (size / MSS) * 1e6}
+    mbs = server_to_linux(ns, ip, size)
+    return {"ws_to_linux": mbs, "cpu_down_us": (cpu_seconds(pid) - c0) / (size / MSS) * 1e6}
 
 
 def wait_ready(proc: subprocess.Popen, what: str) -> None:
@@ -262,17 +265,22 @@ def main() -> int:
         wait_ready(proc, "wirestack serve")
         time.sleep(0.3)
         for i in range(args.repeat):
-            # Alternate the order so that a slow phase of the machine hits both sides.
-            order = ("ref", "ws") if i % 2 == 0 else ("ws", "ref")
-            for which in order:
-                if which == "ref":
-                    ref_runs.append(suite(ref_a, REF_IP, args, size, fwd.pid))
-                else:
-                    r = suite(ns, WS_IP, args, size, proc.pid)
-                    if args.iperf3:
-                        r["iperf3_up"] = iperf3(ns, False)
-                        r["iperf3_down"] = iperf3(ns, True)
-                    ws_runs.append(r)
+            ref_run: dict = {}
+            ws_run: dict = {}
+            for k, what in enumerate(MEASURES):
+                # Each measure runs on both sides back to back, in an order that flips from
+                # one to the next, so that a slow phase of the machine hits both.
+                order = ("ref", "ws") if (i + k) % 2 == 0 else ("ws", "ref")
+                for which in order:
+                    if which == "ref":
+                        ref_run.update(measure(what, ref_a, REF_IP, args, size, fwd.pid))
+                    else:
+                        ws_run.update(measure(what, ns, WS_IP, args, size, proc.pid))
+            if args.iperf3:
+                ws_run["iperf3_up"] = iperf3(ns, False)
+                ws_run["iperf3_down"] = iperf3(ns, True)
+            ref_runs.append(ref_run)
+            ws_runs.append(ws_run)
     except RuntimeError as e:
         print(f"tap_bench: {e}", file=sys.stderr)
         return 1
