@@ -19,7 +19,8 @@ sender that counts ACKed bytes (RFC 3465, as Linux does) grows its window just t
 Single segments (request/response) still get the delayed-ACK rule of RFC 1122 4.2.3.2:
 answered by the reply or within delack_ms.
 Segments above a hole are not batched: each still gets its immediate duplicate ACK
-(one per full-sized piece of a segment that GRO merged, see tcp/segment_arrives.py).
+(without SACK, one per full-sized piece of a segment that GRO merged: see
+tcp/segment_arrives.py).
 
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment

@@ -581,11 +581,13 @@ class SegmentArrives(Opening):
             if self.sack_ok:
                 self._sack_due = True
             self.counters.incr("tcp.ofo_queued")
-            # ... one per full-sized segment: a segment merged by receive offload (GRO)
-            # holds several, and a sender that counts duplicate ACKs (no SACK) needs three
-            # for fast retransmit (RFC 5681 §3.2): answered as if they came one by one.
+            # ... one per full-sized segment when SACK is off: a segment merged by receive
+            # offload (GRO) holds several, and a sender that counts duplicate ACKs needs
+            # three for fast retransmit (RFC 5681 §3.2). With SACK the blocks of one ACK
+            # tell the sender how much arrived (RFC 6675 counts SACKed bytes), and copies
+            # of it would only repeat that.
             full = self.our_mss - 12 if self.ts_ok else self.our_mss
-            if len(payload) > full > 0:
+            if not self.sack_ok and len(payload) > full > 0:
                 self.ooo_acks = (len(payload) - 1) // full
         else:
             self.counters.incr("tcp.ofo_dropped")
