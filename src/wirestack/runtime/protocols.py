@@ -213,18 +213,12 @@ class ProtocolServer(Server):
     """What ``create_server`` returns (asyncio.Server's shape): a listening socket that
     makes a protocol and a transport for every accepted connection."""
 
-    def _on_event(self) -> None:
-        while not self._closed:
-            try:
-                conn_sock = self.sock.accept()
-            except OSError:
-                return
-            if conn_sock is None:
-                return
-            protocol: Any = self.callback()
-            transport = TcpTransport(self.runtime, conn_sock, protocol)
-            transport._call(protocol.connection_made, transport)
-            # (data that came with the handshake: accept() has the socket notified)
+    def _serve(self, conn_sock) -> None:
+        """An accepted connection: a protocol and its transport (the accept loop is Server's)."""
+        protocol: Any = self.callback()
+        transport = TcpTransport(self.runtime, conn_sock, protocol)
+        transport._call(protocol.connection_made, transport)
+        # (data that came with the handshake: accept() has the socket notified)
 
 
 async def create_server(runtime, protocol_factory: Callable[[], Any],

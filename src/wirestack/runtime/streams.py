@@ -311,13 +311,17 @@ class Server:
                 return
             if conn_sock is None:
                 return
-            reader, writer = make_streams(self.runtime, conn_sock)
-            result = self.callback(reader, writer)
-            if asyncio.iscoroutine(result):
-                task = self.runtime.loop.create_task(result)
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-                self.runtime.wake()
+            self._serve(conn_sock)
+
+    def _serve(self, conn_sock) -> None:
+        """An accepted connection: streams for it, the callback run as a task."""
+        reader, writer = make_streams(self.runtime, conn_sock)
+        result = self.callback(reader, writer)
+        if asyncio.iscoroutine(result):
+            task = self.runtime.loop.create_task(result)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            self.runtime.wake()
 
     def close(self) -> None:
         if not self._closed:
