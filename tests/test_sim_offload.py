@@ -26,12 +26,13 @@ from wirestack.wire.checksum import fcs
 B_IP = "198.18.0.2"
 
 
-def established(a, b, now=0):
-    """a connected to b's port 9: (client socket, server socket)."""
-    ls = b.tcp_socket()
+def established(a, b, now=0, **opts):
+    """a connected to b's port 9 (``opts``: socket options of both ends): (client socket,
+    server socket)."""
+    ls = b.tcp_socket(**opts)
     ls.bind(("0.0.0.0", 9))
     ls.listen()
-    c = a.tcp_socket(initial_window=20)     # room for a super-segment of many pieces
+    c = a.tcp_socket(initial_window=20, **opts)     # room for a super-segment of many pieces
     c.connect((B_IP, 9))
     for _ in range(10):
         for _, f in a.transmit(now):
@@ -433,16 +434,7 @@ def test_a_merged_segment_above_a_hole_is_answered_as_its_pieces_would_be(sack):
         a, b = make_pair()
         a.tcp.gso_max = 0xFFFF - 52
         a.interfaces[0].tso = True
-        ls = b.tcp_socket(sack=sack)
-        ls.bind(("0.0.0.0", 9))
-        ls.listen()
-        c = a.tcp_socket(initial_window=20, sack=sack)
-        c.connect((B_IP, 9))
-        for _ in range(10):
-            for _, f in a.transmit(0):
-                b.receive(f, 0, 0)
-            for _, f in b.transmit(0):
-                a.receive(f, 0, 0)
+        c, _ = established(a, b, sack=sack)
         c.send(bytes(10 * 1448))
         big = [f for _, f in a.transmit(1000) if len(f) > 1514]
         pieces = gso_cut(big[0])[1:]                   # the first one lost
