@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import struct
 
-from ..wire.checksum import internet_checksum, reduced_sum, word_sum
+from ..wire.checksum import internet_checksum, reduced_sum
 
 _IPV4 = b"\x08\x00"
 _ETH = 14
@@ -270,10 +270,7 @@ class Offload:
         end = _ETH + total
         if thl < 20 or start > end:
             return None
-        seg = memoryview(frame)[_ETH + 20:end]
-        n = end - _ETH - 20
-        v = word_sum(seg) + _from_bytes(ip[12:16], "big") + _from_bytes(ip[16:20], "big") + 6 + n
-        if v % 0xFFFF:
+        if not _tcp_sum_ok(frame, end, _from_bytes(ip[12:16], "big") + _from_bytes(ip[16:20], "big") + 6):
             return None, False
         flags = frame[47]
         if flags & ~_PSH != _ACK or start == end:
@@ -342,18 +339,17 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
             # The usual case, in one comparison: the same headers as the ACK before it but
             # for what changes from one ACK to the next (see _ACK_MASK).
             ack = unpack_u32(frame, 42)[0]
-            newer = 0 < (ack - last_ack) & 0xFFFFFFFF < 0x80000000
-            if newer and _sums_ok(frame, 66, addrs):
-                out[-1] = frame
-                left_out += 1
-                last_ack = ack
-            elif _sums_ok(frame, 66, addrs):
-                out.append(frame)       # a duplicate ACK (or an older one): as it came
-                last_ack = ack
-            else:
+            if not _sums_ok(frame, 66, addrs):
                 out.append(frame)       # damaged: TCP counts it
                 last_key = None
                 last_len = 0
+                continue
+            if 0 < (ack - last_ack) & 0xFFFFFFFF < 0x80000000:
+                out[-1] = frame
+                left_out += 1
+            else:
+                out.append(frame)       # a duplicate ACK (or an older one): as it came
+            last_ack = ack
             continue
         if (n >= _ETH + 40 and frame[47] == _ACK and frame[12:14] == _IPV4
                 and frame[14] == 0x45 and frame[23] == 6 and not (frame[20] & 0xBF or frame[21])):
