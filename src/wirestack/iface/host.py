@@ -166,6 +166,14 @@ class Host:
             self.set_address(index, address)
         return index
 
+    def enable_tso(self, ifindex: int) -> None:
+        """The device under interface ``ifindex`` cuts TCP segments larger than the MTU
+        itself (a NIC's TSO, or GSO just before the device): TCP may hand over new data in
+        super-segments (up to the 64 KB IP limit with IP and TCP+timestamp headers), and IP
+        sends them out of this interface whole instead of fragmenting them."""
+        self.tcp.gso_max = 0xFFFF - 20 - 32
+        self.interfaces[ifindex].tso = True
+
     def set_address(self, ifindex: int, address: str | None) -> None:
         """(Re)configure an interface's address ('198.18.5.10/24') with its connected route
         and a gratuitous ARP, or remove it (None) -- what a DHCP client does on bind/expiry."""

@@ -60,12 +60,6 @@ class RealtimeHost(RuntimeHost):
         self.device = device
         self.devices: list[PolledDevice] = [device, *more_devices]   # devices[i]: interface i
         self.offload = any(getattr(d, "offload", False) for d in self.devices)
-        if self.offload:
-            # The device segments for us (TSO): TCP may hand it super-segments of up to
-            # 64 KB, cut by the kernel into MTU-sized ones (IP total length <= 65535).
-            host.tcp.gso_max = 0xFFFF - 20 - 32
-            for iface, dev in zip(host.interfaces, self.devices):
-                iface.tso = bool(getattr(dev, "offload", False))
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
         # Software offloads, per interface, on devices that do not offload themselves.
@@ -78,13 +72,13 @@ class RealtimeHost(RuntimeHost):
         self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
         self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
         self.acks_thinned = 0        # pure ACKs GRO left out: a later one said more (thin_acks)
+        for ifindex, (dev, cut) in enumerate(zip(self.devices, self.gso)):
+            if cut is not None or getattr(dev, "offload", False):
+                # TSO: the kernel behind an offloading TAP, or our GSO, cuts what TCP sends.
+                host.enable_tso(ifindex)
         sends = [d.send for d in self.devices]
         driver_taps = self.taps
         if any(self.gso):
-            host.tcp.gso_max = 0xFFFF - 20 - 32
-            for iface, cut in zip(host.interfaces, self.gso):
-                if cut is not None:
-                    iface.tso = True
             # The frames written are the pieces: the taps see those, not the super-segment.
             sends = [self._sender(dev, cut) for dev, cut in zip(self.devices, self.gso)]
             driver_taps = []

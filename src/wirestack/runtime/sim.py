@@ -90,11 +90,7 @@ class SimHost(RuntimeHost):
                   counters=self.host.counters, check_fcs=check_fcs,
                   offload=Offload(mtu) if offload else None, rx_hold_ns=int(rx_hold_us * 1000))
         if offload:
-            # What the real-time runtime does for an offloading TAP device: TCP may send
-            # new data in super-segments of whole MSS pieces (IP + TCP with timestamps
-            # within the 64 KB IP limit), and IP lets them through unfragmented.
-            self.host.tcp.gso_max = 0xFFFF - 20 - 32
-            iface.tso = True
+            self.host.enable_tso(ifindex)   # as the real-time runtime does for an offloading TAP
         self.nics.append(nic)
         self.driver.sends.append(nic.send)
         self.kick()  # the gratuitous ARP announcement goes out at once
