@@ -22,6 +22,12 @@ Segments above a hole are not batched: each still gets its immediate duplicate A
 (without SACK, one per full-sized piece of a segment that GRO merged: see
 tcp/segment_arrives.py).
 
+Answer first: the first frame of a wake-up is read alone, and when GRO would never merge it
+and its sender waits on our answer (a SYN, ARP, an ICMP echo: ``answer_first``) the host
+takes it and the answer is written at once, before the read that finds the queue empty
+and before the batch's bookkeeping -- a connect() or a ping then waits for the least work
+we can do.  TCP data and ACKs are read as a batch first, as above.
+
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
 whatever its size, so the frames of one wake-up are merged before IP sees them (GRO: the
@@ -50,6 +56,21 @@ from .driver import Driver
 BATCH = 64    # frames read per wake-up before the host is asked for output (and ACKs)
 
 
+def answer_first(frame: bytes, layer3: bool) -> bool:
+    """Whether the first frame of a wake-up goes to the host on its own, answered before
+    the rest of the queue is read: a frame that GRO would never merge and whose sender
+    waits on our answer -- a TCP SYN (the peer's connect() returns with our SYN,ACK) and
+    anything that is not TCP (ARP, an ICMP echo, UDP).  TCP data and ACKs wait for the
+    batch, which merges and thins them."""
+    ip = 0 if layer3 else 14
+    if not layer3 and frame[12:14] != b"\x08\x00":
+        return True                       # not IPv4: ARP and the rest
+    if len(frame) < ip + 20 or frame[ip + 9] != 6:
+        return True                       # not TCP (or too short to tell: IP counts it)
+    flags = ip + (frame[ip] & 15) * 4 + 13
+    return len(frame) > flags and bool(frame[flags] & 0x02)    # SYN
+
+
 class RealtimeHost(RuntimeHost):
     def __init__(self, host: Host, device: PolledDevice,
                  loop: asyncio.AbstractEventLoop | None = None, taps=(), more_devices=(),
@@ -70,6 +91,7 @@ class RealtimeHost(RuntimeHost):
         mtus = [host.interfaces[i].mtu if not getattr(d, "offload", False) else 0
                 for i, d in enumerate(self.devices)]
         self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
+        self.layer3 = [host.interfaces[i].layer3 for i in range(len(self.devices))]
         self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
         self.acks_thinned = 0        # pure ACKs GRO left out: a later one said more (thin_acks)
         for ifindex, (dev, cut) in enumerate(zip(self.devices, self.gso)):
@@ -153,12 +175,26 @@ class RealtimeHost(RuntimeHost):
                 self.driver.service()
                 self._after_tasks()
                 return
-            frames = device.read_frames(BATCH)
+            frames = device.read_frames(1)
+            if len(frames) == 1 and answer_first(frames[0], self.layer3[ifindex]):
+                # Answered before the read that finds the queue empty (and before the
+                # batch's bookkeeping): those are then off the waiting peer's clock.
+                for tap in taps:
+                    tap(now, "rx", frames[0])
+                receive(frames[0], now, ifindex)
+                self.driver.service()
+                frames = device.read_frames(BATCH - 1)
+                now = time.monotonic_ns()
+            elif frames:
+                frames += device.read_frames(BATCH - 1)
         except OSError as e:
             # The device is gone (the wire closed our connection, the TAP was deleted):
             # stop reading instead of being woken for the same error forever.
             self.device_error = e
             self.stop()
+            return
+        if not frames:
+            self._after_tasks()
             return
         if taps:
             for frame in frames:
