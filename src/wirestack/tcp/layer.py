@@ -79,6 +79,9 @@ class TcpLayer:
         # the kernel behind a TAP with a virtio-net header) cuts into MSS-sized segments
         # with the same headers, completing each checksum.  Set by the real-time runtime.
         self.gso_max = 0
+        # Set by a real-time runtime: hands what IP has queued to the device at once, so a
+        # listener's SYN,ACK leaves before the child's TCB is made (see Listener.input).
+        self.push_output: Callable[[], None] | None = None
         self._now = 0
         # RFC 5961 §7 challenge ACK rate limit: a token bucket in units of 1/limit s.
         self._chal_credit = self.config.challenge_ack_limit * SEC

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..storage import BoundedQueue
 from ..units import MS
-from ..wire.tcp import ACK, FIN, RST, SYN, TcpOptions, encode_options
+from ..wire.tcp import ACK, FIN, RST, SYN, SegmentTemplate, TcpOptions, encode_options
 from . import syncookie
 from .config import TcpConfig
 from .connection import Connection, wscale_for
+from .opening import negotiated
 from .seq import le as seq_le
 from .seq import lt as seq_lt
 from .seq import wrap
 from .states import CLOSED, LISTEN
+from .tcb import our_mss_for
 
 if TYPE_CHECKING:
     from ..wire.bytes_like import BytesLike
@@ -90,15 +92,44 @@ class Listener:
             # not answering); we count it like Linux's ListenOverflows.
             counters.incr("tcp.listen_overflow")
             return
-        conn = Connection(layer, self.cfg, dst, dport, src, sport, now, passive=True)
-        if min_iss is not None and seq_lt(conn.iss, min_iss):
-            conn.set_iss(min_iss)
+        # The SYN,ACK first, built from what the child will use (the ISS, the TSval offset,
+        # the header template, the options both SYNs agree on), and handed to the device at
+        # once when the runtime asked for that (``push_output``): the peer's connect() waits
+        # for it, not for the child's TCB, made after it from the same values. (Linux
+        # answers from a small request_sock; here the child is the whole connection.)
+        cfg = self.cfg
+        iss = layer.initial_seq(dst, dport, src, sport, now)
+        if min_iss is not None and seq_lt(iss, min_iss):
+            iss = min_iss
+        ts_offset = layer.rng.getrandbits(32)      # RFC 7323 §5.4: random per connection
+        tpl = SegmentTemplate(dst, src, dport, sport)
+        ws_ok, ts_ok, sack_ok = negotiated(cfg, opts)
+        self._send_syn_ack(dst, src, tpl, iss, seq, wscale_for(cfg.rcvbuf) if ws_ok else None,
+                           (now // MS + ts_offset, opts.ts_val or 0) if ts_ok else None,
+                           sack_ok, now)
+        conn = Connection(layer, cfg, dst, dport, src, sport, now, passive=True, iss=iss,
+                          ts_offset=ts_offset, tpl=tpl)
         conn.listener = self
         self.children.add(conn)
         layer.add(conn)
         counters["tcp.passive_opens"] += 1
-        conn.open_passive(seq, wnd, opts, now)
+        conn.open_passive(seq, wnd, opts, now, answered=True)
         layer.schedule(conn)
+
+    def _send_syn_ack(self, lip: bytes, rip: bytes, tpl: SegmentTemplate, iss: int, seq: int,
+                      wscale: int | None, ts: tuple[int, int] | None, sack: bool,
+                      now: int) -> None:
+        """Our SYN,ACK to a SYN whose sequence number is ``seq``: its window is never scaled
+        (RFC 7323 §2.2) and it offers only the options the SYN offered."""
+        layer = self.layer
+        cfg = self.cfg
+        options = encode_options(mss=our_mss_for(cfg, layer.mtu_for(rip)), wscale=wscale, ts=ts,
+                                 sack_permitted=sack)
+        win = cfg.rcvbuf if cfg.rcvbuf < 0xFFFF else 0xFFFF
+        layer.counters["tcp.out_segs"] += 1
+        layer.ip_output(lip, rip, 6, tpl.build(iss, seq + 1, SYN | ACK, win, b"", options), now)
+        if layer.push_output is not None:
+            layer.push_output()
 
     def _send_cookie(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
                      opts: TcpOptions, now: int) -> None:
@@ -106,8 +137,6 @@ class Listener:
         cfg = self.cfg
         layer = self.layer
         secret = layer.isn_secret
-        mtu_mss = layer.mtu_for(src) - 40
-        our_mss = min(cfg.mss, mtu_mss) if cfg.mss else mtu_mss
         idx = syncookie.mss_index(opts.mss if opts.mss else 536)
         cookie = syncookie.make(secret, dst, dport, src, sport, seq, now, idx)
         ts = None
@@ -122,11 +151,10 @@ class Listener:
             ts = (tsv, opts.ts_val)
             if peer_ws is not None:
                 wscale = wscale_for(cfg.rcvbuf)
-        win = cfg.rcvbuf if cfg.rcvbuf < 0xFFFF else 0xFFFF
-        options = encode_options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
         layer.counters.incr("tcp.syncookies_sent")
         self.cookie_until = now + 2 * syncookie.PERIOD
-        layer.send_segment(dst, src, dport, sport, cookie, seq + 1, SYN | ACK, win, options, now)
+        self._send_syn_ack(dst, src, SegmentTemplate(dst, src, dport, sport), cookie, seq, wscale,
+                           ts, sack, now)
 
     def _cookie_ack(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
                     flags: int, wnd: int, opts: TcpOptions, payload: BytesLike, now: int,

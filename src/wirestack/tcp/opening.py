@@ -17,7 +17,17 @@ from .tcb import DEFAULT_MSS
 from .timers import Timers
 
 if TYPE_CHECKING:
+    from .config import TcpConfig
     from .connection import Connection
+
+
+def negotiated(cfg: TcpConfig, opts: TcpOptions) -> tuple[bool, bool, bool]:
+    """What a SYN's options and our configuration agree on: (window scaling, timestamps,
+    SACK). Each is used only when both SYNs carry its option (RFC 7323 §2.2, §3.2; RFC 2018
+    §2), so a SYN,ACK carries exactly these."""
+    return (cfg.window_scaling and opts.wscale is not None,
+            cfg.timestamps and opts.ts_val is not None,
+            bool(cfg.sack and opts.sack_permitted))
 
 
 class Opening(Timers):
@@ -28,9 +38,12 @@ class Opening(Timers):
         self._set_state(SYN_SENT, now)
         self.want_output()
 
-    def open_passive(self, seq: int, wnd: int, opts: TcpOptions, now: int) -> None:
+    def open_passive(self, seq: int, wnd: int, opts: TcpOptions, now: int,
+                     answered: bool = False) -> None:
         """A SYN reached a listener (RFC 9293 §3.10.7.2): this child starts in LISTEN and
-        moves to SYN_RECEIVED, answering SYN,ACK."""
+        moves to SYN_RECEIVED, answering SYN,ACK -- or, ``answered``, noting the SYN,ACK
+        the listener already sent for it (``Listener.input``: built from the same fields,
+        before the TCB, so that the peer's connect() does not wait for it)."""
         self.state = LISTEN
         self.passive = True
         self.irs = seq
@@ -41,7 +54,13 @@ class Opening(Timers):
         self.max_snd_wnd = wnd
         self._take_syn_options(opts)
         self._set_state(SYN_RECEIVED, now)
-        self._send_syn(now)
+        if answered:
+            # What _emit notes for a SYN,ACK (its window is never scaled, RFC 7323 §2.2).
+            self.rcv_adv = self.rcv_nxt + (self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF)
+            self.segs_out += 1
+            self._syn_sent(now)
+        else:
+            self._send_syn(now)
 
     def set_iss(self, iss: int) -> None:
         self.iss = iss
@@ -79,23 +98,20 @@ class Opening(Timers):
         self._set_state(SYN_RECEIVED, now)
 
     def _take_syn_options(self, opts: TcpOptions) -> None:
-        cfg = self.cfg
         mss = opts.mss
         self.peer_mss = mss if mss else DEFAULT_MSS
-        # RFC 7323 §2.2: scaling is used only when both SYNs carried the option.
-        if cfg.window_scaling and opts.wscale is not None:
+        ws_ok, ts_ok, self.sack_ok = negotiated(self.cfg, opts)
+        if ws_ok:
             self.ws_ok = True
-            self.snd_wscale = min(opts.wscale, 14)   # §2.3: larger values are treated as 14
+            self.snd_wscale = min(opts.wscale or 0, 14)   # §2.3: larger values are treated as 14
         else:
             self.ws_ok = False
             self.snd_wscale = 0
             self.rcv_wscale = 0
-        if cfg.timestamps and opts.ts_val is not None:
+        if ts_ok:
             self.ts_ok = True
-            self.ts_recent = opts.ts_val
-        # RFC 2018 §2: SACK is used only when both SYNs carried SACK-permitted.
-        self.sack_ok = bool(cfg.sack and opts.sack_permitted)
-        self.dsack_ok = self.sack_ok and cfg.dsack
+            self.ts_recent = opts.ts_val or 0
+        self.dsack_ok = self.sack_ok and self.cfg.dsack
         self._update_snd_mss()
 
     def _update_snd_mss(self, path_mss: int | None = None) -> None:

@@ -190,6 +190,12 @@ class Output(Tcb):
             sack = self.sack_ok
         opts = encode_options(mss=self.our_mss, wscale=wscale, ts=ts, sack_permitted=sack)
         self._emit(self.iss, flags, b"", now, opts)
+        self._syn_sent(now, answer)
+
+    def _syn_sent(self, now: int, answer: bool = False) -> None:
+        """Our SYN or SYN,ACK left: the sequence space it takes, its RTT timing (or, again,
+        Karn's rule), the retransmission timer."""
+        cfg = self.cfg
         if self.snd_max == self.iss:
             self.snd_nxt = self.snd_max = self.iss + 1
             self.rtt_seq = self.iss + 1
@@ -205,7 +211,8 @@ class Output(Tcb):
                 self.rtt_seq = None   # Karn: no sample from a retransmitted SYN
             if self.log.enabled:
                 self.record(now, "retransmit", seq=wrap(self.iss), ack=wrap(self.rcv_nxt),
-                            len=0, reason="rto", flags="S" if st is SYN_SENT else "S.")
+                            len=0, reason="rto",
+                            flags="S" if self.state is SYN_SENT else "S.")
         if self.t_rtx is None and cfg.retransmission:
             self.t_rtx = now + self.rtt.rto
 

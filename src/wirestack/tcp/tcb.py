@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 DEFAULT_MSS = 536          # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 
 
+def our_mss_for(cfg: TcpConfig, mtu: int) -> int:
+    """The MSS we announce towards a path of this MTU: the MTU less 40 bytes of IPv4 and TCP
+    headers (RFC 9293 §3.7.1), capped by the configured ``mss``."""
+    mss = mtu - 40
+    return min(cfg.mss, mss) if cfg.mss else mss
+
+
 def wscale_for(buf: int) -> int:
     """The smallest shift that lets a 16-bit field describe ``buf`` (RFC 7323 §2.3, max 14)."""
     s = 0
@@ -151,7 +158,8 @@ class Tcb:
     tpl: SegmentTemplate
 
     def __init__(self, layer: TcpLayer, cfg: TcpConfig, lip: bytes, lport: int, rip: bytes,
-                 rport: int, now: int, passive: bool = False) -> None:
+                 rport: int, now: int, passive: bool = False, *, iss: int | None = None,
+                 ts_offset: int | None = None, tpl: SegmentTemplate | None = None) -> None:
         """``passive``: a listener's child, made by the peer's SYN. It goes without the send
         buffer, the congestion controller and the loss recovery until ESTABLISHED
         (``make_deferred``): the SYN,ACK needs none of them, and what is done between the
@@ -159,7 +167,10 @@ class Tcb:
         the same work). The rare paths that touch one earlier (``set_iss``, ``stats``, an
         ICMP error, a close in SYN_RECEIVED) make them first, the same as they would have
         been made here. (Not by a ``__getattr__`` fallback: a class with one loses the
-        interpreter's fast attribute access on every field, the data path's too.)"""
+        interpreter's fast attribute access on every field, the data path's too.)
+
+        ``iss``, ``ts_offset``, ``tpl``: already chosen -- by a listener that answered the
+        SYN before it made the child (``Listener.input``)."""
         self.layer = layer
         self.cfg = cfg
         self.log = layer.log
@@ -175,15 +186,15 @@ class Tcb:
         self.error = None
         self.soft_error = None
 
-        iss = layer.initial_seq(lip, lport, rip, rport, now)
+        if iss is None:
+            iss = layer.initial_seq(lip, lport, rip, rport, now)
         self.iss = iss
         self.snd_una = self.snd_nxt = self.snd_max = iss
         self.snd_wnd = 0
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self.snd_wscale = 0
-        mtu_mss = layer.mtu_for(rip) - 40
-        self.our_mss = min(cfg.mss, mtu_mss) if cfg.mss else mtu_mss
+        self.our_mss = our_mss_for(cfg, layer.mtu_for(rip))
         self.peer_mss = DEFAULT_MSS
         self.snd_mss = min(DEFAULT_MSS, self.our_mss)
         self.sbase = iss + 1          # sequence number of sndq's first byte (after the SYN)
@@ -227,7 +238,8 @@ class Tcb:
         self.ws_ok = False
         self.ts_ok = False
         self.ts_recent = 0
-        self.ts_offset = layer.rng.getrandbits(32)   # RFC 7323 §5.4: random TSval offset
+        # RFC 7323 §5.4: a random TSval offset
+        self.ts_offset = layer.rng.getrandbits(32) if ts_offset is None else ts_offset
         self._oow_ack_time = None
 
         self.sack_ok = False           # both SYNs carried SACK-permitted (RFC 2018 §2)
@@ -246,7 +258,7 @@ class Tcb:
         self.segs_in = self.segs_out = self.bytes_in = self.bytes_out = 0
         self.retransmits = 0
         # The header template: ports and the checksum words fixed for this connection.
-        self.tpl = SegmentTemplate(lip, rip, lport, rport)
+        self.tpl = SegmentTemplate(lip, rip, lport, rport) if tpl is None else tpl
 
     def make_deferred(self, with_cc: bool) -> None:
         """Make the send buffer, the loss recovery (dup ACKs, fast/SACK recovery, the
