@@ -1,6 +1,6 @@
 """How the real-time runtime reads a wake-up's frames (runtime/realtime.py): a frame that
 waits on an answer and that GRO would never merge -- a SYN, ARP, an ICMP echo -- is answered
-before the read that finds the queue empty; TCP data and ACKs are read as one batch before
+before the read that finds the queue empty (a SYN's answer even before its child's TCB); TCP data and ACKs are read as one batch before
 anything is written.  A scripted device logs reads and writes in order; frames are made and
 checked with scapy.  No root or TAP needed."""
 
@@ -33,6 +33,7 @@ class ScriptedDevice:
         self.r, self.w = os.pipe()
         self.queue: deque[bytes] = deque()
         self.log: list[tuple] = []
+        self.on_write = lambda: None     # what else to note with each write
 
     def fileno(self) -> int:
         return self.r
@@ -43,7 +44,7 @@ class ScriptedDevice:
         return out
 
     def send(self, frame: bytes) -> bool:
-        self.log.append(("write", Ether(bytes(frame))))
+        self.log.append(("write", Ether(bytes(frame)), self.on_write()))
         return True
 
     def close(self) -> None:
@@ -97,10 +98,12 @@ def test_a_syn_is_answered_before_the_read_that_finds_the_queue_empty(server):
     syn = to_server(TCP(sport=40000, dport=9, flags="S", seq=1000, window=64240,
                         options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (7, 0)),
                                  ("NOP", None), ("WScale", 7)]))
+    dev.on_write = lambda: [c.state for c in host.tcp.connections()]
     log = wake(rt, dev, syn)
     assert kinds(log) == ["read 1->1", "write", "read 63->0"]
     synack = log[1][1]
     assert synack[TCP].flags == "SA" and synack[TCP].ack == 1001 and synack[TCP].dport == 40000
+    assert log[1][2] == []     # written before the listener made the child (push_output)
     assert [c.state for c in host.tcp.connections()] == ["SYN_RECEIVED"]
     ping = to_server(ICMP(type=8, id=1, seq=1) / b"hello")
     log = wake(rt, dev, ping)

@@ -349,6 +349,12 @@ class Host:
         out, self._out = self._out, []
         return out
 
+    def take_output(self) -> list[tuple[int, bytes]]:
+        """The frames queued to leave, taken now without polling anything: for a real-time
+        runtime that writes an answer as soon as it is made (``TcpLayer.push_output``)."""
+        out, self._out = self._out, []
+        return out
+
     def poll_at(self) -> int | None:
         if (self._out or self._loopback or self.udp.poll_at() is not None
                 or self.icmp.poll_at() is not None):

@@ -74,18 +74,12 @@ class Driver:
         if not self.active:
             return   # a kick() queued before stop(): the devices may be closed
         now = self.clock()
-        sends = self.sends
-        taps = self.taps
         self._transmitting = True
         try:
             out = self.host.transmit(now)
         finally:
             self._transmitting = False
-        for ifindex, frame in out:
-            if taps:
-                for tap in taps:
-                    tap(now, "tx", frame)
-            sends[ifindex](frame)
+        self._write(out, now)
         t = self.host.poll_at()
         if t is None:
             return
@@ -102,6 +96,21 @@ class Driver:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._at(due, self._on_timer)
+
+    def send_now(self) -> None:
+        """Write what the host has queued at once, between two services (its answer to a
+        SYN, see ``TcpLayer.push_output``); the service that follows arms the timer."""
+        if self.active:
+            self._write(self.host.take_output(), self.clock())
+
+    def _write(self, out: list[tuple[int, bytes]], now: int) -> None:
+        sends = self.sends
+        taps = self.taps
+        for ifindex, frame in out:
+            if taps:
+                for tap in taps:
+                    tap(now, "tx", frame)
+            sends[ifindex](frame)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -26,7 +26,8 @@ Answer first: the first frame of a wake-up is read alone, and when GRO would nev
 and its sender waits on our answer (a SYN, ARP, an ICMP echo: ``answer_first``) the host
 takes it and the answer is written at once, before the read that finds the queue empty
 and before the batch's bookkeeping -- a connect() or a ping then waits for the least work
-we can do.  TCP data and ACKs are read as a batch first, as above.
+we can do.  A listener's SYN,ACK leaves even earlier: from inside the host, before the
+child's TCB is made (``TcpLayer.push_output``).  TCP data and ACKs are read as a batch first, as above.
 
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
@@ -111,6 +112,8 @@ class RealtimeHost(RuntimeHost):
                              ev.call_soon, lambda t, fn: ev.call_at(t / 1e9, fn),
                              soonest=1000, exact=False, taps=driver_taps)
         self.driver.active = False
+        # A listener's SYN,ACK is written as soon as it is built, before the child's TCB.
+        host.tcp.push_output = self.driver.send_now
         self._woken = False          # a task was made runnable during this wake-up (wake())
         self._started = False
         self.device_error: OSError | None = None   # why the device stopped (wire closed ...)
