@@ -34,6 +34,7 @@ class ScriptedDevice:
         self.queue: deque[bytes] = deque()
         self.log: list[tuple] = []
         self.on_write = lambda: None     # what else to note with each write
+        self.fail_writes = False
 
     def fileno(self) -> int:
         return self.r
@@ -44,6 +45,8 @@ class ScriptedDevice:
         return out
 
     def send(self, frame: bytes) -> bool:
+        if self.fail_writes:
+            raise OSError(5, "Input/output error")     # what a TAP whose link is gone says
         self.log.append(("write", Ether(bytes(frame)), self.on_write()))
         return True
 
@@ -137,3 +140,38 @@ def test_which_frames_are_answered_first(frame, first):
     assert answer_first(bytes(frame), layer3=False) is first
     if isinstance(frame, Ether) and IP in frame:
         assert answer_first(bytes(frame[IP]), layer3=True) is first
+
+
+def test_a_failed_write_of_the_answer_is_raised_and_the_host_reads_on(server):
+    host, rt, dev = server
+    lst = host.tcp_socket()
+    lst.bind((SERVER_IP, 9))
+    lst.listen(8)
+    wake(rt, dev, arp_request())
+    dev.fail_writes = True
+    syn = to_server(TCP(sport=40002, dport=9, flags="S", seq=7))
+    dev.queue.append(bytes(syn))
+    dev.queue.append(bytes(to_server(TCP(sport=40003, dport=9, flags="S", seq=9))))
+    with pytest.raises(OSError, match="Input/output"):
+        rt._on_readable(0)       # the first SYN's answer could not be written: reported ...
+    assert rt.device_error is None and rt._started          # ... but only reads stop a host
+    # The host took the SYN whole (its child waits to send the SYN,ACK again); the second
+    # SYN is still queued for the next wake-up.
+    assert [c.rport for c in host.tcp.connections()] == [40002]
+    assert len(dev.queue) == 1
+
+
+def test_a_failed_read_after_the_answer_stops_the_host(server):
+    host, rt, dev = server
+    wake(rt, dev, arp_request())
+    reads = dev.read_frames
+
+    def gone_after_one(n):
+        if n == 1:
+            return reads(n)
+        raise OSError(77, "File descriptor in bad state")
+    dev.read_frames = gone_after_one
+    wake(rt, dev, to_server(ICMP(type=8, id=2, seq=1)))
+    assert [e[0] for e in dev.log] == ["read", "write"]       # the echo was answered first
+    assert rt.device_error is not None and not rt._started
+

@@ -42,7 +42,7 @@ class Driver:
     ``service()`` runs one at once, ``stop()`` cancels the timer and ignores what is queued."""
 
     __slots__ = ("host", "clock", "sends", "taps", "_soon", "_at", "soonest", "exact",
-                 "active", "_pending", "_timer", "_timer_at", "_transmitting")
+                 "active", "_pending", "_timer", "_timer_at", "_transmitting", "_send_error")
 
     def __init__(self, host: Host, clock: Callable[[], int],
                  sends: list[Callable[[bytes], object]],
@@ -62,6 +62,7 @@ class Driver:
         self._timer: TimerHandle | None = None
         self._timer_at: int | None = None
         self._transmitting = False
+        self._send_error: OSError | None = None   # a failed send_now, raised by service()
 
     def kick(self) -> None:
         """Have the host transmit at the current instant (once, however many asked)."""
@@ -73,6 +74,9 @@ class Driver:
         self._pending = False
         if not self.active:
             return   # a kick() queued before stop(): the devices may be closed
+        if self._send_error is not None:
+            err, self._send_error = self._send_error, None
+            raise err
         now = self.clock()
         self._transmitting = True
         try:
@@ -99,9 +103,14 @@ class Driver:
 
     def send_now(self) -> None:
         """Write what the host has queued at once, between two services (its answer to a
-        SYN, see ``TcpLayer.push_output``); the service that follows arms the timer."""
+        SYN, see ``TcpLayer.push_output``); the service that follows arms the timer.  This
+        runs inside the host's input, which must not end half-way: a write that fails here
+        is raised by that next service instead, where a failed write always surfaces."""
         if self.active:
-            self._write(self.host.take_output(), self.clock())
+            try:
+                self._write(self.host.take_output(), self.clock())
+            except OSError as e:
+                self._send_error = e
 
     def _write(self, out: list[tuple[int, bytes]], now: int) -> None:
         sends = self.sends

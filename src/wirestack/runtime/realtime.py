@@ -27,7 +27,8 @@ and its sender waits on our answer (a SYN, ARP, an ICMP echo: ``answer_first``) 
 takes it and the answer is written at once, before the read that finds the queue empty
 and before the batch's bookkeeping -- a connect() or a ping then waits for the least work
 we can do.  A listener's SYN,ACK leaves even earlier: from inside the host, before the
-child's TCB is made (``TcpLayer.push_output``).  TCP data and ACKs are read as a batch first, as above.
+child's TCB is made (``TcpLayer.push_output``).  TCP data and ACKs are read as a batch
+first, as above.
 
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
@@ -168,37 +169,38 @@ class RealtimeHost(RuntimeHost):
         taps = self.taps
         now = time.monotonic_ns()
         device = self.devices[ifindex]
-        try:
-            if getattr(device, "offload", False):
-                # Frames may be TCP super-segments (GRO-like) whose checksum the kernel vouches for.
-                for frame, checksum_ok in device.read_frames_offload(BATCH):
-                    for tap in taps:
-                        tap(now, "rx", frame)
-                    receive(frame, now, ifindex, checksum_ok)
-                self.driver.service()
-                self._after_tasks()
+        if getattr(device, "offload", False):
+            # Frames may be TCP super-segments (GRO-like) whose checksum the kernel vouches for.
+            pairs = self._read(device.read_frames_offload, BATCH)
+            if pairs is None:
                 return
-            frames = device.read_frames(1)
-            if len(frames) == 1 and answer_first(frames[0], self.layer3[ifindex]):
-                # Answered before the read that finds the queue empty (and before the
-                # batch's bookkeeping): those are then off the waiting peer's clock.
+            for frame, checksum_ok in pairs:
                 for tap in taps:
-                    tap(now, "rx", frames[0])
-                receive(frames[0], now, ifindex)
-                self.driver.service()
-                frames = device.read_frames(BATCH - 1)
-                now = time.monotonic_ns()
-            elif frames:
-                frames += device.read_frames(BATCH - 1)
-        except OSError as e:
-            # The device is gone (the wire closed our connection, the TAP was deleted):
-            # stop reading instead of being woken for the same error forever.
-            self.device_error = e
-            self.stop()
-            return
-        if not frames:
+                    tap(now, "rx", frame)
+                receive(frame, now, ifindex, checksum_ok)
+            self.driver.service()
             self._after_tasks()
             return
+        frames = self._read(device.read_frames, 1)
+        if not frames:
+            return
+        if len(frames) == 1 and answer_first(frames[0], self.layer3[ifindex]):
+            # Answered before the read that finds the queue empty (and before the batch's
+            # bookkeeping): those are then off the waiting peer's clock.
+            for tap in taps:
+                tap(now, "rx", frames[0])
+            receive(frames[0], now, ifindex)
+            self.driver.service()
+            frames = self._read(device.read_frames, BATCH - 1)
+            if not frames:
+                self._after_tasks()
+                return
+            now = time.monotonic_ns()
+        else:
+            more = self._read(device.read_frames, BATCH - 1)
+            if more is None:
+                return
+            frames += more
         if taps:
             for frame in frames:
                 for tap in taps:
@@ -214,6 +216,18 @@ class RealtimeHost(RuntimeHost):
                 receive(frame, now, ifindex)
         self.driver.service()
         self._after_tasks()
+
+    def _read(self, read, n: int):
+        """``read(n)``: up to n frames from a device, or None when the device is gone (the
+        wire closed our connection, the TAP was deleted) -- then the host stops reading
+        instead of being woken for the same error forever.  Only reads are guarded: a
+        failed write is reported where it happens (the driver's service)."""
+        try:
+            return read(n)
+        except OSError as e:
+            self.device_error = e
+            self.stop()
+            return None
 
     def _after_tasks(self) -> None:
         """Queue one more service behind the tasks the batch just woke (their wake-ups were
