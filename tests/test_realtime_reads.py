@@ -175,3 +175,20 @@ def test_a_failed_read_after_the_answer_stops_the_host(server):
     assert [e[0] for e in dev.log] == ["read", "write"]       # the echo was answered first
     assert rt.device_error is not None and not rt._started
 
+
+def test_a_forwarding_host_reads_everything_as_a_batch():
+    loop = asyncio.new_event_loop()
+    host = Host("router", rng=random.Random(1),
+                config=HostConfig(log_events=False, forwarding=True))
+    host.add_interface(bytes.fromhex(SERVER_MAC.replace(":", "")), f"{SERVER_IP}/24")
+    dev = ScriptedDevice()
+    rt = RealtimeHost(host, dev, loop)
+    rt.start()
+    rt.driver.service()
+    try:
+        log = wake(rt, dev, arp_request())
+        assert kinds(log) == ["read 1->1", "read 63->0", "write"]
+    finally:
+        rt.stop()
+        dev.close()
+        loop.close()

@@ -28,7 +28,7 @@ takes it and the answer is written at once, before the read that finds the queue
 and before the batch's bookkeeping -- a connect() or a ping then waits for the least work
 we can do.  A listener's SYN,ACK leaves even earlier: from inside the host, before the
 child's TCB is made (``TcpLayer.push_output``).  TCP data and ACKs are read as a batch
-first, as above.
+first, as above, and so is everything a forwarding host reads (mostly others' traffic).
 
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
@@ -94,6 +94,8 @@ class RealtimeHost(RuntimeHost):
                 for i, d in enumerate(self.devices)]
         self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
         self.layer3 = [host.interfaces[i].layer3 for i in range(len(self.devices))]
+        # A router's frames are mostly someone else's: it reads them as batches only.
+        self.first_alone = not host.config.forwarding
         self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
         self.acks_thinned = 0        # pure ACKs GRO left out: a later one said more (thin_acks)
         for ifindex, (dev, cut) in enumerate(zip(self.devices, self.gso)):
@@ -184,7 +186,7 @@ class RealtimeHost(RuntimeHost):
         frames = self._read(device.read_frames, 1)
         if not frames:
             return
-        if len(frames) == 1 and answer_first(frames[0], self.layer3[ifindex]):
+        if self.first_alone and len(frames) == 1 and answer_first(frames[0], self.layer3[ifindex]):
             # Answered before the read that finds the queue empty (and before the batch's
             # bookkeeping): those are then off the waiting peer's clock.
             for tap in taps:
