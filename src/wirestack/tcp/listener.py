@@ -104,11 +104,13 @@ class Listener:
         ts_offset = layer.rng.getrandbits(32)      # RFC 7323 §5.4: random per connection
         tpl = SegmentTemplate(dst, src, dport, sport)
         ws_ok, ts_ok, sack_ok = negotiated(cfg, opts)
-        self._send_syn_ack(dst, src, tpl, iss, seq, wscale_for(cfg.rcvbuf) if ws_ok else None,
+        mss = our_mss_for(cfg, layer.mtu_for(src))
+        self._send_syn_ack(dst, src, tpl, iss, seq, mss,
+                           wscale_for(cfg.rcvbuf) if ws_ok else None,
                            (now // MS + ts_offset, opts.ts_val or 0) if ts_ok else None,
                            sack_ok, now)
         conn = Connection(layer, cfg, dst, dport, src, sport, now, passive=True, iss=iss,
-                          ts_offset=ts_offset, tpl=tpl)
+                          ts_offset=ts_offset, tpl=tpl, our_mss=mss)
         conn.listener = self
         self.children.add(conn)
         layer.add(conn)
@@ -117,14 +119,13 @@ class Listener:
         layer.schedule(conn)
 
     def _send_syn_ack(self, lip: bytes, rip: bytes, tpl: SegmentTemplate, iss: int, seq: int,
-                      wscale: int | None, ts: tuple[int, int] | None, sack: bool,
+                      mss: int, wscale: int | None, ts: tuple[int, int] | None, sack: bool,
                       now: int) -> None:
         """Our SYN,ACK to a SYN whose sequence number is ``seq``: its window is never scaled
         (RFC 7323 §2.2) and it offers only the options the SYN offered."""
         layer = self.layer
         cfg = self.cfg
-        options = encode_options(mss=our_mss_for(cfg, layer.mtu_for(rip)), wscale=wscale, ts=ts,
-                                 sack_permitted=sack)
+        options = encode_options(mss=mss, wscale=wscale, ts=ts, sack_permitted=sack)
         win = cfg.rcvbuf if cfg.rcvbuf < 0xFFFF else 0xFFFF
         layer.counters["tcp.out_segs"] += 1
         layer.ip_output(lip, rip, 6, tpl.build(iss, seq + 1, SYN | ACK, win, b"", options), now)
@@ -153,8 +154,8 @@ class Listener:
                 wscale = wscale_for(cfg.rcvbuf)
         layer.counters.incr("tcp.syncookies_sent")
         self.cookie_until = now + 2 * syncookie.PERIOD
-        self._send_syn_ack(dst, src, SegmentTemplate(dst, src, dport, sport), cookie, seq, wscale,
-                           ts, sack, now)
+        self._send_syn_ack(dst, src, SegmentTemplate(dst, src, dport, sport), cookie, seq,
+                           our_mss_for(cfg, layer.mtu_for(src)), wscale, ts, sack, now)
 
     def _cookie_ack(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
                     flags: int, wnd: int, opts: TcpOptions, payload: BytesLike, now: int,

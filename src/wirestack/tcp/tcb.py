@@ -159,7 +159,8 @@ class Tcb:
 
     def __init__(self, layer: TcpLayer, cfg: TcpConfig, lip: bytes, lport: int, rip: bytes,
                  rport: int, now: int, passive: bool = False, *, iss: int | None = None,
-                 ts_offset: int | None = None, tpl: SegmentTemplate | None = None) -> None:
+                 ts_offset: int | None = None, tpl: SegmentTemplate | None = None,
+                 our_mss: int | None = None) -> None:
         """``passive``: a listener's child, made by the peer's SYN. It goes without the send
         buffer, the congestion controller and the loss recovery until ESTABLISHED
         (``make_deferred``): the SYN,ACK needs none of them, and what is done between the
@@ -169,8 +170,8 @@ class Tcb:
         been made here. (Not by a ``__getattr__`` fallback: a class with one loses the
         interpreter's fast attribute access on every field, the data path's too.)
 
-        ``iss``, ``ts_offset``, ``tpl``: already chosen -- by a listener that answered the
-        SYN before it made the child (``Listener.input``)."""
+        ``iss``, ``ts_offset``, ``tpl``, ``our_mss``: already chosen -- by a listener that
+        answered the SYN before it made the child (``Listener.input``)."""
         self.layer = layer
         self.cfg = cfg
         self.log = layer.log
@@ -194,7 +195,7 @@ class Tcb:
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self.snd_wscale = 0
-        self.our_mss = our_mss_for(cfg, layer.mtu_for(rip))
+        self.our_mss = our_mss_for(cfg, layer.mtu_for(rip)) if our_mss is None else our_mss
         self.peer_mss = DEFAULT_MSS
         self.snd_mss = min(DEFAULT_MSS, self.our_mss)
         self.sbase = iss + 1          # sequence number of sndq's first byte (after the SYN)
