@@ -114,6 +114,23 @@ def test_a_syn_is_answered_before_the_read_that_finds_the_queue_empty(server):
     assert log[1][1][ICMP].type == 0 and log[1][1][Raw].load == b"hello"
 
 
+def test_a_request_is_answered_before_the_read_that_finds_the_queue_empty(server):
+    host, rt, dev = server
+    wake(rt, dev, arp_request())
+    # Echo's protocol answers inside the host's poll: the reply is the request's answer.
+    from wirestack.apps import services
+    asyncio.set_event_loop(rt.loop)
+    server = rt.loop.run_until_complete(rt.create_server(services.EchoProtocol, SERVER_IP, 7))
+    syn = to_server(TCP(sport=40010, dport=7, flags="S", seq=100))
+    synack = wake(rt, dev, syn)[1][1]
+    wake(rt, dev, to_server(TCP(sport=40010, dport=7, flags="A", seq=101, ack=synack.seq + 1)))
+    log = wake(rt, dev, to_server(TCP(sport=40010, dport=7, flags="PA", seq=101,
+                                      ack=synack.seq + 1) / b"ping"))
+    assert kinds(log) == ["read 1->1", "write", "read 63->0"]
+    assert log[1][1][Raw].load == b"ping"                        # the echo, before the read
+    server.close()
+
+
 def test_tcp_segments_without_syn_are_read_as_one_batch_before_any_answer(server):
     host, rt, dev = server
     wake(rt, dev, arp_request())
@@ -130,7 +147,10 @@ def test_tcp_segments_without_syn_are_read_as_one_batch_before_any_answer(server
     (to_server(TCP(flags="S")), True),
     (to_server(TCP(flags="SA")), True),
     (to_server(TCP(flags="A")), False),
-    (to_server(TCP(flags="PA") / b"data"), False),
+    (to_server(TCP(flags="PA") / b"data"), True),        # a request's last segment
+    (to_server(TCP(flags="A") / b"data"), False),         # bulk data: merged with the rest
+    (to_server(TCP(flags="PA")), False),                 # PSH without data: an ACK
+    (to_server(TCP(flags="PA", options=[("Timestamp", (1, 2))]) / b"x"), True),
     (to_server(TCP(flags="FA")), False),
     (to_server(ICMP()), True),
     (arp_request(), True),

@@ -22,13 +22,14 @@ Segments above a hole are not batched: each still gets its immediate duplicate A
 (without SACK, one per full-sized piece of a segment that GRO merged: see
 tcp/segment_arrives.py).
 
-Answer first: the first frame of a wake-up is read alone, and when GRO would never merge it
-and its sender waits on our answer (a SYN, ARP, an ICMP echo: ``answer_first``) the host
-takes it and the answer is written at once, before the read that finds the queue empty
-and before the batch's bookkeeping -- a connect() or a ping then waits for the least work
-we can do.  A listener's SYN,ACK leaves even earlier: from inside the host, before the
-child's TCB is made (``TcpLayer.push_output``).  TCP data and ACKs are read as a batch
-first, as above, and so is everything a forwarding host reads (mostly others' traffic).
+Answer first: the first frame of a wake-up is read alone, and when GRO would not merge it
+and its sender waits on our answer (a SYN, a request's last segment, ARP, an ICMP echo:
+``answer_first``) the host takes it and the answer is written at once, before the read
+that finds the queue empty and before the batch's bookkeeping -- a connect(), a request
+or a ping then waits for the least work we can do.  A listener's SYN,ACK leaves even
+earlier: from inside the host, before the child's TCB is made (``TcpLayer.push_output``).
+Other TCP data and ACKs are read as a batch first, as above, and so is everything a
+forwarding host reads (mostly others' traffic).
 
 GRO and GSO (``gro=True``, ``gso=True``; ``wirestack serve`` turns both on for a plain TAP):
 the software offloads Linux runs for a NIC that has none.  TCP costs the same per segment
@@ -60,17 +61,24 @@ BATCH = 64    # frames read per wake-up before the host is asked for output (and
 
 def answer_first(frame: bytes, layer3: bool) -> bool:
     """Whether the first frame of a wake-up goes to the host on its own, answered before
-    the rest of the queue is read: a frame that GRO would never merge and whose sender
-    waits on our answer -- a TCP SYN (the peer's connect() returns with our SYN,ACK) and
-    anything that is not TCP (ARP, an ICMP echo, UDP).  TCP data and ACKs wait for the
-    batch, which merges and thins them."""
+    the rest of the queue is read: a frame that GRO would not merge with what follows it
+    and whose sender waits on our answer -- a TCP SYN (the peer's connect() returns with
+    our SYN,ACK), TCP data with PSH (the end of what the peer wrote: a request; GRO ends
+    a run after it anyway) and anything that is not TCP (ARP, an ICMP echo, UDP).  Other
+    TCP data and ACKs wait for the batch, which merges and thins them."""
     ip = 0 if layer3 else 14
     if not layer3 and frame[12:14] != b"\x08\x00":
         return True                       # not IPv4: ARP and the rest
     if len(frame) < ip + 20 or frame[ip + 9] != 6:
         return True                       # not TCP (or too short to tell: IP counts it)
-    flags = ip + (frame[ip] & 15) * 4 + 13
-    return len(frame) > flags and bool(frame[flags] & 0x02)    # SYN
+    tcp = ip + (frame[ip] & 15) * 4
+    if len(frame) < tcp + 14:
+        return True                       # too short to tell: TCP counts it
+    flags = frame[tcp + 13]
+    if flags & 0x02:
+        return True                       # SYN
+    # PSH on a segment that carries data (IP total length beyond both headers)
+    return bool(flags & 0x08) and (frame[ip + 2] << 8 | frame[ip + 3]) > tcp - ip + (frame[tcp + 12] >> 4) * 4
 
 
 class RealtimeHost(RuntimeHost):
