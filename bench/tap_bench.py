@@ -26,8 +26,10 @@ root namespace, and every namespace is deleted at the end):
 * connect(): CONNECTS fresh connections to discard, SYN to established -- p50/p99.
 * optionally (--iperf3) `iperf3 -c 198.18.0.2 -t 3` both ways against wirestack only.
 
-Each measure runs on the reference and on wirestack back to back, in an order that flips
+Each transfer runs on the reference and on wirestack back to back, in an order that flips
 from one measure to the next, so that drift on a shared machine hits both within seconds;
+the latency measures alternate the two sides in 10 slices each (drift and the scheduler's
+placement of the processes, which move a single round trip by 2x, then hit both alike);
 --repeat N does that N times and prints medians.  MB = 10**6 bytes.  Only 198.18.0.0/15
 (RFC 2544) addresses are used.
 """
@@ -168,16 +170,27 @@ def cpu_seconds(pid: int) -> float:
 MEASURES = ("rr", "connect", "up", "down")
 
 
+SLICES = 10   # a latency measure alternates the two sides this many times in one round
+
+
+def latencies(what: str, sides: list[tuple[str, str, str]], args, flip: int) -> dict:
+    """rr or connect on every side, in SLICES alternating slices (the order flipping from one
+    slice to the next): one frame each way gains nothing from batching, so the figure moves
+    by 2x with the machine's drift and with where the scheduler puts the processes, phases
+    that last seconds -- sliced, they hit both sides alike.  Returns {side: figures}."""
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in sides}
+    n = (args.rounds if what == "rr" else args.connects) // SLICES
+    for c in range(SLICES):
+        for name, ns, ip in (sides if (flip + c) % 2 == 0 else sides[::-1]):
+            samples[name] += request_response(ns, ip, n) if what == "rr" else connects(ns, ip, n)
+    return {name: {f"{what}_p50_us": pct(v, 50), f"{what}_p99_us": pct(v, 99)}
+            for name, v in samples.items()}
+
+
 def measure(what: str, ns: str, ip: str, args, size: int, pid: int) -> dict:
-    """One measure against the server at IP, clients in namespace NS; PID is the process in
-    the middle (forwarder or wirestack), whose CPU time per full-size data segment is
-    recorded for the two bulk transfers."""
-    if what == "rr":
-        rr = request_response(ns, ip, args.rounds)
-        return {"rr_p50_us": pct(rr, 50), "rr_p99_us": pct(rr, 99)}
-    if what == "connect":
-        cn = connects(ns, ip, args.connects)
-        return {"connect_p50_us": pct(cn, 50), "connect_p99_us": pct(cn, 99)}
+    """One bulk transfer against the server at IP, clients in namespace NS; PID is the
+    process in the middle (forwarder or wirestack), whose CPU time per full-size data
+    segment is recorded."""
     c0 = cpu_seconds(pid)
     if what == "up":
         mbs = linux_to_server(ns, ip, size)
@@ -268,7 +281,12 @@ def main() -> int:
             ref_run: dict = {}
             ws_run: dict = {}
             for k, what in enumerate(MEASURES):
-                # Each measure runs on both sides back to back, in an order that flips from
+                if what in ("rr", "connect"):
+                    got = latencies(what, [("ref", ref_a, REF_IP), ("ws", ns, WS_IP)], args, i + k)
+                    ref_run.update(got["ref"])
+                    ws_run.update(got["ws"])
+                    continue
+                # Each transfer runs on both sides back to back, in an order that flips from
                 # one to the next, so that a slow phase of the machine hits both.
                 order = ("ref", "ws") if (i + k) % 2 == 0 else ("ws", "ref")
                 for which in order:
