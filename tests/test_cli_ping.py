@@ -114,13 +114,20 @@ def test_ctrl_c_on_a_simulated_ping_prints_the_statistics():
     assert m and int(m.group(1)) >= 1 and re.search(r"^rtt min/avg/max/mdev = ", out, re.M)
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# "ignored": started as a non-interactive shell starts a background job (SIGINT ignored)
 @pytest.mark.interop
-def test_ctrl_c_on_a_tap_ping_prints_the_statistics(netns):
+@pytest.mark.parametrize("started", ["normally", "ignored"])
+def test_ctrl_c_on_a_tap_ping_prints_the_statistics(netns, started):
     ns = netns("pingint")
     proc = subprocess.Popen(WIRESTACK + ["ping", "--tap", "wspi0", "--netns", ns.name,
                                          "--ip", "198.18.6.2/24", "--peer-ip", "198.18.6.1/24",
                                          "-c", "1000", "-i", "0.2", "198.18.6.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ignore_sigint if started == "ignored" else None)
     try:
         assert proc.stdout.readline().startswith("PING 198.18.6.1")
         assert "icmp_seq=1 " in proc.stdout.readline()

@@ -129,7 +129,15 @@ def ping_tap(args, parser) -> int:
 
 
 def _guard(parser, fn) -> int:
-    """Run ``fn``; errors go to the command line's one error path (cli.main)."""
+    """Run ``fn``; errors go to the command line's one error path (cli.main).
+
+    Ctrl-C works as in a terminal even when we were started with SIGINT ignored (what a
+    non-interactive shell does to a background job): asyncio.run takes SIGINT over only
+    from Python's default handler, so a TAP ping would not stop for its statistics. The
+    simulated commands take it unconditionally too (common.run_simulation), as iputils'
+    ping does."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return fn()
 
 
