@@ -41,7 +41,7 @@ def cmd_iperf3(args, parser) -> int:
     if args.time <= 0:
         raise usage_error("-t must be more than 0 seconds")
     if args.tap:
-        from .realnet import _Setup, connect, wait_for_goodbyes
+        from .realnet import _guard, _Setup, connect, wait_for_goodbyes
 
         async def real() -> int:
             setup = _Setup(args, parser)
@@ -51,7 +51,7 @@ def cmd_iperf3(args, parser) -> int:
                 return status
             finally:
                 setup.close()
-        return asyncio.run(real())
+        return _guard(parser, lambda: asyncio.run(real()))
     for name in ("ip", "peer_ip", "gateway", "mac", "netns"):
         if getattr(args, name):
             raise usage_error(f"--{name.replace('_', '-')} needs --tap (a real network)")
