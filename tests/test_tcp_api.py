@@ -307,3 +307,31 @@ def test_socket_calls_act_at_the_time_given():
     assert [(e["t"], e["new"]) for e in p.log.filter("state")] == [(t, "LISTEN"), (t, "SYN_SENT")]
     lst.close(now=t + 1)
     assert [(e["t"], e["new"]) for e in p.log.filter("state")][-1] == (t + 1, "CLOSED")
+
+
+def _recv_outcome(s):
+    """What recv() does now: the bytes, or the exception's type."""
+    try:
+        return s.recv(100)
+    except OSError as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("then", ["nothing", "data", "data and FIN", "FIN", "RST", "closed"])
+def test_recv_ready_says_whether_recv_returns_or_would_block(then):
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    if then.startswith("data"):
+        p.inject("P." + ("F" if "FIN" in then else ""), theirs, ours, data=b"hello")
+    elif then == "FIN":
+        p.inject("F.", theirs, ours)
+    elif then == "RST":
+        p.inject("R", theirs)
+    elif then == "closed":
+        s.close()
+    ready = s.recv_ready
+    got = _recv_outcome(s)
+    assert ready == (got is not BlockingIOError), (then, ready, got)
+    assert ready == (then != "nothing")
+    if then == "data and FIN":      # the data, then the end: still ready, then b""
+        assert got == b"hello" and s.recv_ready and s.recv(100) == b""

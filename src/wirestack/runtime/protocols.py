@@ -160,7 +160,8 @@ class TcpTransport:
         if not self._reading_paused and not self._eof_seen and not self._closing:
             protocol = self._protocol
             took = False
-            while not self._reading_paused and not self._closing:
+            # (recv_ready: the loop ends without the BlockingIOError of one recv too many)
+            while not self._reading_paused and not self._closing and sock.recv_ready:
                 try:
                     data = sock.recv(CHUNK)
                 except BlockingIOError:

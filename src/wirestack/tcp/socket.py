@@ -237,6 +237,15 @@ class TcpSocket:
         return len(self._conn.rcvq) if self._conn is not None else 0
 
     @property
+    def recv_ready(self) -> bool:
+        """Whether recv() returns now -- data, b"" at the end of the stream, or raises the
+        connection's error -- rather than BlockingIOError: select()'s "readable"."""
+        conn = self._conn
+        if conn is None or self._closed:
+            return True                  # recv() raises at once (ENOTCONN, EBADF)
+        return bool(conn.rcvq) or conn.error is not None or conn.fin_rcvd or conn.state is CLOSED
+
+    @property
     def writable(self) -> int:
         """Free space in the send buffer."""
         c = self._conn
