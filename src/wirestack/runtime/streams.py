@@ -102,11 +102,10 @@ class StreamReader:
         """Pull at least one chunk from the socket; False at EOF."""
         sock = self._conn.sock
         while True:
-            try:
-                data = sock.recv(n)
-            except BlockingIOError:
+            if not sock.recv_ready:          # (rather than catching recv's BlockingIOError)
                 await self._conn.waiters.wait()
                 continue
+            data = sock.recv(n)
             if not data:
                 self._eof = True
                 return False
