@@ -25,7 +25,7 @@ from .seq import le as seq_le
 from .seq import lt as seq_lt
 from .seq import wrap
 from .states import CLOSED, LISTEN
-from .tcb import our_mss_for
+from .tcb import our_mss_for, syn_window
 
 if TYPE_CHECKING:
     from ..wire.bytes_like import BytesLike
@@ -126,9 +126,9 @@ class Listener:
         layer = self.layer
         cfg = self.cfg
         options = encode_options(mss=mss, wscale=wscale, ts=ts, sack_permitted=sack)
-        win = cfg.rcvbuf if cfg.rcvbuf < 0xFFFF else 0xFFFF
         layer.counters["tcp.out_segs"] += 1
-        layer.ip_output(lip, rip, 6, tpl.build(iss, seq + 1, SYN | ACK, win, b"", options), now)
+        layer.ip_output(lip, rip, 6, tpl.build(iss, seq + 1, SYN | ACK, syn_window(cfg.rcvbuf), b"",
+                                                   options), now)
         if layer.push_output is not None:
             layer.push_output()
 

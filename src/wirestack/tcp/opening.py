@@ -13,7 +13,7 @@ from .sack import Scoreboard
 from .seq import sub, wrap
 from .states import (CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, SYN_RECEIVED, SYN_SENT, TIME_WAIT)
-from .tcb import DEFAULT_MSS
+from .tcb import DEFAULT_MSS, syn_window
 from .timers import Timers
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Opening(Timers):
         self._set_state(SYN_RECEIVED, now)
         if answered:
             # What _emit notes for a SYN,ACK (its window is never scaled, RFC 7323 §2.2).
-            self.rcv_adv = self.rcv_nxt + (self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF)
+            self.rcv_adv = self.rcv_nxt + syn_window(self.rcv_cap)
             self.segs_out += 1
             self._syn_sent(now)
         else:
@@ -92,7 +92,7 @@ class Opening(Timers):
         self.sack_ok = bool(cfg.sack and sack)
         self.dsack_ok = self.sack_ok and cfg.dsack
         self._update_snd_mss()
-        w = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+        w = syn_window(self.rcv_cap)
         self.rcv_adv = self.rcv_nxt + w          # what the cookie SYN,ACK offered
         self.snd_nxt = self.snd_max = self.iss + 1
         self._set_state(SYN_RECEIVED, now)

@@ -11,7 +11,7 @@ from ..wire.bytes_like import BytesLike
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, encode_options
 from .seq import wrap
 from .states import CLOSED, RECEIVING, SENDING, SYN_RECEIVED, SYN_SENT
-from .tcb import Tcb
+from .tcb import Tcb, syn_window
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -72,7 +72,7 @@ class Output(Tcb):
             self.last_ack_sent = ack
             if flags & SYN:
                 # RFC 7323 §2.2: the window of a SYN segment is never scaled.
-                w = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+                w = syn_window(self.rcv_cap)
                 if self.rcv_nxt + w > self.rcv_adv:
                     self.rcv_adv = self.rcv_nxt + w
                 win = w
@@ -85,7 +85,7 @@ class Output(Tcb):
         else:
             ack = 0
             if flags & SYN:
-                win = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
+                win = syn_window(self.rcv_cap)
             elif flags & RST:
                 win = 0
             else:

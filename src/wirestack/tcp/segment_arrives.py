@@ -14,6 +14,7 @@ from .seq import lt as seq_lt
 from .seq import MASK, sub, wrap
 from .states import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                      LISTEN, RECEIVING, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State)
+from .tcb import syn_window
 
 _SYN_FIN = SYN | FIN
 _ACK_PSH = ACK | PSH
@@ -632,8 +633,7 @@ class SegmentArrives(Opening):
         self.irs = seq
         self.rcv_nxt = seq + 1
         self.last_ack_sent = self.rcv_nxt
-        w = self.rcv_cap if self.rcv_cap < 0xFFFF else 0xFFFF
-        self.rcv_adv = self.rcv_nxt + w
+        self.rcv_adv = self.rcv_nxt + syn_window(self.rcv_cap)
         self._take_syn_options(opts)
         if ack_ok:
             a = self.iss + da

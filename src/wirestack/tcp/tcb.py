@@ -48,6 +48,12 @@ def our_mss_for(cfg: TcpConfig, mtu: int) -> int:
     return min(cfg.mss, mss) if cfg.mss else mss
 
 
+def syn_window(buf: int) -> int:
+    """The window a SYN or SYN,ACK offers for a receive buffer of ``buf`` bytes: never
+    scaled (RFC 7323 §2.2), so at most 65535."""
+    return buf if buf < 0xFFFF else 0xFFFF
+
+
 def wscale_for(buf: int) -> int:
     """The smallest shift that lets a 16-bit field describe ``buf`` (RFC 7323 §2.3, max 14)."""
     s = 0
