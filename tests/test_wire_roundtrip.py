@@ -493,20 +493,32 @@ def test_tcp_template_matches_build(src, dst, sport, dport, seq, ack, flags, win
     assert bytes(data2) == payload
 
 
-@given(st.binary(max_size=3000), st.integers(0, 2999))
-def test_reduced_sum_is_the_word_sum_mod_ffff(data, cut):
-    """The hot path's payload sum (little-endian halves, see checksum.reduced_sum) is the RFC
-    1071 sum of an independent implementation, for every length, odd ones included, and
-    for memoryview slices as the send and receive paths pass them."""
-    from wirestack.wire.checksum import reduced_sum
+@given(st.binary(max_size=3000), st.integers(0, 2999), st.integers(0, 9000))
+def test_reduced_sum_is_the_word_sum_mod_ffff(data, cut, other):
+    """The hot path's payload sum (little-endian halves, or folded by a plan: see
+    checksum.reduced_sum) is the RFC 1071 sum of an independent implementation, for every
+    length, odd ones included, for memoryview slices as the send and receive paths pass
+    them, and with a plan made for this length or for any other."""
+    from wirestack.wire.checksum import fold_plan, reduced_sum
     want = (0xFFFF - internet_checksum(data)) % 0xFFFF     # the ones'-complement sum, mod 0xFFFF
-    assert reduced_sum(data) % 0xFFFF == want
     view = memoryview(b"\x00" + data)[1:]
-    assert reduced_sum(view) % 0xFFFF == want
-    if data:
-        cut %= len(data)
-        flipped = data[:cut] + bytes([data[cut] ^ 0x10]) + data[cut + 1:]
-        assert reduced_sum(flipped) % 0xFFFF != want
+    for plan in (None, fold_plan(len(data)), fold_plan(other)):
+        assert reduced_sum(data, plan) % 0xFFFF == want
+        assert reduced_sum(view, plan) % 0xFFFF == want
+        if data:
+            at = cut % len(data)
+            flipped = data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:]
+            assert reduced_sum(flipped, plan) % 0xFFFF != want
+
+
+def test_a_fold_plan_halves_the_number_down_to_a_few_hundred_bits():
+    """Each step of a plan folds at a multiple of 16 bits (2**k == 1 mod 0xFFFF), about
+    half of what is left; none for data short enough to divide at once."""
+    from wirestack.wire.checksum import fold_plan
+    assert fold_plan(100) == ()
+    plan = fold_plan(1448)
+    assert [k for k, _ in plan] == [5792, 2896, 1440, 720]
+    assert all(k % 16 == 0 and mask == (1 << k) - 1 for k, mask in plan)
 
 
 @pytest.mark.parametrize("size", [1447, 1448])

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import struct
 
-from ..wire.checksum import internet_checksum, reduced_sum
+from ..wire.checksum import fold_plan, internet_checksum, reduced_sum
 
 _IPV4 = b"\x08\x00"
 _ETH = 14
@@ -65,22 +65,17 @@ def _header_mask(start: int) -> int:
     return (_MASK52 << k) | ((1 << (k - 16)) - 1)
 
 
-def _sums_ok(frame: bytes, end: int, addrs: int) -> bool:
+def _sums_ok(frame: bytes, end: int, addrs: int, plan=None) -> bool:
     """The IP header checksum and the TCP checksum (``_tcp_sum_ok``) of a TCP/IPv4 frame
     without IP options are both good."""
-    return not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF and _tcp_sum_ok(frame, end, addrs)
+    return not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF and _tcp_sum_ok(frame, end, addrs, plan)
 
 
-def _tcp_sum_ok(frame: bytes, end: int, addrs: int) -> bool:
+def _tcp_sum_ok(frame: bytes, end: int, addrs: int, plan=None) -> bool:
     """The TCP checksum, with the pseudo-header (``addrs``: the sum of the addresses and the
-    protocol), of a segment after a 20-byte IP header is good. The segment is read
-    little-endian, in two halves that start at even offsets, as ``checksum.reduced_sum``
-    does: its sum is then 256 times the word sum (mod 0xFFFF), and the remainder is taken of
-    a number half as long."""
-    n = end - _ETH - 20
-    h = _ETH + 20 + ((n >> 2) << 1)
-    return not (_from_bytes(frame[_ETH + 20:h], "little") + _from_bytes(frame[h:end], "little")
-                + ((addrs + n) << 8)) % 0xFFFF
+    protocol), of a segment after a 20-byte IP header is good (``plan``: see
+    ``checksum.fold_plan``)."""
+    return not (reduced_sum(frame[_ETH + 20:end], plan) + addrs + end - _ETH - 20) % 0xFFFF
 
 
 def _mergeable(frame: bytes) -> tuple[int, int] | None:
@@ -114,6 +109,17 @@ class Offload:
         self.mtu = mtu
         self.tso_super = self.tso_frames = 0
         self.gro_frames = self.gro_merged = self.gro_up = self.gro_bad_csum = 0
+        self._plans: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    def _plan(self, n: int) -> tuple[tuple[int, int], ...]:
+        """The checksum's ``fold_plan`` for pieces of ``n`` bytes, kept: a flow's pieces
+        have one or two lengths (bounded: a few plans at most)."""
+        plan = self._plans.get(n)
+        if plan is None:
+            if len(self._plans) >= 4:
+                self._plans.clear()
+            plan = self._plans[n] = fold_plan(n)
+        return plan
 
     # -- transmit: TSO ----------------------------------------------------------------------
 
@@ -151,6 +157,7 @@ class Offload:
         # ... and the pseudo-header (RFC 9293 §3.1) but for its TCP length, added per piece.
         tcp_fixed = _from_bytes(hdr[_ETH + 20:start], "big") + _from_bytes(hdr[26:34], "big") + 6 + thl
         pack_ip, pack_tcp = _IP_FIELDS.pack_into, _TCP_FIELDS.pack_into
+        plan = self._plan(mss)
         join = b"".join
         out: list[bytes] = []
         append = out.append
@@ -162,7 +169,7 @@ class Offload:
             piece = payload[off:off + mss]
             sq = (seq + off) & 0xFFFFFFFF
             pack_tcp(hdr, 38, sq, ack_off, f, window,
-                     0xFFFF - ((tcp_fixed + mss + sq + f + reduced_sum(piece)) % 0xFFFF or 0xFFFF))
+                     0xFFFF - ((tcp_fixed + mss + sq + f + reduced_sum(piece, plan)) % 0xFFFF or 0xFFFF))
             append(join((hdr, piece)))
             ident = (ident + 1) & 0xFFFF
             f &= ~_CWR
@@ -174,7 +181,7 @@ class Offload:
                 0xFFFF - ((ip_fixed + plen + ident) % 0xFFFF or 0xFFFF))
         sq = (seq + off) & 0xFFFFFFFF
         pack_tcp(hdr, 38, sq, ack_off, f, window,
-                 0xFFFF - ((tcp_fixed + plen + sq + f + reduced_sum(piece)) % 0xFFFF or 0xFFFF))
+                 0xFFFF - ((tcp_fixed + plen + sq + f + reduced_sum(piece, plan)) % 0xFFFF or 0xFFFF))
         append(join((hdr, piece)))
         self.tso_super += 1
         self.tso_frames += len(out)
@@ -197,6 +204,7 @@ class Offload:
         head = mask = start = ip_fixed = 0
         run_first = nxt = size = room = addrs = 0
         open_ = False           # the run may take another piece
+        plan: tuple[tuple[int, int], ...] = ()     # the run's checksum fold_plan
         from_bytes = _from_bytes
         len_id_csum = _LEN_ID_CSUM.unpack_from
         for index, frame in enumerate(frames):
@@ -210,7 +218,7 @@ class Offload:
                         and not (from_bytes(frame[:start], "big") ^ head) & mask
                         and _U32.unpack_from(frame, 38)[0] == nxt
                         and not (ip_fixed + total + ident + ip_csum) % 0xFFFF
-                        and _tcp_sum_ok(frame, end, addrs)):
+                        and _tcp_sum_ok(frame, end, addrs, plan)):
                     run.append((frame, start, end))
                     nxt = (nxt + plen) & 0xFFFFFFFF
                     room -= plen
@@ -223,7 +231,8 @@ class Offload:
             if info is not None:
                 start, end = info
                 addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
-                if not _sums_ok(frame, end, addrs):
+                plan = self._plan(end - _ETH - 20)
+                if not _sums_ok(frame, end, addrs, plan):
                     info = None
             if info is None:
                 # Not a data segment GRO may merge (or a damaged one): as it came.

@@ -26,25 +26,49 @@ def word_sum(data: BytesLike) -> int:
     return v
 
 
-def reduced_sum(data: BytesLike) -> int:
+def reduced_sum(data: BytesLike, plan: tuple[tuple[int, int], ...] | None = None) -> int:
     """A small integer congruent (mod 0xFFFF) to ``word_sum(data)``, computed faster for
-    segment-sized data -- the hot path's payload sum (~2.0 instead of ~2.6 µs for 1448 bytes).
+    segment-sized data -- the hot path's payload sum (~2.0 instead of ~2.6 µs for 1448 bytes;
+    ~1.7 with a ``plan``).
 
     Two facts make it cheaper than ``word_sum(data) % 0xFFFF``. Read as a *little*-endian
     integer the data is congruent to its word sum times 256 (a byte-swapped word w is
     256*w mod 0xFFFF), and CPython converts little-endian faster; 256*256 == 1 (mod 0xFFFF),
     so multiplying by 256 again swaps back. An odd last byte then lands as the low byte of
     a word of weight 1, which is the zero padding of RFC 1071 §4.1 after the swap. And the
-    remainder of a big integer costs one hardware division per 30 bits, so the data is
-    read as two halves (each starting at an even offset, so each word keeps its weight)
-    whose sum is half as long before it is divided."""
-    n = len(data)
-    if n > 512:
-        h = (n >> 2) << 1
-        v = _from_bytes(data[:h], "little") + _from_bytes(data[h:], "little")
+    remainder of a big integer costs one hardware division per 30 bits, so the number is
+    made shorter first: without a plan the data is read as two halves (each starting at an
+    even offset, so each word keeps its weight) whose sum is half as long; a ``plan`` (see
+    ``fold_plan``) folds the whole number a few times instead, cheaper still where many
+    pieces of one length are summed (a NIC's TSO and GRO)."""
+    if plan is None:
+        n = len(data)
+        if n > 512:
+            h = (n >> 2) << 1
+            v = _from_bytes(data[:h], "little") + _from_bytes(data[h:], "little")
+        else:
+            v = _from_bytes(data, "little")
     else:
         v = _from_bytes(data, "little")
+        for k, mask in plan:
+            v = (v >> k) + (v & mask)
     return (v % 0xFFFF) << 8
+
+
+def fold_plan(n: int) -> tuple[tuple[int, int], ...]:
+    """How ``reduced_sum`` shortens the number read from ``n`` bytes before its remainder:
+    ``(k, 2**k - 1)`` steps that add its bits above k to those below. With k a multiple of
+    16, 2**k == 1 (mod 0xFFFF), so the sum keeps the remainder (the RFC 1071 §2(B) folding
+    of carries, done on thousands of bits at once). Each step halves the number, a shift,
+    an AND and an addition being far cheaper per bit than a division; it stops at a few
+    hundred bits. Correct for data of any length (a step that finds nothing above k adds
+    0), fastest for ``n`` bytes; the masks are built once per plan, not per sum."""
+    steps = []
+    k = (n >> 2) << 4           # half of n bytes' bits, rounded down to a multiple of 16
+    while k >= 512:
+        steps.append((k, (1 << k) - 1))
+        k = (k >> 5) << 4       # half of that, again a multiple of 16
+    return tuple(steps)
 
 
 def fold(v: int) -> int:
