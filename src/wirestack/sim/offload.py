@@ -360,7 +360,9 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                 out.append(frame)       # a duplicate ACK (or an older one): as it came
             last_ack = ack
             continue
-        if (n >= _ETH + 40 and frame[47] == _ACK and frame[12:14] == _IPV4
+        # (A pure ACK's IP datagram is at most 52 bytes long: a data segment is told apart
+        # by its IP total length's first byte before anything else is looked at.)
+        if (n >= _ETH + 40 and not frame[16] and frame[47] == _ACK and frame[12:14] == _IPV4
                 and frame[14] == 0x45 and frame[23] == 6 and not (frame[20] & 0xBF or frame[21])):
             thl = (frame[46] >> 4) * 4
             end = _ETH + 20 + thl
