@@ -30,8 +30,10 @@ Each transfer runs on the reference and on wirestack back to back, in an order t
 from one measure to the next, so that drift on a shared machine hits both within seconds;
 the latency measures alternate the two sides in 10 slices each (drift and the scheduler's
 placement of the processes, which move a single round trip by 2x, then hit both alike);
---repeat N does that N times and prints medians.  MB = 10**6 bytes.  Only 198.18.0.0/15
-(RFC 2544) addresses are used.
+--repeat N does that N times and prints medians: of each side's figures, and of the ratio
+of the two sides' figures in each run (a run's two figures were measured in the same phase
+of the machine; the ratio of two medians would pair figures from different runs).
+MB = 10**6 bytes.  Only 198.18.0.0/15 (RFC 2544) addresses are used.
 """
 
 from __future__ import annotations
@@ -226,6 +228,19 @@ def median_of(runs: list[dict]) -> dict:
             for k in runs[0] if any(r.get(k) is not None for r in runs)}
 
 
+def median_ratios(ws_runs: list[dict], ref_runs: list[dict]) -> dict:
+    """Per measure, the median over the runs of wirestack's figure over the reference's in
+    the SAME run: the two were measured back to back (or in alternating slices), in one
+    phase of the machine, so each run's ratio is a fair pair even when the machine's speed
+    moved between runs -- a ratio of two medians would pair figures from different runs."""
+    pairs: dict[str, list[float]] = {}
+    for ws, ref in zip(ws_runs, ref_runs):
+        for k, v in ws.items():
+            if v is not None and ref.get(k):
+                pairs.setdefault(k, []).append(v / ref[k])
+    return {k: statistics.median(v) for k, v in pairs.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=50)
@@ -310,10 +325,10 @@ def main() -> int:
                 netns.delete(name)
 
     res, ref = median_of(ws_runs), median_of(ref_runs)
+    ratios = median_ratios(ws_runs, ref_runs)
     if args.json:
         print(json.dumps({"wirestack": ws_runs, "reference": ref_runs,
-                          "median": res, "reference_median": ref,
-                          "ratio": {k: res[k] / ref[k] for k in ref if ref[k]}}, indent=1))
+                          "median": res, "reference_median": ref, "ratio": ratios}, indent=1))
         return 0
     rows = [
         ("Linux -> server (discard)", "linux_to_ws", "MB/s", ".1f"),
@@ -326,11 +341,12 @@ def main() -> int:
         ("CPU per segment, srv -> Linux", "cpu_down_us", "us", ".1f"),
     ]
     print(f"wirestack TAP bench: {args.size_mb:g} MB transfers, {args.rounds} round trips, "
-          f"{args.connects} connects, median of {len(ws_runs)} interleaved run(s)"
+          f"{args.connects} connects, medians of {len(ws_runs)} interleaved run(s) "
+          "(ratio: the median of the runs' ratios)"
           + (", wirestack with offloads" if args.offload else ""))
     print(f"{'measure':<30}{'reference':>14}{'wirestack':>14}{'ratio':>8}  {'target':<9}")
     for name, key, unit, fmt in rows:
-        ratio = res[key] / ref[key] if ref.get(key) else float("nan")
+        ratio = ratios.get(key, float("nan"))
         target, mark = "", ""
         targets = OFFLOAD_TARGETS if args.offload else TARGETS
         if key in targets:
