@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import struct
 
-from ..wire.checksum import fold_plan, internet_checksum, reduced_sum
+from ..wire.checksum import FoldPlan, fold_plan, internet_checksum, reduced_sum
 
 _IPV4 = b"\x08\x00"
 _ETH = 14
@@ -65,13 +65,13 @@ def _header_mask(start: int) -> int:
     return (_MASK52 << k) | ((1 << (k - 16)) - 1)
 
 
-def _sums_ok(frame: bytes, end: int, addrs: int, plan=None) -> bool:
+def _sums_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None) -> bool:
     """The IP header checksum and the TCP checksum (``_tcp_sum_ok``) of a TCP/IPv4 frame
     without IP options are both good."""
     return not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF and _tcp_sum_ok(frame, end, addrs, plan)
 
 
-def _tcp_sum_ok(frame: bytes, end: int, addrs: int, plan=None) -> bool:
+def _tcp_sum_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None) -> bool:
     """The TCP checksum, with the pseudo-header (``addrs``: the sum of the addresses and the
     protocol), of a segment after a 20-byte IP header is good (``plan``: see
     ``checksum.fold_plan``)."""
@@ -109,9 +109,9 @@ class Offload:
         self.mtu = mtu
         self.tso_super = self.tso_frames = 0
         self.gro_frames = self.gro_merged = self.gro_up = self.gro_bad_csum = 0
-        self._plans: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._plans: dict[int, FoldPlan] = {}
 
-    def _plan(self, n: int) -> tuple[tuple[int, int], ...]:
+    def _plan(self, n: int) -> FoldPlan:
         """The checksum's ``fold_plan`` for pieces of ``n`` bytes, kept: a flow's pieces
         have one or two lengths (bounded: a few plans at most)."""
         plan = self._plans.get(n)
@@ -204,7 +204,7 @@ class Offload:
         head = mask = start = ip_fixed = 0
         run_first = nxt = size = room = addrs = 0
         open_ = False           # the run may take another piece
-        plan: tuple[tuple[int, int], ...] = ()     # the run's checksum fold_plan
+        plan: FoldPlan = ()     # the run's checksum fold_plan
         from_bytes = _from_bytes
         len_id_csum = _LEN_ID_CSUM.unpack_from
         for index, frame in enumerate(frames):

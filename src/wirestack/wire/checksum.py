@@ -16,6 +16,9 @@ from .bytes_like import BytesLike
 
 _from_bytes = int.from_bytes
 
+FoldPlan = tuple[tuple[int, int], ...]
+"""``fold_plan``'s steps: (k, 2**k - 1) pairs."""
+
 
 def word_sum(data: BytesLike) -> int:
     """The data as one big integer whose 16-bit 'digits' are the words (odd length is padded
@@ -26,7 +29,7 @@ def word_sum(data: BytesLike) -> int:
     return v
 
 
-def reduced_sum(data: BytesLike, plan: tuple[tuple[int, int], ...] | None = None) -> int:
+def reduced_sum(data: BytesLike, plan: FoldPlan | None = None) -> int:
     """A small integer congruent (mod 0xFFFF) to ``word_sum(data)``, computed faster for
     segment-sized data -- the hot path's payload sum (~2.0 instead of ~2.6 µs for 1448 bytes;
     ~1.7 with a ``plan``).
@@ -55,7 +58,7 @@ def reduced_sum(data: BytesLike, plan: tuple[tuple[int, int], ...] | None = None
     return (v % 0xFFFF) << 8
 
 
-def fold_plan(n: int) -> tuple[tuple[int, int], ...]:
+def fold_plan(n: int) -> FoldPlan:
     """How ``reduced_sum`` shortens the number read from ``n`` bytes before its remainder:
     ``(k, 2**k - 1)`` steps that add its bits above k to those below. With k a multiple of
     16, 2**k == 1 (mod 0xFFFF), so the sum keeps the remainder (the RFC 1071 §2(B) folding
