@@ -160,12 +160,10 @@ class TcpTransport:
         if not self._reading_paused and not self._eof_seen and not self._closing:
             protocol = self._protocol
             took = False
-            # (recv_ready: the loop ends without the BlockingIOError of one recv too many)
+            # (recv_ready: recv() returns or raises the connection's error, never blocks)
             while not self._reading_paused and not self._closing and sock.recv_ready:
                 try:
                     data = sock.recv(CHUNK)
-                except BlockingIOError:
-                    break
                 except OSError as exc:
                     self._connection_lost(exc)
                     return
