@@ -32,7 +32,8 @@ the latency measures alternate the two sides in 10 slices each (drift and the sc
 placement of the processes, which move a single round trip by 2x, then hit both alike);
 --repeat N does that N times and prints medians: of each side's figures, and of the ratio
 of the two sides' figures in each run (a run's two figures were measured in the same phase
-of the machine; the ratio of two medians would pair figures from different runs).
+of the machine; the ratio of two medians would pair figures from different runs), each
+run's own ratio beside it ("runs"), so that the spread between runs is in plain sight.
 MB = 10**6 bytes.  Only 198.18.0.0/15 (RFC 2544) addresses are used.
 """
 
@@ -228,17 +229,22 @@ def median_of(runs: list[dict]) -> dict:
             for k in runs[0] if any(r.get(k) is not None for r in runs)}
 
 
-def median_ratios(ws_runs: list[dict], ref_runs: list[dict]) -> dict:
-    """Per measure, the median over the runs of wirestack's figure over the reference's in
-    the SAME run: the two were measured back to back (or in alternating slices), in one
-    phase of the machine, so each run's ratio is a fair pair even when the machine's speed
-    moved between runs -- a ratio of two medians would pair figures from different runs."""
+def run_ratios(ws_runs: list[dict], ref_runs: list[dict]) -> dict[str, list[float]]:
+    """Per measure, each run's wirestack figure over the reference's in the SAME run, in
+    run order: the two were measured back to back (or in alternating slices), in one phase
+    of the machine, so each run's ratio is a fair pair even when the machine's speed moved
+    between runs -- a ratio of two medians would pair figures from different runs."""
     pairs: dict[str, list[float]] = {}
     for ws, ref in zip(ws_runs, ref_runs):
         for k, v in ws.items():
             if v is not None and ref.get(k):
                 pairs.setdefault(k, []).append(v / ref[k])
-    return {k: statistics.median(v) for k, v in pairs.items()}
+    return pairs
+
+
+def median_ratios(ws_runs: list[dict], ref_runs: list[dict]) -> dict:
+    """Per measure, the median of the runs' own ratios (``run_ratios``)."""
+    return {k: statistics.median(v) for k, v in run_ratios(ws_runs, ref_runs).items()}
 
 
 def main() -> int:
@@ -325,10 +331,12 @@ def main() -> int:
                 netns.delete(name)
 
     res, ref = median_of(ws_runs), median_of(ref_runs)
-    ratios = median_ratios(ws_runs, ref_runs)
+    per_run = run_ratios(ws_runs, ref_runs)
+    ratios = {k: statistics.median(v) for k, v in per_run.items()}
     if args.json:
         print(json.dumps({"wirestack": ws_runs, "reference": ref_runs,
-                          "median": res, "reference_median": ref, "ratio": ratios}, indent=1))
+                          "median": res, "reference_median": ref, "ratio": ratios,
+                          "run_ratios": per_run}, indent=1))
         return 0
     rows = [
         ("Linux -> server (discard)", "linux_to_ws", "MB/s", ".1f"),
@@ -342,9 +350,11 @@ def main() -> int:
     ]
     print(f"wirestack TAP bench: {args.size_mb:g} MB transfers, {args.rounds} round trips, "
           f"{args.connects} connects, medians of {len(ws_runs)} interleaved run(s) "
-          "(ratio: the median of the runs' ratios)"
+          + "(ratio: the median of the runs' ratios"
+          + (", each run's own in 'runs')" if len(ws_runs) > 1 else ")")
           + (", wirestack with offloads" if args.offload else ""))
-    print(f"{'measure':<30}{'reference':>14}{'wirestack':>14}{'ratio':>8}  {'target':<9}")
+    print(f"{'measure':<30}{'reference':>14}{'wirestack':>14}{'ratio':>8}  {'target':<9}"
+          + (f"{'':<7}runs" if len(ws_runs) > 1 else ""))
     for name, key, unit, fmt in rows:
         ratio = ratios.get(key, float("nan"))
         target, mark = "", ""
@@ -354,8 +364,11 @@ def main() -> int:
             target = f"{op} {bound:g}x"
             ok = ratio >= bound if op == ">=" else ratio <= bound
             mark = "ok" if ok else "MISSED"
+        # Each run's own ratio beside the median: how far apart the runs were, and how
+        # many of them met the target, show what the median alone hides.
+        runs = " ".join(f"{r:.2f}" for r in per_run.get(key, ())) if len(ws_runs) > 1 else ""
         print(f"{name:<30}{format(ref[key], fmt) + ' ' + unit:>14}{format(res[key], fmt) + ' ' + unit:>14}"
-              f"{ratio:>7.2f}x  {target:<9}{mark}")
+              f"{ratio:>7.2f}x  {target:<9}{mark:<7}{runs}".rstrip())
     print("(CPU: user + system time of the process in the middle -- forwarder or wirestack --")
     print(f" per {MSS}-byte data segment of the bulk transfers; ACKs and kernel work in its "
           "syscalls included)")
