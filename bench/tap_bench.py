@@ -242,11 +242,6 @@ def run_ratios(ws_runs: list[dict], ref_runs: list[dict]) -> dict[str, list[floa
     return pairs
 
 
-def median_ratios(ws_runs: list[dict], ref_runs: list[dict]) -> dict:
-    """Per measure, the median of the runs' own ratios (``run_ratios``)."""
-    return {k: statistics.median(v) for k, v in run_ratios(ws_runs, ref_runs).items()}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=50)
