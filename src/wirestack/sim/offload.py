@@ -142,8 +142,8 @@ class Offload:
         mss = self.mtu - 20 - thl
         if thl < 20 or mss <= 0 or _ETH + total > len(frame) or start > _ETH + total:
             return None
-        payload = memoryview(frame)[start:_ETH + total]
-        n = len(payload)
+        end = _ETH + total
+        n = end - start
         if n <= mss:
             return None     # nothing to cut
         hdr = bytearray(frame[:start])
@@ -163,18 +163,21 @@ class Offload:
         append = out.append
         f = flags & ~(_PSH | _FIN)      # PSH and FIN on the last piece only, CWR on the first
         ip_len = 20 + thl + mss
-        for off in range(0, n - mss, mss):          # every piece but the last: mss bytes
+        # The pieces are slices of the frame itself: from a bytes frame (what the link layer
+        # makes) a slice is one copy that int.from_bytes (in reduced_sum) reads as it is,
+        # where a memoryview's slice would be copied again inside it (~0.1 µs a piece).
+        for pos in range(start, end - mss, mss):    # every piece but the last: mss bytes
             pack_ip(hdr, 16, ip_len, ident, ip_mid,
                     0xFFFF - ((ip_fixed + mss + ident) % 0xFFFF or 0xFFFF))
-            piece = payload[off:off + mss]
-            sq = (seq + off) & 0xFFFFFFFF
+            piece = frame[pos:pos + mss]
+            sq = (seq + pos - start) & 0xFFFFFFFF
             pack_tcp(hdr, 38, sq, ack_off, f, window,
                      0xFFFF - ((tcp_fixed + mss + sq + f + reduced_sum(piece, plan)) % 0xFFFF or 0xFFFF))
             append(join((hdr, piece)))
             ident = (ident + 1) & 0xFFFF
             f &= ~_CWR
         off = (n - 1) // mss * mss
-        piece = payload[off:]
+        piece = frame[start + off:end]
         plen = n - off
         f = flags & ~_CWR
         pack_ip(hdr, 16, 20 + thl + plen, ident, ip_mid,
