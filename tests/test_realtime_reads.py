@@ -1,8 +1,10 @@
 """How the real-time runtime reads a wake-up's frames (runtime/realtime.py): a frame that
-waits on an answer and that GRO would never merge -- a SYN, ARP, an ICMP echo -- is answered
-before the read that finds the queue empty (a SYN's answer even before its child's TCB); TCP data and ACKs are read as one batch before
-anything is written.  A scripted device logs reads and writes in order; frames are made and
-checked with scapy.  No root or TAP needed."""
+waits on an answer and that GRO would never merge -- a SYN, a request's last (PSH) segment,
+ARP, an ICMP echo -- is answered before the read that finds the queue empty (a SYN's answer
+even before its child's TCB); other TCP segments are read as one batch before anything is
+written.  The same holds for a device with offloads, which hands out (frame, checksum_ok)
+pairs.  A scripted device logs reads and writes in order; frames are made and checked with
+scapy.  No root or TAP needed."""
 
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ SERVER_IP, CLIENT_IP = "198.18.0.2", "198.18.0.1"
 
 class ScriptedDevice:
     """Hands out queued frames and logs every read (how many it asked, how many it got)
-    and every write, in order."""
+    and every write, in order.  With ``offload`` it reads as a TAP with virtio-net
+    offloads does: (frame, checksum_ok) pairs, from ``read_frames_offload``."""
 
-    offload = False
-
-    def __init__(self) -> None:
+    def __init__(self, offload: bool = False) -> None:
+        self.offload = offload
+        self.checksum_ok = False     # what read_frames_offload says of every frame
         self.r, self.w = os.pipe()
         self.queue: deque[bytes] = deque()
         self.log: list[tuple] = []
@@ -40,7 +43,15 @@ class ScriptedDevice:
         return self.r
 
     def read_frames(self, max_frames: int = 64) -> list[bytes]:
+        assert not self.offload, "an offloading device is read with read_frames_offload"
         out = [self.queue.popleft() for _ in range(min(max_frames, len(self.queue)))]
+        self.log.append(("read", max_frames, len(out)))
+        return out
+
+    def read_frames_offload(self, max_frames: int = 64) -> list[tuple[bytes, bool]]:
+        assert self.offload
+        out = [(self.queue.popleft(), self.checksum_ok)
+               for _ in range(min(max_frames, len(self.queue)))]
         self.log.append(("read", max_frames, len(out)))
         return out
 
@@ -55,12 +66,13 @@ class ScriptedDevice:
         os.close(self.w)
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(params=["plain", "offload"])
+def server(request):
+    # The same order of reads and writes whether the device offloads or not.
     loop = asyncio.new_event_loop()
     host = Host("server", rng=random.Random(1), config=HostConfig(log_events=False))
     host.add_interface(bytes.fromhex(SERVER_MAC.replace(":", "")), f"{SERVER_IP}/24")
-    dev = ScriptedDevice()
+    dev = ScriptedDevice(offload=request.param == "offload")
     rt = RealtimeHost(host, dev, loop, gro=True, gso=True)
     rt.start()
     rt.driver.service()      # what start() queued (the address's ARP announcement) leaves
@@ -90,14 +102,27 @@ def kinds(log):
     return [e[0] if e[0] == "write" else f"read {e[1]}->{e[2]}" for e in log]
 
 
-def test_a_syn_is_answered_before_the_read_that_finds_the_queue_empty(server):
-    host, rt, dev = server
+def listen_on_discard(host, rt, dev) -> None:
+    """A listener on port 9, and the client's ARP request answered (so that later answers
+    need no ARP of their own)."""
     lst = host.tcp_socket()
     lst.bind((SERVER_IP, 9))
     lst.listen(8)
+    wake(rt, dev, arp_request())
+
+
+def swap_read(dev, make) -> None:
+    """Replace the device's read of its kind (plain or offload) with make(that read)."""
+    name = "read_frames_offload" if dev.offload else "read_frames"
+    setattr(dev, name, make(getattr(dev, name)))
+
+
+def test_a_syn_is_answered_before_the_read_that_finds_the_queue_empty(server):
+    host, rt, dev = server
     log = wake(rt, dev, arp_request())
     assert kinds(log) == ["read 1->1", "write", "read 63->0"]
     assert log[1][1][ARP].op == 2 and log[1][1][ARP].pdst == CLIENT_IP      # the ARP reply
+    listen_on_discard(host, rt, dev)
     syn = to_server(TCP(sport=40000, dport=9, flags="S", seq=1000, window=64240,
                         options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (7, 0)),
                                  ("NOP", None), ("WScale", 7)]))
@@ -164,10 +189,7 @@ def test_which_frames_are_answered_first(frame, first):
 
 def test_a_failed_write_of_the_answer_is_raised_and_the_host_reads_on(server):
     host, rt, dev = server
-    lst = host.tcp_socket()
-    lst.bind((SERVER_IP, 9))
-    lst.listen(8)
-    wake(rt, dev, arp_request())
+    listen_on_discard(host, rt, dev)
     dev.fail_writes = True
     syn = to_server(TCP(sport=40002, dport=9, flags="S", seq=7))
     dev.queue.append(bytes(syn))
@@ -184,24 +206,52 @@ def test_a_failed_write_of_the_answer_is_raised_and_the_host_reads_on(server):
 def test_a_failed_read_after_the_answer_stops_the_host(server):
     host, rt, dev = server
     wake(rt, dev, arp_request())
-    reads = dev.read_frames
 
-    def gone_after_one(n):
-        if n == 1:
-            return reads(n)
-        raise OSError(77, "File descriptor in bad state")
-    dev.read_frames = gone_after_one
+    def gone_after_one(reads):
+        def read(n):
+            if n == 1:
+                return reads(n)
+            raise OSError(77, "File descriptor in bad state")
+        return read
+    swap_read(dev, gone_after_one)
     wake(rt, dev, to_server(ICMP(type=8, id=2, seq=1)))
     assert [e[0] for e in dev.log] == ["read", "write"]       # the echo was answered first
     assert rt.device_error is not None and not rt._started
 
 
-def test_a_forwarding_host_reads_everything_as_a_batch():
+def test_a_device_that_hands_out_more_than_asked_gets_it_all_handled_as_a_batch(server):
+    # A stream device decodes whatever one recv() brought: asked for one frame it may
+    # return three.  None may be lost to the answer-first path, which takes one frame.
+    host, rt, dev = server
+    wake(rt, dev, arp_request())
+    swap_read(dev, lambda reads: lambda n: reads(len(dev.queue)))
+    log = wake(rt, dev, *[to_server(ICMP(type=8, id=3, seq=i) / b"x") for i in range(3)])
+    assert [e[1][ICMP].seq for e in log if e[0] == "write"] == [0, 1, 2]
+
+
+def test_the_checksum_a_device_with_offloads_vouches_for_is_not_checked_again(server):
+    # checksum_ok (the kernel's NEEDS_CSUM / DATA_VALID) reaches TCP with the answered-first
+    # frame too: a SYN whose TCP checksum field is wrong is answered when the device vouches
+    # for it and dropped, and counted, when nobody does.
+    host, rt, dev = server
+    listen_on_discard(host, rt, dev)
+    dev.checksum_ok = True
+    log = wake(rt, dev, to_server(TCP(sport=40020, dport=9, flags="S", seq=5, chksum=0x1234)))
+    if dev.offload:
+        assert [e[1][TCP].flags for e in log if e[0] == "write"] == ["SA"]
+        assert host.counters["tcp.in_csum_errors"] == 0
+    else:
+        assert [e for e in log if e[0] == "write"] == []
+        assert host.counters["tcp.in_csum_errors"] == 1
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_a_forwarding_host_reads_everything_as_a_batch(offload):
     loop = asyncio.new_event_loop()
     host = Host("router", rng=random.Random(1),
                 config=HostConfig(log_events=False, forwarding=True))
     host.add_interface(bytes.fromhex(SERVER_MAC.replace(":", "")), f"{SERVER_IP}/24")
-    dev = ScriptedDevice()
+    dev = ScriptedDevice(offload=offload)
     rt = RealtimeHost(host, dev, loop)
     rt.start()
     rt.driver.service()

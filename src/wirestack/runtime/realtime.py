@@ -179,38 +179,41 @@ class RealtimeHost(RuntimeHost):
         taps = self.taps
         now = time.monotonic_ns()
         device = self.devices[ifindex]
-        if getattr(device, "offload", False):
-            # Frames may be TCP super-segments (GRO-like) whose checksum the kernel vouches for.
-            pairs = self._read(device.read_frames_offload, BATCH)
-            if pairs is None:
+        # With offloads a device hands out (frame, checksum_ok) pairs: a frame may be a TCP
+        # super-segment (the kernel's GRO) whose checksum the kernel vouches for.
+        offload = getattr(device, "offload", False)
+        read = device.read_frames_offload if offload else device.read_frames
+        frames = self._read(read, 1)
+        if not frames:
+            return
+        first, checksum_ok = frames[0] if offload else (frames[0], False)
+        # (A device may hand out more than it was asked for -- a stream's read decodes all
+        # it got: then the frames are a batch.)
+        if self.first_alone and len(frames) == 1 and answer_first(first, self.layer3[ifindex]):
+            # Answered before the read that finds the queue empty (and before the batch's
+            # bookkeeping): those are then off the waiting peer's clock.
+            for tap in taps:
+                tap(now, "rx", first)
+            receive(first, now, ifindex, checksum_ok)
+            self.driver.service()
+            frames = self._read(read, BATCH - 1)
+            if not frames:
+                self._after_tasks()
                 return
-            for frame, checksum_ok in pairs:
+            now = time.monotonic_ns()
+        else:
+            more = self._read(read, BATCH - 1)
+            if more is None:
+                return
+            frames += more
+        if offload:
+            for frame, checksum_ok in frames:
                 for tap in taps:
                     tap(now, "rx", frame)
                 receive(frame, now, ifindex, checksum_ok)
             self.driver.service()
             self._after_tasks()
             return
-        frames = self._read(device.read_frames, 1)
-        if not frames:
-            return
-        if self.first_alone and len(frames) == 1 and answer_first(frames[0], self.layer3[ifindex]):
-            # Answered before the read that finds the queue empty (and before the batch's
-            # bookkeeping): those are then off the waiting peer's clock.
-            for tap in taps:
-                tap(now, "rx", frames[0])
-            receive(frames[0], now, ifindex)
-            self.driver.service()
-            frames = self._read(device.read_frames, BATCH - 1)
-            if not frames:
-                self._after_tasks()
-                return
-            now = time.monotonic_ns()
-        else:
-            more = self._read(device.read_frames, BATCH - 1)
-            if more is None:
-                return
-            frames += more
         if taps:
             for frame in frames:
                 for tap in taps:
