@@ -90,7 +90,10 @@ class RealtimeHost(RuntimeHost):
         host.tcp.defer_output = True
         self.device = device
         self.devices: list[PolledDevice] = [device, *more_devices]   # devices[i]: interface i
-        self.offload = any(getattr(d, "offload", False) for d in self.devices)
+        # offloaded[i]: interface i's device does TSO/GRO in the kernel and hands out
+        # (frame, checksum_ok) pairs (read_frames_offload); fixed when it was opened.
+        self.offloaded = [bool(getattr(d, "offload", False)) for d in self.devices]
+        self.offload = any(self.offloaded)
         self.loop = loop or asyncio.get_event_loop()
         self.taps = list(taps)       # fn(now_ns, direction 'rx'|'tx', frame)
         # Software offloads, per interface, on devices that do not offload themselves.
@@ -98,16 +101,16 @@ class RealtimeHost(RuntimeHost):
             # A merged segment of up to 64 KB would be forwarded as one datagram and refused
             # with "fragmentation needed" (DF): Linux re-segments it, this router does not.
             raise ValueError("gro=True is for end hosts: this host forwards (HostConfig.forwarding)")
-        mtus = [host.interfaces[i].mtu if not getattr(d, "offload", False) else 0
-                for i, d in enumerate(self.devices)]
+        mtus = [host.interfaces[i].mtu if not self.offloaded[i] else 0
+                for i in range(len(self.devices))]
         self.gro = [Offload(mtu) if gro and mtu else None for mtu in mtus]
         self.layer3 = [host.interfaces[i].layer3 for i in range(len(self.devices))]
         # A router's frames are mostly someone else's: it reads them as batches only.
         self.first_alone = not host.config.forwarding
         self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
         self.acks_thinned = 0        # pure ACKs GRO left out: a later one said more (thin_acks)
-        for ifindex, (dev, cut) in enumerate(zip(self.devices, self.gso)):
-            if cut is not None or getattr(dev, "offload", False):
+        for ifindex, cut in enumerate(self.gso):
+            if cut is not None or self.offloaded[ifindex]:
                 # TSO: the kernel behind an offloading TAP, or our GSO, cuts what TCP sends.
                 host.enable_tso(ifindex)
         sends = [d.send for d in self.devices]
@@ -181,7 +184,7 @@ class RealtimeHost(RuntimeHost):
         device = self.devices[ifindex]
         # With offloads a device hands out (frame, checksum_ok) pairs: a frame may be a TCP
         # super-segment (the kernel's GRO) whose checksum the kernel vouches for.
-        offload = getattr(device, "offload", False)
+        offload = self.offloaded[ifindex]
         read = device.read_frames_offload if offload else device.read_frames
         frames = self._read(read, 1)
         if not frames:
