@@ -163,6 +163,7 @@ class Offload:
         append = out.append
         f = flags & ~(_PSH | _FIN)      # PSH and FIN on the last piece only, CWR on the first
         ip_len = 20 + thl + mss
+        seq0 = seq - start              # a piece at frame offset pos starts at seq0 + pos
         # The pieces are slices of the frame itself: from a bytes frame (what the link layer
         # makes) a slice is one copy that int.from_bytes (in reduced_sum) reads as it is,
         # where a memoryview's slice would be copied again inside it (~0.1 µs a piece).
@@ -170,19 +171,19 @@ class Offload:
             pack_ip(hdr, 16, ip_len, ident, ip_mid,
                     0xFFFF - ((ip_fixed + mss + ident) % 0xFFFF or 0xFFFF))
             piece = frame[pos:pos + mss]
-            sq = (seq + pos - start) & 0xFFFFFFFF
+            sq = (seq0 + pos) & 0xFFFFFFFF
             pack_tcp(hdr, 38, sq, ack_off, f, window,
                      0xFFFF - ((tcp_fixed + mss + sq + f + reduced_sum(piece, plan)) % 0xFFFF or 0xFFFF))
             append(join((hdr, piece)))
             ident = (ident + 1) & 0xFFFF
             f &= ~_CWR
-        off = (n - 1) // mss * mss
-        piece = frame[start + off:end]
-        plen = n - off
+        pos = start + (n - 1) // mss * mss          # the last piece: the rest, 1..mss bytes
+        piece = frame[pos:end]
+        plen = end - pos
         f = flags & ~_CWR
         pack_ip(hdr, 16, 20 + thl + plen, ident, ip_mid,
                 0xFFFF - ((ip_fixed + plen + ident) % 0xFFFF or 0xFFFF))
-        sq = (seq + off) & 0xFFFFFFFF
+        sq = (seq0 + pos) & 0xFFFFFFFF
         pack_tcp(hdr, 38, sq, ack_off, f, window,
                  0xFFFF - ((tcp_fixed + plen + sq + f + reduced_sum(piece, plan)) % 0xFFFF or 0xFFFF))
         append(join((hdr, piece)))
