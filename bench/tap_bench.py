@@ -346,13 +346,14 @@ def main() -> int:
         ("CPU per segment, Linux -> srv", "cpu_up_us", "us", ".1f"),
         ("CPU per segment, srv -> Linux", "cpu_down_us", "us", ".1f"),
     ]
+    several = len(ws_runs) > 1      # then each run's own ratio is printed too ("runs")
     print(f"wirestack TAP bench: {args.size_mb:g} MB transfers, {args.rounds} round trips, "
           f"{args.connects} connects, medians of {len(ws_runs)} interleaved run(s) "
           + "(ratio: the median of the runs' ratios"
-          + (", each run's own in 'runs')" if len(ws_runs) > 1 else ")")
+          + (", each run's own in 'runs')" if several else ")")
           + (", wirestack with offloads" if args.offload else ""))
     print(f"{'measure':<30}{'reference':>14}{'wirestack':>14}{'ratio':>8}  {'target':<9}"
-          + (f"{'':<7}runs" if len(ws_runs) > 1 else ""))
+          + (f"{'':<7}runs" if several else ""))
     for name, key, unit, fmt in rows:
         ratio = ratios.get(key, float("nan"))
         target, mark = "", ""
@@ -364,7 +365,7 @@ def main() -> int:
             mark = "ok" if ok else "MISSED"
         # Each run's own ratio beside the median: how far apart the runs were, and how
         # many of them met the target, show what the median alone hides.
-        runs = " ".join(f"{r:.2f}" for r in per_run.get(key, ())) if len(ws_runs) > 1 else ""
+        runs = " ".join(f"{r:.2f}" for r in per_run.get(key, ())) if several else ""
         print(f"{name:<30}{format(ref[key], fmt) + ' ' + unit:>14}{format(res[key], fmt) + ' ' + unit:>14}"
               f"{ratio:>7.2f}x  {target:<9}{mark:<7}{runs}".rstrip())
     print("(CPU: user + system time of the process in the middle -- forwarder or wirestack --")
