@@ -64,9 +64,12 @@ class MediumEndpoint(Protocol):
 @runtime_checkable
 class PolledDevice(Device, Protocol):
     """A real device: frames in by reading a batch when the file descriptor is readable
-    (``loop.add_reader(dev.fileno(), ...)``).  ``offload`` says whether frames carry the
-    kernel's segmentation and checksum offloads (then ``read_frames_offload`` yields
-    ``(frame, checksum_ok)``; see :mod:`wirestack.phy.tap`)."""
+    (``loop.add_reader(dev.fileno(), ...)``).  ``read_frames(n)`` returns what is queued,
+    n frames or fewer from a TAP; a stream device returns every frame one read of its
+    socket decoded, which may be more than n (kept back, they would wait for a wake-up
+    that no longer comes), so a caller treats any list as a batch.  ``offload`` says
+    whether frames carry the kernel's segmentation and checksum offloads (then
+    ``read_frames_offload`` yields ``(frame, checksum_ok)``; see :mod:`wirestack.phy.tap`)."""
 
     offload: bool
 

@@ -190,8 +190,8 @@ class RealtimeHost(RuntimeHost):
         if not frames:
             return
         first, checksum_ok = frames[0] if offload else (frames[0], False)
-        # (A device may hand out more than it was asked for -- a stream's read decodes all
-        # it got: then the frames are a batch.)
+        # (A device may hand out more than it was asked for -- see PolledDevice: then the
+        # frames are a batch.)
         if self.first_alone and len(frames) == 1 and answer_first(first, self.layer3[ifindex]):
             # Answered before the read that finds the queue empty (and before the batch's
             # bookkeeping): those are then off the waiting peer's clock.
