@@ -97,6 +97,31 @@ def test_netns_enter_is_thread_local_and_restores(netns):
     assert os.readlink("/proc/thread-self/ns/net") == before
 
 
+def test_netns_enter_starts_no_process(netns, monkeypatch):
+    """A client that makes one socket per connection enters the namespace each time: the
+    switch is two system calls, not a child process (find_library runs ldconfig -p)."""
+    import subprocess
+
+    from wirestack.phy import netns as nsmod
+
+    ns = netns("test")
+    with nsmod.enter(ns.name):       # the C library may be looked up once, here
+        pass
+    started = []
+    real_init = subprocess.Popen.__init__
+
+    def counting_init(self, *args, **kwargs):
+        started.append(args[0] if args else kwargs.get("args"))
+        real_init(self, *args, **kwargs)
+    monkeypatch.setattr(subprocess.Popen, "__init__", counting_init)
+    before = os.readlink("/proc/thread-self/ns/net")
+    for _ in range(3):
+        with nsmod.enter(ns.name):
+            assert os.readlink("/proc/thread-self/ns/net") != before
+    assert started == []
+    assert os.readlink("/proc/thread-self/ns/net") == before
+
+
 def test_tap_errors_are_one_sentence(netns):
     from wirestack.phy.tap import TapDevice, TapError
 

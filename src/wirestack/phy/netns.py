@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import subprocess
@@ -97,7 +98,11 @@ def popen_in(name: str, argv: Sequence[str], **kw) -> subprocess.Popen:
     return subprocess.Popen(["ip", "netns", "exec", name, *argv], **kw)
 
 
+@functools.cache
 def _libc():
+    """The C library's setns, looked up once per process: find_library runs `ldconfig -p`
+    as a child process (about 1.5 ms, and a fork on the other CPU) every time it is called,
+    and a thread that enters a namespace per socket would pay that twice per socket."""
     lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.setns.restype = ctypes.c_int
@@ -105,6 +110,9 @@ def _libc():
 
 
 def _setns(fd: int) -> None:
+    if hasattr(os, "setns"):          # Python 3.12+
+        os.setns(fd, CLONE_NEWNET)
+        return
     if _libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns(CLONE_NEWNET): {os.strerror(err)}")
