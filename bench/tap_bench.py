@@ -1,6 +1,6 @@
 """wirestack over a TAP device, measured as a ratio to a reference in the same run (not a test).
 
-    sudo .venv/bin/python bench/tap_bench.py [--size-mb 50] [--rounds 1000] [--connects 600]
+    sudo .venv/bin/python bench/tap_bench.py [--size-mb 50] [--rounds 1000] [--connects 2000]
                                              [--repeat 1] [--offload] [--iperf3] [--json]
 
 Absolute figures on a shared machine drift by 2x from day to day, so every run measures a
@@ -246,10 +246,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=50)
     ap.add_argument("--rounds", type=int, default=1000)
-    # 600, not fewer: a connect takes ~3 ms of the client's time (setns, socket), so 200
-    # gave 10 slices of ~60 ms, short against the scheduler's phases, and the runs' connect
-    # ratios spread 3x wider (standard deviation 0.096 against 0.027, same medians).
-    ap.add_argument("--connects", type=int, default=600)
+    # A connect takes the client ~0.2 ms (socket, two setns, the handshake, close): 2000 per
+    # side make 10 slices of ~40 ms each, long enough against the scheduler's phases, in
+    # which the two processes of a pair share a CPU or not, for each slice to see several.
+    # (When find_library ran ldconfig at each setns, a connect took 3 ms and 600 sufficed.)
+    ap.add_argument("--connects", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=1,
                     help="alternate reference and wirestack N times each, report medians")
     ap.add_argument("--iperf3", action="store_true", help="also run iperf3 -c / -R for 3 s each")
