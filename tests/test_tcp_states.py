@@ -368,6 +368,58 @@ def test_half_close_peer_keeps_sending():
     w.run_until(lambda: c.state == "TIME_WAIT" and s.state == "CLOSED")
 
 
+def test_passive_close_takes_three_segments_when_the_application_closes_on_eof():
+    """The peer's FIN is not acknowledged alone when our application answers it: the FIN
+    we send on its close carries the ACK (as Linux's does), so the close is FIN / FIN,ACK /
+    ACK on the wire."""
+    p = RawPeer()
+    _, s, theirs, ours = p.passive()
+    p.take()
+    p.inject("F.", theirs, ours)
+    assert s.state == "CLOSE_WAIT"
+    assert p.take() == []                           # no ACK of its own
+    assert s.recv(10) == b""
+    s.close()
+    p.poll()
+    out = p.take()
+    assert [(x.flags, x.seq, x.ack) for x in out] == [("F.", ours, theirs + 1)]
+    assert s.state == "LAST_ACK"
+    p.inject(".", theirs + 1, ours + 1)
+    assert p.layer.connection_count() == 0
+    assert p.counters["tcp.delayed_acks"] == 0
+
+
+def test_fin_nobody_answers_is_acknowledged_at_the_delayed_ack_timeout():
+    """Half-close: the application neither writes nor closes -- the ACK of the FIN still
+    leaves within the delayed-ACK timeout (RFC 1122 4.2.3.2), and a FIN retransmitted
+    before then is acknowledged at once."""
+    cfg = TcpConfig()
+    p = RawPeer(cfg)
+    _, s, theirs, ours = p.passive()
+    p.take()
+    p.inject("F.", theirs, ours)
+    p.advance(cfg.delack_ms * MS - 1)
+    assert p.take() == []
+    p.advance(1)
+    out = p.take()
+    assert [(x.flags, x.seq, x.ack) for x in out] == [(".", ours, theirs + 1)]
+    assert p.counters["tcp.delayed_acks"] == 1
+    p.inject("F.", theirs, ours)                    # our ACK was lost: the FIN again
+    out = p.take()
+    assert [(x.flags, x.ack) for x in out] == [(".", theirs + 1)]
+    assert s.state == "CLOSE_WAIT"
+
+
+def test_fin_is_acknowledged_at_once_without_delayed_acks():
+    p = RawPeer(TcpConfig(delayed_ack=False))
+    _, s, theirs, ours = p.passive()
+    p.take()
+    p.inject("F.", theirs, ours)
+    out = p.take()
+    assert [(x.flags, x.seq, x.ack) for x in out] == [(".", ours, theirs + 1)]
+    assert s.state == "CLOSE_WAIT"
+
+
 def test_close_with_unread_data_sends_rst():
     w = Wire(seed=8)
     a, b = w.pair()

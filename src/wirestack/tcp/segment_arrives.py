@@ -597,8 +597,19 @@ class SegmentArrives(Opening):
         self.rcv_nxt += 1
         self.fin_rcvd = True
         self.ooo_fin = None
-        self.ack_now = True      # a FIN is acknowledged at once
         st = self.state
+        if st is ESTABLISHED and self.cfg.delayed_ack and not self.ack_now:
+            # The peer closed first: our application usually answers at once with its own
+            # FIN (or a last response), and that segment carries the ACK -- a close in three
+            # segments, not four, as Linux does (tcp_fin() enters its delayed-ACK "pingpong"
+            # mode). A delayed ACK is allowed (RFC 1122 4.2.3.2); the timer still bounds
+            # it, and a retransmitted FIN is answered at once (first check, unacceptable).
+            if not self.delack_segs:
+                self.delack_segs = 1
+            if self.t_delack is None:
+                self.t_delack = now + self.cfg.delack_ms * MS
+        else:
+            self.ack_now = True      # a FIN is acknowledged at once
         if st is ESTABLISHED or st is SYN_RECEIVED:
             self._set_state(CLOSE_WAIT, now)
         elif st is FIN_WAIT_1:
