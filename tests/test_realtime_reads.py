@@ -19,7 +19,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from wirestack.iface import Host, HostConfig
-from wirestack.runtime.realtime import RealtimeHost, answer_first
+from wirestack.runtime.realtime import RealtimeHost, answer_first, syns_first
 
 SERVER_MAC, CLIENT_MAC = "02:00:00:00:00:02", "02:00:00:00:00:01"
 SERVER_IP, CLIENT_IP = "198.18.0.2", "198.18.0.1"
@@ -166,6 +166,50 @@ def test_tcp_segments_without_syn_are_read_as_one_batch_before_any_answer(server
     assert kinds(log) == ["read 1->1", "read 63->1", "write", "write"]
     assert [e[1][TCP].flags for e in log[2:]] == ["R", "R"]
     assert host.counters["tcp.in_no_socket"] == 2
+
+
+def test_a_syn_behind_other_connections_segments_is_answered_first(server):
+    # The client's FIN/ACK of its last connection and the SYN of its next one, read in one
+    # wake-up: the SYN,ACK leaves first (the client's connect() waits on it), then the rest.
+    host, rt, dev = server
+    listen_on_discard(host, rt, dev)
+    old = to_server(TCP(sport=40030, dport=9, flags="FA", seq=5, ack=9))   # no such connection
+    syn = to_server(TCP(sport=40031, dport=9, flags="S", seq=77))
+    log = wake(rt, dev, old, syn)
+    assert kinds(log) == ["read 1->1", "read 63->1", "write", "write"]
+    assert [(e[1][TCP].flags, e[1][TCP].dport) for e in log[2:]] == [("SA", 40031), ("R", 40030)]
+
+
+def test_a_syn_keeps_its_place_behind_its_own_flow_or_anything_not_tcp(server):
+    host, rt, dev = server
+    listen_on_discard(host, rt, dev)
+    # The same 4-tuple: the segment before the SYN is answered first (order within a flow).
+    same = to_server(TCP(sport=40032, dport=9, flags="A", seq=5, ack=9))
+    syn = to_server(TCP(sport=40032, dport=9, flags="S", seq=77))
+    log = wake(rt, dev, same, syn)
+    assert [e[1][TCP].flags for e in log if e[0] == "write"] == ["R", "SA"]
+    # An ICMP echo in the batch: nothing moves.
+    ping = to_server(ICMP(type=8, id=4, seq=1))
+    other = to_server(TCP(sport=40033, dport=9, flags="A", seq=5, ack=9))
+    syn2 = to_server(TCP(sport=40034, dport=9, flags="S", seq=78))
+    log = wake(rt, dev, other, ping, syn2)
+    writes = [e[1] for e in log if e[0] == "write"]
+    assert [ICMP in w or w[TCP].flags for w in writes] == ["R", True, "SA"]
+
+
+def test_syns_first_moves_only_new_connections_syns():
+    a = bytes(to_server(TCP(sport=1, dport=9, flags="FA")))
+    b = bytes(to_server(TCP(sport=2, dport=9, flags="S")))
+    c = bytes(to_server(TCP(sport=3, dport=9, flags="SA")))     # a SYN,ACK: not a request
+    d = bytes(to_server(TCP(sport=4, dport=9, flags="S")))
+    assert syns_first([a, b, c, d], layer3=False) == [b, d, a, c]
+    assert syns_first([a, c], layer3=False) == [a, c]
+    pairs = [(a, True), (b, False)]
+    assert syns_first(pairs, layer3=False, pairs=True) == [(b, False), (a, True)]
+    ip_only = [x[14:] for x in (a, b)]
+    assert syns_first(ip_only, layer3=True) == ip_only[::-1]
+    short = a[:30]                                              # too short to tell
+    assert syns_first([short, b], layer3=False) == [short, b]
 
 
 @pytest.mark.parametrize("frame, first", [

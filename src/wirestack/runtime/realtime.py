@@ -81,6 +81,36 @@ def answer_first(frame: bytes, layer3: bool) -> bool:
     return bool(flags & 0x08) and (frame[ip + 2] << 8 | frame[ip + 3]) > tcp - ip + (frame[tcp + 12] >> 4) * 4
 
 
+SMALL_BATCH = 8   # batches up to this size hand a new connection's SYN to the host first
+
+
+def syns_first(frames: list, layer3: bool, pairs: bool = False) -> list:
+    """A small batch in which a connection request (SYN without ACK) sits behind segments
+    of other connections -- typically the previous connection's FIN and ACK, which the same
+    client sent just before its next connect() -- with those SYNs moved to the front: the
+    peer's connect() waits on the SYN,ACK, nobody waits on the rest.  Only across
+    connections: a SYN behind a segment of its own 4-tuple keeps its place, and a batch
+    with anything that is not TCP/IPv4 (an ARP reply the answer may need) keeps its order.
+    ``pairs``: the items are (frame, checksum_ok) pairs (a device with offloads)."""
+    ip = 0 if layer3 else 14
+    seen = set()
+    first, rest = [], []
+    for item in frames:
+        f = item[0] if pairs else item
+        if (not layer3 and f[12:14] != b"\x08\x00") or len(f) < ip + 20 or f[ip + 9] != 6:
+            return frames
+        tcp = ip + (f[ip] & 15) * 4
+        if len(f) < tcp + 14:
+            return frames
+        flow = (f[ip + 12:ip + 20], f[tcp:tcp + 4])
+        if f[tcp + 13] & 0x12 == 0x02 and flow not in seen:
+            first.append(item)
+        else:
+            rest.append(item)
+        seen.add(flow)
+    return first + rest if first and rest else frames
+
+
 class RealtimeHost(RuntimeHost):
     def __init__(self, host: Host, device: PolledDevice,
                  loop: asyncio.AbstractEventLoop | None = None, taps=(), more_devices=(),
@@ -209,10 +239,17 @@ class RealtimeHost(RuntimeHost):
             if more is None:
                 return
             frames += more
+        # (The taps see the frames in the order they were read; syns_first may then change
+        # the order in which the host takes them.)
+        small = self.first_alone and len(frames) <= SMALL_BATCH
         if offload:
+            if taps:
+                for frame, _ in frames:
+                    for tap in taps:
+                        tap(now, "rx", frame)
+            if small:
+                frames = syns_first(frames, self.layer3[ifindex], True)
             for frame, checksum_ok in frames:
-                for tap in taps:
-                    tap(now, "rx", frame)
                 receive(frame, now, ifindex, checksum_ok)
             self.driver.service()
             self._after_tasks()
@@ -221,6 +258,8 @@ class RealtimeHost(RuntimeHost):
             for frame in frames:
                 for tap in taps:
                     tap(now, "rx", frame)
+        if small:
+            frames = syns_first(frames, self.layer3[ifindex])
         gro = self.gro[ifindex]
         if gro is not None and len(frames) > 1:
             frames, left_out = thin_acks(frames)
