@@ -204,6 +204,8 @@ def test_syns_first_moves_only_new_connections_syns():
     d = bytes(to_server(TCP(sport=4, dport=9, flags="S")))
     assert syns_first([a, b, c, d], layer3=False) == [b, d, a, c]
     assert syns_first([a, c], layer3=False) == [a, c]
+    acks = [bytes(to_server(TCP(sport=5, dport=9, flags="A") / b"data")), a]
+    assert syns_first(acks, layer3=False) is acks                # no SYN: nothing to do
     pairs = [(a, True), (b, False)]
     assert syns_first(pairs, layer3=False, pairs=True) == [(b, False), (a, True)]
     ip_only = [x[14:] for x in (a, b)]

@@ -93,6 +93,15 @@ def syns_first(frames: list, layer3: bool, pairs: bool = False) -> list:
     with anything that is not TCP/IPv4 (an ARP reply the answer may need) keeps its order.
     ``pairs``: the items are (frame, checksum_ok) pairs (a device with offloads)."""
     ip = 0 if layer3 else 14
+    # First a cheap look for a SYN flag (a batch of a transfer's data or ACKs has none):
+    # the byte is TCP's flags in a TCP/IPv4 frame, anything else only costs the full look.
+    for item in frames:
+        f = item[0] if pairs else item
+        k = ip + (f[ip] & 15) * 4 + 13 if len(f) > ip else 0
+        if k >= len(f) or f[k] & 0x02:
+            break
+    else:
+        return frames
     seen = set()
     first, rest = [], []
     for item in frames:
