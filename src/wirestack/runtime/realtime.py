@@ -59,6 +59,19 @@ from .driver import Driver
 BATCH = 64    # frames read per wake-up before the host is asked for output (and ACKs)
 
 
+def tcp_offset(frame: bytes, layer3: bool) -> int | None:
+    """Where the TCP header starts in a frame (a bare IP datagram on a layer-3 interface)
+    that is TCP over IPv4 and long enough to hold TCP's flags, else None: ARP, ICMP, UDP,
+    or too short to tell (IP or TCP counts those)."""
+    ip = 0 if layer3 else 14
+    if not layer3 and frame[12:14] != b"\x08\x00":
+        return None
+    if len(frame) < ip + 20 or frame[ip + 9] != 6:
+        return None
+    tcp = ip + (frame[ip] & 15) * 4
+    return tcp if len(frame) >= tcp + 14 else None
+
+
 def answer_first(frame: bytes, layer3: bool) -> bool:
     """Whether the first frame of a wake-up goes to the host on its own, answered before
     the rest of the queue is read: a frame that GRO would not merge with what follows it
@@ -66,18 +79,14 @@ def answer_first(frame: bytes, layer3: bool) -> bool:
     our SYN,ACK), TCP data with PSH (the end of what the peer wrote: a request; GRO ends
     a run after it anyway) and anything that is not TCP (ARP, an ICMP echo, UDP).  Other
     TCP data and ACKs wait for the batch, which merges and thins them."""
-    ip = 0 if layer3 else 14
-    if not layer3 and frame[12:14] != b"\x08\x00":
-        return True                       # not IPv4: ARP and the rest
-    if len(frame) < ip + 20 or frame[ip + 9] != 6:
-        return True                       # not TCP (or too short to tell: IP counts it)
-    tcp = ip + (frame[ip] & 15) * 4
-    if len(frame) < tcp + 14:
-        return True                       # too short to tell: TCP counts it
+    tcp = tcp_offset(frame, layer3)
+    if tcp is None:
+        return True                       # not TCP, or too short to tell
     flags = frame[tcp + 13]
     if flags & 0x02:
         return True                       # SYN
     # PSH on a segment that carries data (IP total length beyond both headers)
+    ip = 0 if layer3 else 14
     return bool(flags & 0x08) and (frame[ip + 2] << 8 | frame[ip + 3]) > tcp - ip + (frame[tcp + 12] >> 4) * 4
 
 
@@ -92,24 +101,23 @@ def syns_first(frames: list, layer3: bool, pairs: bool = False) -> list:
     connections: a SYN behind a segment of its own 4-tuple keeps its place, and a batch
     with anything that is not TCP/IPv4 (an ARP reply the answer may need) keeps its order.
     ``pairs``: the items are (frame, checksum_ok) pairs (a device with offloads)."""
-    ip = 0 if layer3 else 14
-    # First a cheap look for a SYN flag (a batch of a transfer's data or ACKs has none):
-    # the byte is TCP's flags in a TCP/IPv4 frame, anything else only costs the full look.
+    # First only a look for a request, so that a transfer's data and ACKs cost little.
     for item in frames:
         f = item[0] if pairs else item
-        k = ip + (f[ip] & 15) * 4 + 13 if len(f) > ip else 0
-        if k >= len(f) or f[k] & 0x02:
+        tcp = tcp_offset(f, layer3)
+        if tcp is None:
+            return frames
+        if f[tcp + 13] & 0x12 == 0x02:
             break
     else:
         return frames
+    ip = 0 if layer3 else 14
     seen = set()
     first, rest = [], []
     for item in frames:
         f = item[0] if pairs else item
-        if (not layer3 and f[12:14] != b"\x08\x00") or len(f) < ip + 20 or f[ip + 9] != 6:
-            return frames
-        tcp = ip + (f[ip] & 15) * 4
-        if len(f) < tcp + 14:
+        tcp = tcp_offset(f, layer3)
+        if tcp is None:
             return frames
         flow = (f[ip + 12:ip + 20], f[tcp:tcp + 4])
         if f[tcp + 13] & 0x12 == 0x02 and flow not in seen:
