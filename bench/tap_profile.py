@@ -61,6 +61,7 @@ def main() -> int:
                             stdin=subprocess.DEVNULL, text=True, env=env)
     try:
         tap_bench.wait_ready(proc, "wirestack serve")
+        tap_bench.reuse_time_wait(ns)
         time.sleep(0.3)
         ip, size = tap_bench.WS_IP, int(args.size_mb * 1e6)
         spy = None
