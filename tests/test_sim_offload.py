@@ -297,19 +297,26 @@ def test_gro_takes_the_same_decisions_as_checking_one_frame_at_a_time():
         assert fast.gro_frames == len(batch)
 
 
+def with_payload(frame: bytes, payload: bytes, flags: int | None = None) -> bytes:
+    """The super-segment ``frame`` (its 66 bytes of headers) carrying ``payload`` instead:
+    IP length and checksum made again, the TCP checksum field holding the pseudo-header sum
+    (what a TSO device starts from), the TCP flags replaced when given."""
+    n = len(payload)
+    h = bytearray(frame[:66])
+    h[16:18] = (20 + 32 + n).to_bytes(2, "big")
+    h[24:26] = b"\0\0"
+    h[24:26] = (0xFFFF - (int.from_bytes(h[14:34], "big") % 0xFFFF or 0xFFFF)).to_bytes(2, "big")
+    if flags is not None:
+        h[47] = flags
+    ps = int.from_bytes(h[26:34], "big") + 6 + 32 + n
+    h[50:52] = (ps % 0xFFFF or 0xFFFF).to_bytes(2, "big")
+    return bytes(h) + payload
+
+
 def test_tso_cuts_odd_lengths_and_flags_like_gso():
     _, _, _, frame = super_segment(bytes(range(256)) * 40)
-    head = bytearray(frame[:66])
     for n, flags in ((3 * 1448 + 1, 0x19), (1449, 0x98), (5 * 1448 - 7, 0x10), (2897, 0x11)):
-        h = bytearray(head)
-        h[16:18] = (20 + 32 + n).to_bytes(2, "big")
-        h[24:26] = b"\0\0"
-        h[24:26] = (0xFFFF - (int.from_bytes(h[14:34], "big") % 0xFFFF or 0xFFFF)).to_bytes(2, "big")
-        h[47] = flags
-        # The field holds the pseudo-header sum (what a TSO device starts from).
-        ps = int.from_bytes(h[26:34], "big") + 6 + 32 + n
-        h[50:52] = (ps % 0xFFFF or 0xFFFF).to_bytes(2, "big")
-        big = bytes(h) + bytes(range(251)) * (n // 251) + bytes(n % 251)
+        big = with_payload(frame, bytes(range(251)) * (n // 251) + bytes(n % 251), flags)
         assert Offload(1500).segment(big) == gso_cut(big), (n, flags)
 
 
@@ -321,13 +328,7 @@ def test_tso_cuts_like_gso_at_any_mtu():
     for mtu in (68 + 52 - 20, 577, 1499, 1500, 1501, 4001, 9000):
         mss = mtu - 52
         for n in (2 * mss, 3 * mss + 1, 7 * mss - 1):
-            h = bytearray(frame[:66])
-            h[16:18] = (20 + 32 + n).to_bytes(2, "big")
-            h[24:26] = b"\0\0"
-            h[24:26] = (0xFFFF - (int.from_bytes(h[14:34], "big") % 0xFFFF or 0xFFFF)).to_bytes(2, "big")
-            ps = int.from_bytes(h[26:34], "big") + 6 + 32 + n
-            h[50:52] = (ps % 0xFFFF or 0xFFFF).to_bytes(2, "big")
-            big = bytes(h) + rng.randbytes(n)
+            big = with_payload(frame, rng.randbytes(n))
             assert Offload(mtu).segment(big) == gso_cut(big, mtu), (mtu, n)
 
 
