@@ -267,6 +267,23 @@ def test_gro_checks_an_odd_length_last_piece_to_its_last_byte():
     assert [(ok, i) for _, ok, i in out] == [(True, 0), (False, 1)]
 
 
+def test_gro_merges_a_short_last_piece_without_its_ethernet_trailer():
+    # A frame may carry bytes after its IP datagram (padding to Ethernet's 60 bytes, a
+    # trailer): they are neither summed nor merged, even for a piece shorter than the
+    # point where GRO cuts a frame in two to read it.
+    _, _, _, frame = super_segment(bytes(range(256)) * 20)
+    p = gso_cut(frame)
+    ip = IP(p[1][14:])
+    ip[TCP].remove_payload()
+    ip = ip / bytes(range(7, 47))                      # 40 bytes, far less than half an MSS
+    del ip.len, ip.chksum, ip[TCP].chksum
+    short = p[1][:14] + bytes(ip) + b"\xee" * 6          # and 6 bytes of trailer
+    off = Offload(1500)
+    (merged, ok, _), = off.coalesce([p[0], short])
+    assert ok and off.gro_merged == 2
+    assert merged[14 + 52:] == p[0][14 + 52:] + bytes(range(7, 47))
+
+
 def test_gro_does_not_merge_a_frame_whose_ip_header_is_damaged():
     _, _, _, frame = super_segment(bytes(range(256)) * 20)
     p = gso_cut(frame)
@@ -280,7 +297,7 @@ def test_gro_does_not_merge_a_frame_whose_ip_header_is_damaged():
 
 
 def test_gro_takes_the_same_decisions_as_checking_one_frame_at_a_time():
-    # coalesce() compares headers as one integer and checks a run's checksums as one sum;
+    # coalesce() compares headers under a mask and reads each frame as two numbers;
     # what it hands up must be exactly what checking every frame on its own gives.
     _, _, _, frame = super_segment(bytes(range(256)) * 60)
     pieces = gso_cut(frame)

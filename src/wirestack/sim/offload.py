@@ -60,10 +60,12 @@ _MASK52 = _from_bytes(bytes(0 if i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 5
 
 
 def _header_mask(start: int) -> int:
-    """``_MASK52`` extended over the TCP header's last bytes up to ``start``: the urgent
-    pointer (bytes 52-53) left out, the options all compared."""
+    """``_MASK52`` extended over the TCP header's last bytes up to ``start`` -- the urgent
+    pointer (bytes 52-53) left out, the options all compared -- for the header read as a
+    *little*-endian integer (as GRO reads it, with the frame's first half)."""
     k = (start - 52) * 8
-    return (_MASK52 << k) | ((1 << (k - 16)) - 1)
+    big = (_MASK52 << k) | ((1 << (k - 16)) - 1)
+    return _from_bytes(big.to_bytes(start, "big"), "little")
 
 
 def _sums_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None) -> bool:
@@ -213,12 +215,13 @@ class Offload:
         self.gro_frames += len(frames)
         out: list[tuple[bytes, bool, int]] = []
         run: list = []          # the run being merged: (frame, payload start, payload end)
-        head = mask = start = ip_fixed = 0
-        run_first = nxt = size = room = addrs = 0
+        head = mask = start = ip_fixed = cut = tcp_fixed = 0
+        run_first = nxt = size = room = 0
         open_ = False           # the run may take another piece
-        plan: FoldPlan = ()     # the run's checksum fold_plan
+        plan: FoldPlan = ()     # the fold_plan of a piece's halves
         from_bytes = _from_bytes
         len_id_csum = _LEN_ID_CSUM.unpack_from
+        seq_of = _U32.unpack_from
         for index, frame in enumerate(frames):
             if open_ and len(frame) > start:
                 total, ident, ip_csum = len_id_csum(frame, 16)
@@ -227,15 +230,27 @@ class Offload:
                 # Equal to the first frame's headers but for the masked fields, the IP
                 # header sums to ip_fixed plus those: its checksum costs no byte reading.
                 if (0 < plen <= size and plen <= room and end <= len(frame)
-                        and not (from_bytes(frame[:start], "big") ^ head) & mask
-                        and _U32.unpack_from(frame, 38)[0] == nxt
-                        and not (ip_fixed + total + ident + ip_csum) % 0xFFFF
-                        and _tcp_sum_ok(frame, end, addrs, plan)):
-                    run.append((frame, start, end))
-                    nxt = (nxt + plen) & 0xFFFFFFFF
-                    room -= plen
-                    open_ = plen == size and not frame[47] & _PSH
-                    continue
+                        and seq_of(frame, 38)[0] == nxt
+                        and not (ip_fixed + total + ident + ip_csum) % 0xFFFF):
+                    # The frame up to its end read as two little-endian numbers, cut at an
+                    # even offset past the headers (reduced_sum's arithmetic, inlined): the
+                    # first holds the headers, compared under the mask in one AND; their
+                    # sum, folded, is congruent (mod 0xFFFF) to 256 times the frame's word
+                    # sum -- Ethernet, IP (a multiple of 0xFFFF once its checksum is good)
+                    # and TCP -- which tcp_fixed turns into the TCP check. No copy of the
+                    # TCP segment besides the two halves, no call per frame.
+                    c = cut if cut < end else end
+                    lo = from_bytes(frame[:c], "little")
+                    if lo & mask == head:
+                        v = lo + from_bytes(frame[c:end], "little")
+                        for k, m in plan:
+                            v = (v >> k) + (v & m)
+                        if not (v + tcp_fixed + (end << 8)) % 0xFFFF:
+                            run.append((frame, start, end))
+                            nxt = (nxt + plen) & 0xFFFFFFFF
+                            room -= plen
+                            open_ = plen == size and not frame[47] & _PSH
+                            continue
             if run:
                 self._flush(run, run_first, out)
                 run = []
@@ -243,8 +258,7 @@ class Offload:
             if info is not None:
                 start, end = info
                 addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
-                plan = self._plan(end - _ETH - 20)
-                if not _sums_ok(frame, end, addrs, plan):
+                if not _sums_ok(frame, end, addrs, self._plan(end - _ETH - 20)):
                     info = None
             if info is None:
                 # Not a data segment GRO may merge (or a damaged one): as it came.
@@ -255,9 +269,15 @@ class Offload:
             run, run_first = [(frame, start, end)], index
             total, ident, ip_csum = len_id_csum(frame, 16)
             ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - total - ident - ip_csum
-            head = from_bytes(frame[:start], "big")
             mask = _header_mask(start)
-            nxt, size = (_U32.unpack_from(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
+            head = from_bytes(frame[:start], "little") & mask
+            # A later piece's TCP check: 256 * (its frame sum - Ethernet - IP + pseudo-
+            # header) == 0 (mod 0xFFFF); of the pseudo-header only the TCP length, its end
+            # minus 34, differs from piece to piece (256 * 256 == 1 (mod 0xFFFF)).
+            tcp_fixed = ((addrs - 34 - from_bytes(frame[:_ETH], "big")) << 8) % 0xFFFF
+            cut = start + ((plen >> 2) << 1)
+            plan = self._plan(cut)
+            nxt, size = (seq_of(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
             room = _MAX_IP - (start - _ETH) - plen
             open_ = not frame[47] & _PSH
         if run:
