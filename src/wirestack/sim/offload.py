@@ -265,8 +265,11 @@ class Offload:
                 open_ = False
                 self._pass_up(frame, index, self._data_segment(frame), out)
                 continue
-            plen = end - start
             run, run_first = [(frame, start, end)], index
+            open_ = not frame[47] & _PSH
+            if not open_:
+                continue        # PSH: nothing may join this run, nothing to prepare
+            plen = end - start
             total, ident, ip_csum = len_id_csum(frame, 16)
             ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - total - ident - ip_csum
             mask = _header_mask(start)
@@ -279,7 +282,6 @@ class Offload:
             plan = self._plan(cut)
             nxt, size = (seq_of(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
             room = _MAX_IP - (start - _ETH) - plen
-            open_ = not frame[47] & _PSH
         if run:
             self._flush(run, run_first, out)
         return out
