@@ -331,16 +331,15 @@ class Offload:
             return
         self.gro_merged += len(run)
         head, start, _ = run[0]
-        body = b"".join(memoryview(f)[s:e] for f, s, e in run)
-        ip = bytearray(head[_ETH:_ETH + 20])
-        _U16.pack_into(ip, 2, start - _ETH + len(body))
-        ip[10:12] = b"\0\0"
-        _U16.pack_into(ip, 10, internet_checksum(ip))
-        tcp = bytearray(head[_ETH + 20:start])
-        tcp[13] |= run[-1][0][47] & _PSH        # PSH of the last piece
+        hdr = bytearray(head[:start])
+        _U16.pack_into(hdr, 16, start - _ETH + sum(e - s for _, s, e in run))
+        hdr[24:26] = b"\0\0"
+        _U16.pack_into(hdr, 24, internet_checksum(hdr[_ETH:_ETH + 20]))
+        hdr[47] |= run[-1][0][47] & _PSH        # PSH of the last piece
         # The TCP checksum field keeps the first piece's value: the NIC vouches for the
         # pieces it checked (checksum_ok), nobody reads the field of a merged segment.
-        out.append((b"".join((head[:_ETH], ip, tcp, body)), True, first))
+        # The headers and every piece's payload joined at once: one copy of the payload.
+        out.append((b"".join([hdr] + [memoryview(f)[s:e] for f, s, e in run]), True, first))
 
 
 _TS_LAYOUT = b"\x01\x01\x08\x0a"         # NOP NOP Timestamps (RFC 7323 Appendix A)
