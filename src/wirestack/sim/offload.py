@@ -115,8 +115,9 @@ class Offload:
         self._plans: dict[int, FoldPlan] = {}
 
     def _plan(self, n: int) -> FoldPlan:
-        """The checksum's ``fold_plan`` for pieces of ``n`` bytes, kept: a flow's pieces
-        have one or two lengths (bounded: a few plans at most)."""
+        """The checksum's ``fold_plan`` for numbers of ``n`` bytes, kept: a flow's pieces
+        have one or two lengths, and GRO reads a piece as two numbers of about half a
+        piece (bounded: a few plans at most)."""
         plan = self._plans.get(n)
         if plan is None:
             if len(self._plans) >= 4:
@@ -227,18 +228,21 @@ class Offload:
                 total, ident, ip_csum = len_id_csum(frame, 16)
                 end = _ETH + total
                 plen = end - start
-                # Equal to the first frame's headers but for the masked fields, the IP
-                # header sums to ip_fixed plus those: its checksum costs no byte reading.
+                # If its headers equal the first frame's but for the masked fields (the
+                # mask check below, ANDed with this one), the IP header sums to ip_fixed
+                # plus those: its checksum costs no byte reading.
                 if (0 < plen <= size and plen <= room and end <= len(frame)
                         and seq_of(frame, 38)[0] == nxt
                         and not (ip_fixed + total + ident + ip_csum) % 0xFFFF):
-                    # The frame up to its end read as two little-endian numbers, cut at an
-                    # even offset past the headers (reduced_sum's arithmetic, inlined): the
-                    # first holds the headers, compared under the mask in one AND; their
-                    # sum, folded, is congruent (mod 0xFFFF) to 256 times the frame's word
-                    # sum -- Ethernet, IP (a multiple of 0xFFFF once its checksum is good)
-                    # and TCP -- which tcp_fixed turns into the TCP check. No copy of the
-                    # TCP segment besides the two halves, no call per frame.
+                    # The frame up to its end read as two little-endian numbers, the second
+                    # starting at an even offset past the headers (or empty, for a piece
+                    # shorter than that): the first holds the headers, compared under the
+                    # mask in one AND; their sum, folded as reduced_sum folds, is congruent
+                    # (mod 0xFFFF) to 256 times the frame's word sum -- Ethernet, IP (a
+                    # multiple of 0xFFFF once its checksum is good) and TCP -- to which
+                    # tcp_fixed and the TCP length (end << 8) add the rest of the check.
+                    # No slice of the TCP segment besides the two halves, no checksum
+                    # helper called per frame.
                     c = cut if cut < end else end
                     lo = from_bytes(frame[:c], "little")
                     if lo & mask == head:
@@ -274,9 +278,11 @@ class Offload:
             ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - total - ident - ip_csum
             mask = _header_mask(start)
             head = from_bytes(frame[:start], "little") & mask
-            # A later piece's TCP check: 256 * (its frame sum - Ethernet - IP + pseudo-
-            # header) == 0 (mod 0xFFFF); of the pseudo-header only the TCP length, its end
-            # minus 34, differs from piece to piece (256 * 256 == 1 (mod 0xFFFF)).
+            # A later piece's TCP check: 256 * (its frame sum - Ethernet + pseudo-header)
+            # == 0 (mod 0xFFFF), the IP header left in (a multiple of 0xFFFF once checked),
+            # which holds exactly when the TCP checksum is good (256 * 256 == 1, so 256 is
+            # invertible mod 0xFFFF). Of the pseudo-header only the TCP length, the piece's
+            # end minus 34, differs from piece to piece: added per piece.
             tcp_fixed = ((addrs - 34 - from_bytes(frame[:_ETH], "big")) << 8) % 0xFFFF
             cut = start + ((plen >> 2) << 1)
             plan = self._plan(cut)
