@@ -458,7 +458,12 @@ def test_ack_filtering_never_lets_a_damaged_or_forged_ack_push_a_good_one_out():
     damaged[60] ^= 0x01                                    # the TSval: the checksum is wrong
     forged = ack(1 << 30, seq=12345)                        # right ports, wrong sequence number
     truncated = ack(3000)[:60]                              # IP says 52 bytes, 46 are here
-    for later in (bytes(damaged), forged, truncated):
+    # The IP id one up and the window one down: both checksums wrong, by amounts that
+    # cancel in any sum over the IP header and the TCP segment together.
+    cancelled = bytearray(ack(4000, win=500))
+    cancelled[18:20] = (int.from_bytes(cancelled[18:20], "big") + 1).to_bytes(2, "big")
+    cancelled[48:50] = (499).to_bytes(2, "big")
+    for later in (bytes(damaged), forged, truncated, bytes(cancelled)):
         kept, left_out = thin_acks([good, later])
         assert kept == [good, later] and left_out == 0
 
@@ -486,6 +491,8 @@ def test_ack_filtering_agrees_with_the_rule_over_a_parse_of_each_frame():
                 f = bytearray(ack(a))                      # damaged anywhere past Ethernet
                 f[rng.randrange(14, len(f))] ^= 1 << rng.randrange(8)
                 frames.append(bytes(f))
+            elif kind < 0.96:                              # bytes after the datagram
+                frames.append(ack(a) + bytes([rng.randrange(1, 256)]) * rng.randrange(1, 5))
             else:       # no options at all (20-byte header), padded to 60 bytes on the wire
                 f = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
                           / IP(src="198.18.0.1", dst="198.18.0.2", flags="DF")

@@ -352,8 +352,11 @@ _TS_LAYOUT = b"\x01\x01\x08\x0a"         # NOP NOP Timestamps (RFC 7323 Appendix
 # A pure ACK's first 58 bytes (Ethernet, IPv4 without options, TCP with NOP NOP TS kind and
 # length): 0xFF where the next ACK of the same connection must be equal, 0 where ACKs
 # differ -- IP id and checksum, TCP ack, window, checksum and urgent pointer.
+# As a little-endian integer: thin_acks reads the whole 66-byte frame that way, for the
+# comparison and for its TCP checksum at once.
 _ACK_MASK = _from_bytes(bytes(0 if i in (18, 19, 24, 25) or 42 <= i < 46 or 48 <= i < 54
-                              else 0xFF for i in range(58)), "big")
+                              else 0xFF for i in range(58)), "little")
+_ID_CSUM = struct.Struct("!H4xH")       # at 18: IP id, then the IP header checksum
 
 
 def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
@@ -376,18 +379,26 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
     left_out = 0
     last_key = None     # flow and seq of out[-1] when it is a pure ACK a later one may replace
     last_ack = addrs = 0
-    last_head = -1      # ... its first 58 bytes as an integer, when it has the timestamp layout
-    last_len = 0
+    last_head = -1      # ... its first 58 bytes under _ACK_MASK, when it has the timestamp
+    last_len = 0        # layout and is exactly its 66 bytes (else 0)
+    ip_fixed = tcp_fixed = 0    # ... its IP header's sum but id and checksum; its TCP check's
+                                # fixed part (see where they are set)
+    id_csum = _ID_CSUM.unpack_from
     unpack_u32 = _U32.unpack_from
     from_bytes = _from_bytes
     for frame in frames:
         n = len(frame)
         if (n == last_len and last_key is not None
-                and not (from_bytes(frame[:58], "big") ^ last_head) & _ACK_MASK):
+                and (v := from_bytes(frame, "little")) & _ACK_MASK == last_head):
             # The usual case, in one comparison: the same headers as the ACK before it but
             # for what changes from one ACK to the next (see _ACK_MASK).
+            # Its checksums from what was read: the IP header sums to ip_fixed plus its id
+            # and checksum; the frame read little-endian is congruent (mod 0xFFFF) to 256
+            # times its word sum, Ethernet, IP (a multiple of 0xFFFF once good) and TCP,
+            # to which tcp_fixed adds the pseudo-header and takes Ethernet out.
             ack = unpack_u32(frame, 42)[0]
-            if not _sums_ok(frame, 66, addrs):
+            ident, ip_csum = id_csum(frame, 18)
+            if (ip_fixed + ident + ip_csum) % 0xFFFF or (v + tcp_fixed) % 0xFFFF:
                 out.append(frame)       # damaged: TCP counts it
                 last_key = None
                 last_len = 0
@@ -422,8 +433,11 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                     out.append(frame)
                     last_key = key
                 last_ack = ack
-                if thl == 32:
-                    last_head, last_len = from_bytes(frame[:58], "big"), n
+                if thl == 32 and n == end:
+                    last_head, last_len = from_bytes(frame, "little") & _ACK_MASK, n
+                    ident, ip_csum = id_csum(frame, 18)
+                    ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - ident - ip_csum
+                    tcp_fixed = ((addrs + 32 - from_bytes(frame[:_ETH], "big")) << 8) % 0xFFFF
                 else:
                     last_len = 0
                 continue
