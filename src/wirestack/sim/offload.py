@@ -51,21 +51,19 @@ _from_bytes = int.from_bytes
 # Header bytes TSO sets per piece: IP length and id (16-20), IP checksum, TCP seq, flags, checksum.
 _PER_PIECE = ((16, 20), (24, 26), (38, 42), (47, 48), (50, 52))
 # The first 52 header bytes (Ethernet, IPv4 without options, TCP up to its urgent pointer)
-# as a big-endian integer mask: 0xFF where every piece of a run must equal the first one,
-# 0 where pieces differ (IP length, id and checksum, TCP seq and checksum) and in the PSH
-# bit, which the last piece may add. (The urgent pointer, meaningless without URG, is
-# left out too: see _header_mask.)
-_MASK52 = _from_bytes(bytes(0 if i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 50, 51)
-                            else 0xFF & ~_PSH if i == 47 else 0xFF for i in range(52)), "big")
+# as a mask: 0xFF where every piece of a run must equal the first one, 0 where pieces
+# differ (IP length, id and checksum, TCP seq and checksum) and in the PSH bit, which the
+# last piece may add. (The urgent pointer, meaningless without URG, is left out too: see
+# _header_mask.)
+_MASK52 = bytes(0 if i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 50, 51)
+                else 0xFF & ~_PSH if i == 47 else 0xFF for i in range(52))
 
 
 def _header_mask(start: int) -> int:
     """``_MASK52`` extended over the TCP header's last bytes up to ``start`` -- the urgent
-    pointer (bytes 52-53) left out, the options all compared -- for the header read as a
-    *little*-endian integer (as GRO reads it, with the frame's first half)."""
-    k = (start - 52) * 8
-    big = (_MASK52 << k) | ((1 << (k - 16)) - 1)
-    return _from_bytes(big.to_bytes(start, "big"), "little")
+    pointer (bytes 52-53) left out, the options all compared -- as the little-endian
+    integer GRO compares a frame's first half under."""
+    return _from_bytes(_MASK52 + bytes(2) + b"\xff" * (start - 54), "little")
 
 
 def _sums_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None) -> bool:
