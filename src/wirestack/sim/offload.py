@@ -79,6 +79,27 @@ def _tcp_sum_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None
     return not (reduced_sum(frame[_ETH + 20:end], plan) + addrs + end - _ETH - 20) % 0xFFFF
 
 
+def _run_sums(frame: bytes, addrs: int) -> tuple[int, int]:
+    """What a later frame of ``frame``'s run -- its headers equal under the run's mask, so
+    equal but for IP length, id and checksum and what TCP changes -- needs to check both its
+    checksums without reading its IP header or slicing its TCP segment: ``(ip_fixed,
+    tcp_fixed)`` (``addrs``: the pseudo-header's addresses and protocol).
+
+    - Its IP header is good when ``ip_fixed`` plus its total length, id and checksum is a
+      multiple of 0xFFFF: ``ip_fixed`` is the sum of the other header words.
+    - Its TCP checksum is then good when ``v + tcp_fixed + (end << 8)`` is, ``v`` being the
+      frame up to ``end`` (its IP datagram's end) read as a little-endian number, or that
+      number read in parts at even offsets and folded (``checksum.reduced_sum``). Read
+      little-endian, the frame is congruent (mod 0xFFFF) to 256 times its word sum: Ethernet,
+      IP -- a multiple of 0xFFFF once good, so left in -- and TCP. ``tcp_fixed`` is 256 times
+      the pseudo-header's addresses less the Ethernet header, and ``end << 8`` adds the TCP
+      length, end - 34. As 256 * 256 == 1 (mod 0xFFFF), 256 is invertible and the test is
+      exact."""
+    total, ident, ip_csum = _LEN_ID_CSUM.unpack_from(frame, 16)
+    ip_fixed = _from_bytes(frame[_ETH:_ETH + 20], "big") - total - ident - ip_csum
+    return ip_fixed, ((addrs - 34 - _from_bytes(frame[:_ETH], "big")) << 8) % 0xFFFF
+
+
 def _mergeable(frame: bytes) -> tuple[int, int] | None:
     """(payload start, end) when ``frame``'s structure lets GRO merge it -- TCP/IPv4 without
     IP options, not a fragment, lengths that fit, flags ACK or ACK+PSH, some payload --
@@ -226,21 +247,16 @@ class Offload:
                 total, ident, ip_csum = len_id_csum(frame, 16)
                 end = _ETH + total
                 plen = end - start
-                # If its headers equal the first frame's but for the masked fields (the
-                # mask check below, ANDed with this one), the IP header sums to ip_fixed
-                # plus those: its checksum costs no byte reading.
+                # Its checksums as _run_sums says, the IP one before any byte is read
+                # (it counts only with the mask check below, ANDed with it).
                 if (0 < plen <= size and plen <= room and end <= len(frame)
                         and seq_of(frame, 38)[0] == nxt
                         and not (ip_fixed + total + ident + ip_csum) % 0xFFFF):
                     # The frame up to its end read as two little-endian numbers, the second
                     # starting at an even offset past the headers (or empty, for a piece
                     # shorter than that): the first holds the headers, compared under the
-                    # mask in one AND; their sum, folded as reduced_sum folds, is congruent
-                    # (mod 0xFFFF) to 256 times the frame's word sum -- Ethernet, IP (a
-                    # multiple of 0xFFFF once its checksum is good) and TCP -- to which
-                    # tcp_fixed and the TCP length (end << 8) add the rest of the check.
-                    # No slice of the TCP segment besides the two halves, no checksum
-                    # helper called per frame.
+                    # mask in one AND; their sum, folded as reduced_sum folds (inlined: no
+                    # call per frame), is the TCP check's v.
                     c = cut if cut < end else end
                     lo = from_bytes(frame[:c], "little")
                     if lo & mask == head:
@@ -272,16 +288,9 @@ class Offload:
             if not open_:
                 continue        # PSH: nothing may join this run, nothing to prepare
             plen = end - start
-            total, ident, ip_csum = len_id_csum(frame, 16)
-            ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - total - ident - ip_csum
+            ip_fixed, tcp_fixed = _run_sums(frame, addrs)
             mask = _header_mask(start)
             head = from_bytes(frame[:start], "little") & mask
-            # A later piece's TCP check: 256 * (its frame sum - Ethernet + pseudo-header)
-            # == 0 (mod 0xFFFF), the IP header left in (a multiple of 0xFFFF once checked),
-            # which holds exactly when the TCP checksum is good (256 * 256 == 1, so 256 is
-            # invertible mod 0xFFFF). Of the pseudo-header only the TCP length, the piece's
-            # end minus 34, differs from piece to piece: added per piece.
-            tcp_fixed = ((addrs - 34 - from_bytes(frame[:_ETH], "big")) << 8) % 0xFFFF
             cut = start + ((plen >> 2) << 1)
             plan = self._plan(cut)
             nxt, size = (seq_of(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
@@ -354,7 +363,6 @@ _TS_LAYOUT = b"\x01\x01\x08\x0a"         # NOP NOP Timestamps (RFC 7323 Appendix
 # comparison and for its TCP checksum at once.
 _ACK_MASK = _from_bytes(bytes(0 if i in (18, 19, 24, 25) or 42 <= i < 46 or 48 <= i < 54
                               else 0xFF for i in range(58)), "little")
-_ID_CSUM = struct.Struct("!H4xH")       # at 18: IP id, then the IP header checksum
 
 
 def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
@@ -379,9 +387,8 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
     last_ack = addrs = 0
     last_head = -1      # ... its first 58 bytes under _ACK_MASK, when it has the timestamp
     last_len = 0        # layout and is exactly its 66 bytes (else 0)
-    ip_fixed = tcp_fixed = 0    # ... its IP header's sum but id and checksum; its TCP check's
-                                # fixed part (see where they are set)
-    id_csum = _ID_CSUM.unpack_from
+    ip_fixed = tcp_fixed = 0    # ... and its _run_sums
+    len_id_csum = _LEN_ID_CSUM.unpack_from
     unpack_u32 = _U32.unpack_from
     from_bytes = _from_bytes
     for frame in frames:
@@ -390,13 +397,10 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                 and (v := from_bytes(frame, "little")) & _ACK_MASK == last_head):
             # The usual case, in one comparison: the same headers as the ACK before it but
             # for what changes from one ACK to the next (see _ACK_MASK).
-            # Its checksums from what was read: the IP header sums to ip_fixed plus its id
-            # and checksum; the frame read little-endian is congruent (mod 0xFFFF) to 256
-            # times its word sum, Ethernet, IP (a multiple of 0xFFFF once good) and TCP,
-            # to which tcp_fixed adds the pseudo-header and takes Ethernet out.
+            # Its checksums from what was read (_run_sums; tcp_fixed holds its end, 66).
             ack = unpack_u32(frame, 42)[0]
-            ident, ip_csum = id_csum(frame, 18)
-            if (ip_fixed + ident + ip_csum) % 0xFFFF or (v + tcp_fixed) % 0xFFFF:
+            total, ident, ip_csum = len_id_csum(frame, 16)
+            if (ip_fixed + total + ident + ip_csum) % 0xFFFF or (v + tcp_fixed) % 0xFFFF:
                 out.append(frame)       # damaged: TCP counts it
                 last_key = None
                 last_len = 0
@@ -433,9 +437,8 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                 last_ack = ack
                 if thl == 32 and n == end:
                     last_head, last_len = from_bytes(frame, "little") & _ACK_MASK, n
-                    ident, ip_csum = id_csum(frame, 18)
-                    ip_fixed = from_bytes(frame[_ETH:_ETH + 20], "big") - ident - ip_csum
-                    tcp_fixed = ((addrs + 32 - from_bytes(frame[:_ETH], "big")) << 8) % 0xFFFF
+                    ip_fixed, tcp_fixed = _run_sums(frame, addrs)
+                    tcp_fixed += n << 8         # every later ACK ends where this one does
                 else:
                     last_len = 0
                 continue
