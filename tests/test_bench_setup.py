@@ -43,6 +43,19 @@ def closing_server(ns) -> socket.socket:
     return ls
 
 
+def wait_for_time_waits(ns, n: int) -> None:
+    """Wait until the client's N ports are all in TIME_WAIT: each is, once the server's
+    thread has read the client's FIN and closed its side, which it does in its own time."""
+    deadline = time.monotonic() + 5
+    while True:
+        out = ns.run(["ss", "-Htan", "state", "time-wait"]).stdout
+        if len(out.splitlines()) >= n:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{n} TIME_WAIT sockets expected; sockets:\n" + ns.run(["ss", "-tan"]).stdout)
+        time.sleep(0.01)
+
+
 def test_bench_clients_reuse_ports_whose_time_wait_is_over_a_second_old(netns):
     # The address is not a loopback one, so Linux's default (tcp_tw_reuse=2) keeps a
     # TIME_WAIT port from connect(), as on the bench's TAP paths; four ephemeral ports make
@@ -52,11 +65,17 @@ def test_bench_clients_reuse_ports_whose_time_wait_is_over_a_second_old(netns):
     ns.ip("link", "set", "lo", "up")
     with ns.enter(), open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
         f.write("40000 40003")
+    with ns.enter(), open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        assert f.read().split() == ["40000", "40003"]
     ls = closing_server(ns)
     try:
         assert len(tap_bench.connects(ns.name, IP, 4)) == 4
-        with pytest.raises(OSError) as no_port:
-            tap_bench.connects(ns.name, IP, 1)
+        wait_for_time_waits(ns, 4)
+        fifth = tap_bench.sock_in(ns.name)
+        with fifth, pytest.raises(OSError) as no_port:
+            fifth.connect((IP, 9))
+            pytest.fail(f"a fifth connect took port {fifth.getsockname()[1]}; sockets:\n"
+                        + ns.run(["ss", "-tan"]).stdout)
         assert no_port.value.errno == errno.EADDRNOTAVAIL
 
         tap_bench.reuse_time_wait(ns.name)
