@@ -397,10 +397,11 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                 and (v := from_bytes(frame, "little")) & _ACK_MASK == last_head):
             # The usual case, in one comparison: the same headers as the ACK before it but
             # for what changes from one ACK to the next (see _ACK_MASK).
-            # Its checksums from what was read (_run_sums; tcp_fixed holds its end, 66).
+            # Its checksums from what was read (_run_sums; ip_fixed holds its IP length and
+            # tcp_fixed its end, 66: the mask compares the one, the length the other).
             ack = unpack_u32(frame, 42)[0]
-            total, ident, ip_csum = len_id_csum(frame, 16)
-            if (ip_fixed + total + ident + ip_csum) % 0xFFFF or (v + tcp_fixed) % 0xFFFF:
+            _, ident, ip_csum = len_id_csum(frame, 16)
+            if (ip_fixed + ident + ip_csum) % 0xFFFF or (v + tcp_fixed) % 0xFFFF:
                 out.append(frame)       # damaged: TCP counts it
                 last_key = None
                 last_len = 0
@@ -438,7 +439,8 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                 if thl == 32 and n == end:
                     last_head, last_len = from_bytes(frame, "little") & _ACK_MASK, n
                     ip_fixed, tcp_fixed = _run_sums(frame, addrs)
-                    tcp_fixed += n << 8         # every later ACK ends where this one does
+                    ip_fixed += n - _ETH        # every later ACK has this IP length
+                    tcp_fixed += n << 8         # ... and ends where this one does
                 else:
                     last_len = 0
                 continue
