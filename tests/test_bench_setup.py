@@ -20,6 +20,7 @@ import tap_bench  # noqa: E402
 pytestmark = pytest.mark.interop
 
 IP = "198.18.5.1"
+PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 
 def closing_server(ns) -> socket.socket:
@@ -43,16 +44,22 @@ def closing_server(ns) -> socket.socket:
     return ls
 
 
+def sockets(ns) -> str:
+    """The namespace's TCP sockets, as a failure message shows them."""
+    return ns.run(["ss", "-tan"]).stdout
+
+
+def time_waits(ns) -> list[str]:
+    return ns.run(["ss", "-Htan", "state", "time-wait"]).stdout.splitlines()
+
+
 def wait_for_time_waits(ns, n: int) -> None:
     """Wait until the client's N ports are all in TIME_WAIT: each is, once the server's
     thread has read the client's FIN and closed its side, which it does in its own time."""
     deadline = time.monotonic() + 5
-    while True:
-        out = ns.run(["ss", "-Htan", "state", "time-wait"]).stdout
-        if len(out.splitlines()) >= n:
-            return
+    while len(time_waits(ns)) < n:
         if time.monotonic() > deadline:
-            pytest.fail(f"{n} TIME_WAIT sockets expected; sockets:\n" + ns.run(["ss", "-tan"]).stdout)
+            pytest.fail(f"{n} TIME_WAIT sockets expected; sockets:\n{sockets(ns)}")
         time.sleep(0.01)
 
 
@@ -63,9 +70,9 @@ def test_bench_clients_reuse_ports_whose_time_wait_is_over_a_second_old(netns):
     ns = netns("twr")
     ns.ip("addr", "add", f"{IP}/32", "dev", "lo")
     ns.ip("link", "set", "lo", "up")
-    with ns.enter(), open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+    with ns.enter(), open(PORT_RANGE, "w") as f:
         f.write("40000 40003")
-    with ns.enter(), open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    with ns.enter(), open(PORT_RANGE) as f:
         assert f.read().split() == ["40000", "40003"]
     ls = closing_server(ns)
     try:
@@ -74,14 +81,12 @@ def test_bench_clients_reuse_ports_whose_time_wait_is_over_a_second_old(netns):
         fifth = tap_bench.sock_in(ns.name)
         with fifth, pytest.raises(OSError) as no_port:
             fifth.connect((IP, 9))
-            pytest.fail(f"a fifth connect took port {fifth.getsockname()[1]}; sockets:\n"
-                        + ns.run(["ss", "-tan"]).stdout)
+            pytest.fail(f"a fifth connect took port {fifth.getsockname()[1]}; sockets:\n{sockets(ns)}")
         assert no_port.value.errno == errno.EADDRNOTAVAIL
 
         tap_bench.reuse_time_wait(ns.name)
         time.sleep(1.1)         # a TIME_WAIT is reused once a second has passed since it began
         assert len(tap_bench.connects(ns.name, IP, 4)) == 4
-        out = ns.run(["ss", "-Htan", "state", "time-wait"]).stdout
-        assert 0 < len(out.splitlines()) <= 4     # the same four ports, each in TIME_WAIT again
+        assert 0 < len(time_waits(ns)) <= 4     # the same four ports, each in TIME_WAIT again
     finally:
         ls.close()
