@@ -47,6 +47,9 @@ class TcpConfig:
                                      # checks (the fast path reaches the same result sooner)
     hystart: bool = True             # RFC 9406 HyStart++: leave the initial slow start on an
                                      # RTT increase (NewReno and CUBIC)
+    cwnd_validation: bool = True     # off: cwnd grows on every ACK of new data, even while
+                                     # the application or the peer's window keeps the
+                                     # sender from filling it (RFC 9438 §5.8)
 
     # ---- timers and limits -------------------------------------------------------------
     msl: int = 30 * SEC              # maximum segment lifetime; TIME_WAIT lasts 2·MSL

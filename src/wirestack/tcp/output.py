@@ -342,6 +342,21 @@ class Output(Tcb):
                     self.t_ut = now + self.user_timeout
             if flags & FIN:
                 break
+        if budget is None:
+            # Is cwnd used? (RFC 9438 §5.8; the same test as Linux's tcp_is_cwnd_limited):
+            # an ACK may grow cwnd only if, in the window of data it acknowledges, a send
+            # left no room for another full segment under cwnd -- or, in slow start, cwnd
+            # is below twice the most that was in flight. Otherwise the application or
+            # the peer's window held the sender back, and cwnd would grow without the
+            # path ever carrying it (a request/response exchange: by a few bytes per round
+            # trip, for ever), then let out a burst of that size at once.
+            flight = self.snd_nxt - self.snd_una
+            full = flight + self.snd_mss > cc.cwnd
+            if full or self.snd_una >= self.use_end or (flight > self.max_flight
+                                                        and not self.cwnd_full):
+                self.cwnd_full = full
+                self.max_flight = flight
+                self.use_end = self.snd_nxt
         return sent
 
     def _note_retransmit(self, seq: int, n: int, flags: int, now: int) -> None:

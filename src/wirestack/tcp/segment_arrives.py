@@ -520,9 +520,20 @@ class SegmentArrives(Opening):
             change = cc.on_ack_sample(a, self.snd_max, rtt)
             if change is not None and self.log.enabled:
                 self.record(now, "hystart", **change, seq=wrap(self.snd_una), ack=wrap(self.rcv_nxt))
-            cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
-            if cc.cwnd != old and self.log.enabled:
-                self.log_cwnd(now, "ack")
+            if self.cwnd_full or (old < cc.ssthresh and old < 2 * self.max_flight) \
+                    or not self.cfg.cwnd_validation:
+                idle = self.cwnd_idle_since
+                if idle is not None:
+                    # A curve in time (CUBIC's) resumes where it paused (RFC 9438 §5.8).
+                    self.cwnd_idle_since = None
+                    cc.on_growth_resumed(now - idle)
+                cc.on_ack(acked, now, self.rtt.srtt, self.snd_max - a)
+                if cc.cwnd != old and self.log.enabled:
+                    self.log_cwnd(now, "ack")
+            elif self.cwnd_idle_since is None:
+                # cwnd is not used, so this ACK says nothing about a larger one: no growth
+                # (see Output.send_data).
+                self.cwnd_idle_since = now
         recovery.dupacks = 0
         recovery.limited = 0
 

@@ -134,6 +134,11 @@ class Tcb:
     cc: CongestionControl
     recovery: LossRecovery
     rtx_reason: str
+    # is cwnd used? (congestion window validation, see Output.send_data and _ack_new)
+    cwnd_full: bool             # in this window of data, cwnd was full after a send
+    max_flight: int             # the most bytes in flight after a send in this window
+    use_end: int                # the window of data ends when SND.UNA reaches this
+    cwnd_idle_since: int | None  # when ACKs began to leave cwnd as it was (unused)
     # RFC 7323
     ws_ok: bool
     ts_ok: bool
@@ -236,6 +241,11 @@ class Tcb:
         self.syn_rexmits = 0
         self.persist_backoff = 0
         self.probes = 0
+
+        self.cwnd_full = False
+        self.max_flight = 0
+        self.use_end = iss
+        self.cwnd_idle_since = None
 
         self.deferred = True
         if not passive:

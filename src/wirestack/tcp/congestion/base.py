@@ -101,6 +101,11 @@ class CongestionControl:
     def on_ack(self, acked: int, now: int, rtt: int | None, flight: int) -> None:
         raise NotImplementedError
 
+    def on_growth_resumed(self, paused: int) -> None:
+        """ACKs grow cwnd again after ``paused`` ns in which they did not, as the sender
+        did not fill cwnd (RFC 9438 §5.8). Window arithmetic per ACK has nothing to catch
+        up; a controller whose window is a function of time moves its clock on."""
+
     def on_loss_fast(self, flight: int, now: int) -> None:
         raise NotImplementedError
 

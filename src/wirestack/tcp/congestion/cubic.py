@@ -102,6 +102,12 @@ class Cubic(CongestionControl):
         self._cwnd_f = new * mss
         self.cwnd = int(self._cwnd_f)
 
+    def on_growth_resumed(self, paused: int) -> None:
+        # RFC 9438 §5.8: t must not count the time the flow did not use its window, or
+        # W_cubic(t) would have run far ahead of cwnd: the curve is shifted later instead.
+        if self.epoch is not None:
+            self.epoch += paused
+
     # ------------------------------------------------------------------ reductions
     def _reduce(self, flight: int) -> None:
         """RFC 9438 §4.6 and §4.7: remember W_max (with fast convergence), ssthresh =

@@ -1,0 +1,133 @@
+"""cwnd grows only while the sender uses it (RFC 9438 §5.8; TcpConfig.cwnd_validation).
+
+A sender held back by its application (request/response) or by the peer's window is not
+testing the path: ACKs of its data say nothing about a larger window. Without the check
+cwnd grows on every one of them, and the first large write after such a phase leaves as
+one burst of that size."""
+
+import hashlib
+
+import pytest
+
+from tcp_harness import Wire, connect_pair, pump
+from wirestack.tcp import TcpConfig
+from wirestack.tcp.congestion import Cubic
+from wirestack.units import MS, SEC
+
+MSS = 1448   # the harness's MTU 1500 less 40 bytes of headers and 12 of timestamps
+
+
+def exchange(wire, c, s, rounds: int, size: int = 64) -> None:
+    """``rounds`` request/response round trips of ``size`` bytes each way, c asking."""
+    for i in range(rounds):
+        c.send(bytes([i & 0xFF]) * size)
+        wire.run_until(lambda: s.readable >= size, timeout=10 * SEC)
+        s.send(s.recv(size))
+        wire.run_until(lambda: c.readable >= size, timeout=10 * SEC)
+        assert c.recv(size) == bytes([i & 0xFF]) * size
+    wire.run()      # until quiet: the delayed ACK of the last answer arrives too
+
+
+def rr_pair(validation: bool, cc: str = "newreno"):
+    wire = Wire(delay=1 * MS)
+    cfg = TcpConfig(cwnd_validation=validation, nodelay=True, congestion_control=cc)
+    a, b = wire.pair(cfg)
+    c, s, _ = connect_pair(wire, a, b)
+    return wire, c, s
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_request_response_leaves_cwnd_at_the_initial_window(cc):
+    wire, c, s = rr_pair(True, cc)
+    iw = s.stats()["cwnd"]
+    exchange(wire, c, s, 300)
+    assert s.stats()["cwnd"] == iw and c.stats()["cwnd"] == iw
+    # The switch off: every 64-byte answer's ACK grew it (slow start: by the bytes acked).
+    wire, c, s = rr_pair(False, cc)
+    exchange(wire, c, s, 300)
+    assert s.stats()["cwnd"] == iw + 300 * 64
+
+
+def first_flight(wire, sender, receiver, size: int) -> int:
+    """Write ``size`` bytes at once; the data segments that leave before the first ACK
+    can come back (one round trip of the harness's 1 ms each way) -- the burst."""
+    t0 = wire.now
+    mark = len(wire.trace)
+    data = bytes(range(256)) * (size // 256)
+    got = pump(wire, sender, receiver, data, close=False)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    src = wire.trace[mark].src
+    return sum(1 for x in wire.trace[mark:] if x.src == src and x.data and x.t < t0 + 2 * MS)
+
+
+def test_no_burst_after_an_application_limited_phase():
+    wire, c, s = rr_pair(True)
+    iw = s.stats()["cwnd"]
+    exchange(wire, c, s, 300)
+    assert first_flight(wire, s, c, 200 * 1024) == iw // MSS      # the initial window
+    wire, c, s = rr_pair(False)
+    exchange(wire, c, s, 300)
+    # 300 * 64 bytes of growth that no ACK of a full window ever vouched for, sent at once.
+    assert first_flight(wire, s, c, 200 * 1024) == (iw + 300 * 64) // MSS
+
+
+def test_a_sender_that_fills_cwnd_grows_it_as_before():
+    grown = []
+    for validation in (True, False):
+        wire, c, s = rr_pair(validation)
+        iw = s.stats()["cwnd"]
+        pump(wire, s, c, bytes(40 * MSS), close=False)
+        grown.append(s.stats()["cwnd"])
+    # Slow start, one SMSS per ACK (RFC 3465 L = 1), with or without the check.
+    assert grown[0] == grown[1] > 4 * iw
+
+
+@pytest.mark.parametrize("validation", [True, False])
+def test_a_receiver_limited_sender_stops_growing_cwnd_at_twice_its_flight(validation):
+    wire = Wire(delay=1 * MS)
+    a, b = wire.pair(TcpConfig(cwnd_validation=validation), TcpConfig(rcvbuf=8192))
+    c, s, _ = connect_pair(wire, a, b)
+    data = bytes(range(256)) * 4096          # 1 MiB through a window of 8 KiB
+    got = pump(wire, c, s, data)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    cwnd = c.stats()["cwnd"]
+    if validation:
+        # In slow start cwnd may reach twice the most that was in flight (the window).
+        assert cwnd <= 2 * 8192 + MSS
+    else:
+        assert cwnd > 50 * 8192        # grown by nearly every byte acknowledged
+
+
+def test_cubic_curve_resumes_where_it_paused():
+    """RFC 9438 §5.8: the time a flow did not use its window is not part of t."""
+    def in_avoidance():
+        cc = Cubic(MSS)
+        cc.cwnd = 100 * MSS
+        cc.on_loss_sack(100 * MSS, 0)          # W_max 100, cwnd 70 segments
+        cc.on_ack(MSS, 0, 10 * MS, 70 * MSS)   # the stage's epoch starts at 0
+        return cc
+    steady, paused, unshifted = in_avoidance(), in_avoidance(), in_avoidance()
+    steady.on_ack(MSS, 1 * SEC, 10 * MS, 70 * MSS)
+    paused.on_growth_resumed(30 * SEC)
+    paused.on_ack(MSS, 31 * SEC, 10 * MS, 70 * MSS)
+    unshifted.on_ack(MSS, 31 * SEC, 10 * MS, 70 * MSS)
+    assert paused.cwnd == steady.cwnd
+    assert unshifted.cwnd > steady.cwnd        # the curve ran on in the pause: a jump
+
+
+def test_cubic_epoch_moves_on_by_the_time_its_window_went_unused():
+    wire, c, s = rr_pair(True, "cubic")
+    cc = s._conn.cc
+    cc.ssthresh = cc.cwnd                      # congestion avoidance from the start
+    pump(wire, s, c, bytes(40 * MSS), close=False)
+    epoch = cc.epoch
+    assert epoch is not None                   # the stage began with the first ACK
+    start = wire.now
+    exchange(wire, c, s, 200)                  # ~0.4 s of answers far below cwnd
+    unused = wire.now - start
+    cwnd = cc.cwnd
+    pump(wire, s, c, bytes(40 * MSS), close=False)
+    assert cc.cwnd > cwnd                      # growing again...
+    # ... on a curve moved on by the pause (from the first ACK that left cwnd unused to
+    # the first that grew it: within a few round trips of the exchange's length).
+    assert unused - 20 * MS <= cc.epoch - epoch <= unused + 20 * MS
