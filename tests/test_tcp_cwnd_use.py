@@ -1,9 +1,13 @@
-"""cwnd grows only while the sender uses it (RFC 9438 §5.8; TcpConfig.cwnd_validation).
+"""cwnd while the sender does not use it: no growth, and a restart after idle.
 
-A sender held back by its application (request/response) or by the peer's window is not
-testing the path: ACKs of its data say nothing about a larger window. Without the check
-cwnd grows on every one of them, and the first large write after such a phase leaves as
-one burst of that size."""
+- cwnd grows only while the sender fills it (RFC 9438 §5.8; TcpConfig.cwnd_validation). A
+  sender held back by its application (request/response) or by the peer's window is not
+  testing the path: ACKs of its data say nothing about a larger window. Without the check
+  cwnd grows on every one of them, and the first large write after such a phase leaves as
+  one burst of that size.
+- After more than an RTO without sending data, cwnd restarts from the initial window
+  (RFC 5681 §4.1; TcpConfig.slow_start_after_idle): the ACK clock has stopped, and what
+  cwnd learned of the path may no longer hold."""
 
 import hashlib
 
@@ -12,6 +16,7 @@ import pytest
 from tcp_harness import Wire, connect_pair, pump
 from wirestack.tcp import TcpConfig
 from wirestack.tcp.congestion import Cubic
+from wirestack.tcp.congestion.base import initial_window
 from wirestack.units import MS, SEC
 
 MSS = 1448   # the harness's MTU 1500 less 40 bytes of headers and 12 of timestamps
@@ -28,9 +33,9 @@ def exchange(wire, c, s, rounds: int, size: int = 64) -> None:
     wire.run()      # until quiet: the delayed ACK of the last answer arrives too
 
 
-def rr_pair(validation: bool, cc: str = "newreno"):
+def rr_pair(validation: bool, cc: str = "newreno", **options):
     wire = Wire(delay=1 * MS)
-    cfg = TcpConfig(cwnd_validation=validation, nodelay=True, congestion_control=cc)
+    cfg = TcpConfig(cwnd_validation=validation, nodelay=True, congestion_control=cc, **options)
     a, b = wire.pair(cfg)
     c, s, _ = connect_pair(wire, a, b)
     return wire, c, s
@@ -131,3 +136,33 @@ def test_cubic_epoch_moves_on_by_the_time_its_window_went_unused():
     # ... on a curve moved on by the pause (from the first ACK that left cwnd unused to
     # the first that grew it: within a few round trips of the exchange's length).
     assert unused - 20 * MS <= cc.epoch - epoch <= unused + 20 * MS
+
+
+@pytest.mark.parametrize("idle, switch, restart", [
+    (3 * SEC, True, True),           # longer than the RTO (1 s): from the initial window
+    (300 * MS, True, False),         # shorter: the ACK clock is still good
+    (3 * SEC, False, False),         # the switch off: the old window in one burst
+])
+def test_after_an_idle_rto_the_sender_restarts_from_the_initial_window(idle, switch, restart):
+    wire, c, s = rr_pair(True, slow_start_after_idle=switch)
+    iw = s.stats()["cwnd"]
+    pump(wire, s, c, bytes(100 * MSS), close=False)
+    assert s.stats()["cwnd"] > 10 * iw
+    wire.run(duration=idle)                      # the sender sends nothing
+    flight = first_flight(wire, s, c, 200 * 1024)
+    if restart:
+        assert flight == iw // MSS
+        assert s._conn.counters["tcp.idle_restarts"] == 1
+    else:
+        assert flight > 10 * (iw // MSS)
+        assert s._conn.counters["tcp.idle_restarts"] == 0
+
+
+def test_cubic_restarts_its_curve_after_idle():
+    cc = Cubic(MSS)
+    cc.cwnd = 100 * MSS
+    cc.on_loss_sack(100 * MSS, 0)
+    cc.on_ack(MSS, 0, 10 * MS, 70 * MSS)       # a congestion avoidance stage began at 0
+    cc.on_restart_after_idle()
+    assert cc.cwnd == initial_window(MSS) and cc.ssthresh == 70 * MSS
+    assert cc.epoch is None                    # the next stage starts a curve of its own

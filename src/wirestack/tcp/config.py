@@ -50,6 +50,9 @@ class TcpConfig:
     cwnd_validation: bool = True     # off: cwnd grows on every ACK of new data, even while
                                      # the application or the peer's window keeps the
                                      # sender from filling it (RFC 9438 §5.8)
+    slow_start_after_idle: bool = True  # RFC 5681 §4.1: after more than an RTO without
+                                     # sending data, start again from the initial window
+                                     # (off: keep cwnd; Linux's tcp_slow_start_after_idle)
 
     # ---- timers and limits -------------------------------------------------------------
     msl: int = 30 * SEC              # maximum segment lifetime; TIME_WAIT lasts 2·MSL

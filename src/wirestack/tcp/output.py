@@ -248,6 +248,16 @@ class Output(Tcb):
         sent = False
         cc = self.cc
         recovery = self.recovery
+        if self.snd_una == self.snd_max and now - self.last_send > self.rtt.rto \
+                and self.cfg.slow_start_after_idle:
+            # RFC 5681 §4.1: nothing sent for longer than the RTO, so the ACK clock has
+            # stopped and what cwnd learned of the path may be stale: start again from
+            # min(IW, cwnd) rather than send a whole old window as one burst.
+            old = cc.cwnd
+            cc.on_restart_after_idle()
+            if cc.cwnd != old:
+                self.counters.incr("tcp.idle_restarts")
+                self.log_cwnd(now, "idle")
         # Super-segments only when the device's cut (MTU - IP - TCP header with the
         # timestamp option) equals our MSS, i.e. the peer accepts full-size segments.
         gso = self.layer.gso_max
@@ -342,6 +352,8 @@ class Output(Tcb):
                     self.t_ut = now + self.user_timeout
             if flags & FIN:
                 break
+        if sent:
+            self.last_send = now
         if budget is None:
             # Is cwnd used? (RFC 9438 §5.8; the same test as Linux's tcp_is_cwnd_limited):
             # an ACK may grow cwnd only if, in the window of data it acknowledges, a send

@@ -139,6 +139,7 @@ class Tcb:
     max_flight: int             # the most bytes in flight after a send in this window
     use_end: int                # the window of data ends when SND.UNA reaches this
     cwnd_idle_since: int | None  # when ACKs began to leave cwnd as it was (unused)
+    last_send: int              # when data last left (RFC 5681 §4.1's idle period)
     # RFC 7323
     ws_ok: bool
     ts_ok: bool
@@ -246,6 +247,7 @@ class Tcb:
         self.max_flight = 0
         self.use_end = iss
         self.cwnd_idle_since = None
+        self.last_send = now
 
         self.deferred = True
         if not passive:

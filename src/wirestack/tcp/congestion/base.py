@@ -16,6 +16,8 @@ Hooks:
   ``on_partial_ack(acked)``             RFC 6582 partial ACK during fast recovery
   ``on_recovery_exit(flight, now)``     full ACK: leave fast recovery
   ``on_rto(flight, now)``               retransmission timeout
+  ``on_restart_after_idle()``           data after more than an RTO of silence (RFC 5681 §4.1)
+  ``on_growth_resumed(paused)``         ACKs grow cwnd again after a time they did not
 """
 
 from __future__ import annotations
@@ -100,6 +102,13 @@ class CongestionControl:
 
     def on_ack(self, acked: int, now: int, rtt: int | None, flight: int) -> None:
         raise NotImplementedError
+
+    def on_restart_after_idle(self) -> None:
+        """RFC 5681 §4.1: the sender was idle for longer than the RTO; cwnd becomes the
+        restart window RW = min(IW, cwnd). ssthresh stays: slow start climbs back to it."""
+        rw = initial_window(self.mss, self.iw_segments)
+        if self.cwnd > rw:
+            self.cwnd = rw
 
     def on_growth_resumed(self, paused: int) -> None:
         """ACKs grow cwnd again after ``paused`` ns in which they did not, as the sender

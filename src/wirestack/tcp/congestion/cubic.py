@@ -102,6 +102,13 @@ class Cubic(CongestionControl):
         self._cwnd_f = new * mss
         self.cwnd = int(self._cwnd_f)
 
+    def on_restart_after_idle(self) -> None:
+        # RFC 5681 §4.1's restart window; the congestion avoidance stage that follows
+        # starts a curve of its own (an old epoch would make W_cubic(t) jump).
+        super().on_restart_after_idle()
+        self._cwnd_f = float(self.cwnd)
+        self.epoch = None
+
     def on_growth_resumed(self, paused: int) -> None:
         # RFC 9438 §5.8: t must not count the time the flow did not use its window, or
         # W_cubic(t) would have run far ahead of cwnd: the curve is shifted later instead.

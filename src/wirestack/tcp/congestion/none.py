@@ -44,3 +44,6 @@ class NoCongestionControl(CongestionControl):
 
     def on_rto(self, flight: int, now: int) -> None:
         pass
+
+    def on_restart_after_idle(self) -> None:
+        pass
