@@ -71,6 +71,17 @@ def test_sack_lab():
     assert on.counters["a"].get("tcp.rto_timeouts", 0) < off.counters["a"].get("tcp.rto_timeouts", 0)
 
 
+def test_idle_lab():
+    restart, keep = runs("idle").values()
+    assert restart.sha256_ok and keep.sha256_ok
+    assert restart.resumed_s == keep.resumed_s > 3          # the same first megabyte, then the pause
+    assert restart.burst == 3                               # the initial window (RFC 5681 §3.1)
+    assert keep.burst > 5 * restart.burst                   # the old window, at once
+    assert restart.drops_after == 0 < keep.drops_after
+    assert restart.counters["a"]["tcp.idle_restarts"] >= 1
+    assert "tcp.idle_restarts" not in keep.counters["a"]
+
+
 def test_window_scaling_lab():
     on, off = runs("window-scaling").values()
     assert on.sha256_ok and off.sha256_ok

@@ -14,7 +14,7 @@ from . import observe
 from .lab import MACHINE_NOTE, Lab, conclusion, ratio
 from .connection_labs import HANDSHAKE, NAGLE_DELAYED_ACK, TIME_WAIT
 from .lan_labs import ARP_QUEUE, HUB_VS_SWITCH
-from .tcp_labs import BUFFERBLOAT, KARN, SACK, WINDOW_SCALING
+from .tcp_labs import BUFFERBLOAT, IDLE, KARN, SACK, WINDOW_SCALING
 from . import internet
 from .offload_lab import OFFLOAD
 from .transfer import TransferResult, run_transfer
@@ -193,7 +193,7 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
         "already arrived; keeping them (bounded) turns reordering into a small delay.",
         conclude=lambda runs: conclusion(runs, _ooo_lesson)),
     TIME_WAIT, KARN, HUB_VS_SWITCH, BUFFERBLOAT, ARP_QUEUE, SACK, WINDOW_SCALING, NAGLE_DELAYED_ACK,
-    HANDSHAKE,
+    HANDSHAKE, IDLE,
     internet.traceroute_lab(),
     internet.pmtud_lab(),
     internet.fairness_lab(),

@@ -1,5 +1,5 @@
 """Labs on one TCP transfer whose runs differ in one switch: Karn's rule, SACK, window
-scaling, and the size of the bottleneck queue (bufferbloat)."""
+scaling, the size of the bottleneck queue (bufferbloat) and slow start after idle."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from .lab import Lab, conclusion, ratio
+from ..units import MS, SEC
 from .transfer import TransferResult, run_transfer
 
 
@@ -172,3 +173,72 @@ BUFFERBLOAT = Lab(
     extra_columns={"overflows": lambda r: str(r.decisions.get("queue_overflow", 0)),
                    "max queue": lambda r: f"{max(r.queue, default=0)} frames",
                    "median RTT": lambda r: _ms(r.rtt_ms, statistics.median), "max RTT": lambda r: _ms(r.rtt_ms)})
+
+
+# -- slow start after idle ------------------------------------------------------------------
+
+@dataclass
+class IdleTransfer(TransferResult):
+    resumed_s: float = 0.0      # when the sender's data left again after its pause
+    burst: int = 0              # data frames it handed to the link in the first ms after that
+    drops_after: int = 0        # bottleneck queue overflows from then on
+
+
+PAUSE_S = 3.0
+
+
+def _idle_run(seed: int, restart: bool) -> IdleTransfer:
+    """1 MB, a 3 s pause (the application has nothing to say), 1 MB more."""
+    seen: dict = {}
+
+    def setup(net, wire):
+        seen["net"] = net
+        mac = net.hosts["a"].nics[0].mac
+        sends = seen["sends"] = []
+
+        def tap(now, frame):
+            if frame[6:12] == mac and len(frame) > 100:      # a's data, not its 66-byte ACKs
+                sends.append(now)
+        wire.add_tap(tap)
+    base = run_transfer(2_000_000, seed=seed, tcp={"slow_start_after_idle": restart}, writes=2,
+                        write_interval=PAUSE_S, delay_ms=20, jitter_ms=1, rate_mbps=10,
+                        queue_limit=20, net_setup=setup)
+    r = IdleTransfer(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    sends = seen["sends"]
+    resumed = next((t for prev, t in zip(sends, sends[1:]) if t - prev > SEC), None)
+    if resumed is not None:
+        r.resumed_s = resumed / SEC
+        r.burst = sum(1 for t in sends if resumed <= t < resumed + MS)
+        r.drops_after = sum(1 for e in seen["net"].decisions.entries
+                            if e["event"] == "queue_overflow" and e["t"] >= resumed)
+    return r
+
+
+def _idle(seed):
+    return [("restart after idle", _idle_run(seed, True)),
+            ("keep cwnd after idle", _idle_run(seed, False))]
+
+
+def _idle_lesson(on, off):
+    return (f"When the application wrote again at {off.resumed_s:.3f} s, the sender that kept its "
+            f"window handed {off.burst} segments to the link within a millisecond; the 20-frame "
+            f"queue overflowed {off.drops_after} times from then on and "
+            f"{off.sender.get('retransmits', 0)} segments in all were sent twice. Restarting from "
+            f"the initial window, it sent {on.burst}, slow start took it back up, and the queue "
+            f"overflowed {on.drops_after} times after the pause "
+            f"({on.sender.get('retransmits', 0)} retransmissions in all).")
+
+
+IDLE = Lab(
+    "idle", "Slow start after idle: what a sender sends when it resumes",
+    "1 MB, a 3 s pause, 1 MB more through a 10 Mbit/s link with a 20-frame queue. What leaves "
+    "when the application writes again?", _idle,
+    ("result", "burst", "drops after pause", "retransmits"),
+    "cwnd is what the sender learned from the ACKs of its last window; while it sends nothing, "
+    "no ACK keeps that knowledge fresh, and the ACK clock that spaces its segments has stopped. "
+    "Sent after the pause, the whole window leaves at once, faster than the bottleneck drains "
+    "it. RFC 5681 §4.1: after more than an RTO without sending, start again from the initial "
+    "window (TcpConfig.slow_start_after_idle; Linux's tcp_slow_start_after_idle).",
+    conclude=lambda runs: conclusion(runs, _idle_lesson),
+    extra_columns={"burst": lambda r: f"{r.burst} segments",
+                   "drops after pause": lambda r: str(r.drops_after)})
