@@ -163,6 +163,26 @@ def test_cubic_restarts_its_curve_after_idle():
     cc.cwnd = 100 * MSS
     cc.on_loss_sack(100 * MSS, 0)
     cc.on_ack(MSS, 0, 10 * MS, 70 * MSS)       # a congestion avoidance stage began at 0
-    cc.on_restart_after_idle()
-    assert cc.cwnd == initial_window(MSS) and cc.ssthresh == 70 * MSS
+    assert cc.on_restart_after_idle()
+    assert cc.cwnd == initial_window(MSS)
     assert cc.epoch is None                    # the next stage starts a curve of its own
+    cc.cwnd = cc.ssthresh = 2 * MSS            # below the initial window, in avoidance
+    cc.on_ack(MSS, 5 * SEC, 10 * MS, MSS)
+    epoch = cc.epoch
+    assert epoch == 5 * SEC
+    assert not cc.on_restart_after_idle()      # nothing above the restart window to give up
+    assert cc.epoch == epoch and cc.cwnd < initial_window(MSS)   # ... nor a curve to restart
+
+
+def test_a_restart_remembers_the_window_it_gave_up_in_ssthresh():
+    """RFC 2861 §3 (Linux's tcp_cwnd_restart): ssthresh = max(ssthresh, 3/4 cwnd), so slow
+    start climbs back to most of the old window instead of stopping at an older, lower
+    ssthresh and growing one segment per round trip from there."""
+    from wirestack.tcp.congestion import get
+    cc = get("newreno")(MSS)
+    cc.cwnd, cc.ssthresh = 60 * MSS, 20 * MSS
+    assert cc.on_restart_after_idle()
+    assert cc.cwnd == initial_window(MSS) and cc.ssthresh == 45 * MSS
+    cc.cwnd, cc.ssthresh = 40 * MSS, 50 * MSS
+    assert cc.on_restart_after_idle() and cc.ssthresh == 50 * MSS     # already higher: kept
+

@@ -248,14 +248,14 @@ class Output(Tcb):
         sent = False
         cc = self.cc
         recovery = self.recovery
-        if self.snd_una == self.snd_max and now - self.last_send > self.rtt.rto \
-                and self.cfg.slow_start_after_idle:
-            # RFC 5681 §4.1: nothing sent for longer than the RTO, so the ACK clock has
-            # stopped and what cwnd learned of the path may be stale: start again from
-            # min(IW, cwnd) rather than send a whole old window as one burst.
-            old = cc.cwnd
-            cc.on_restart_after_idle()
-            if cc.cwnd != old:
+        if self.snd_una == self.snd_max:
+            # Nothing in flight: data leaves after a pause (or for the first time).
+            idle = now - self.last_send
+            if idle > self.rtt.rto and self.cfg.slow_start_after_idle \
+                    and cc.on_restart_after_idle():
+                # RFC 5681 §4.1: nothing sent for longer than the RTO, so the ACK clock has
+                # stopped and what cwnd learned of the path may be stale: start again from
+                # min(IW, cwnd) rather than send a whole old window as one burst.
                 self.counters.incr("tcp.idle_restarts")
                 self.log_cwnd(now, "idle")
         # Super-segments only when the device's cut (MTU - IP - TCP header with the
@@ -410,6 +410,7 @@ class Output(Tcb):
         payload = self.sndq.peek(start - self.sbase, n) if n else b""
         self._emit(start, flags, payload, now)
         self._note_retransmit(start, n, flags, now)
+        self.last_send = now         # data sent, for RFC 5681 §4.1's idle time
         if self.snd_nxt < end:
             self.snd_nxt = end
         if end > self.snd_max:

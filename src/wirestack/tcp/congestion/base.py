@@ -103,12 +103,22 @@ class CongestionControl:
     def on_ack(self, acked: int, now: int, rtt: int | None, flight: int) -> None:
         raise NotImplementedError
 
-    def on_restart_after_idle(self) -> None:
+    def on_restart_after_idle(self) -> bool:
         """RFC 5681 §4.1: the sender was idle for longer than the RTO; cwnd becomes the
-        restart window RW = min(IW, cwnd). ssthresh stays: slow start climbs back to it."""
+        restart window RW = min(IW, cwnd). The window given up is remembered in ssthresh,
+        max(ssthresh, 3/4 cwnd) (RFC 2861 §3, as Linux's tcp_cwnd_restart), so that slow
+        start climbs back to most of it in a few round trips instead of stopping at an old,
+        lower ssthresh and growing by one segment per round trip from there. True if cwnd
+        changed (nothing is done when it is at or below RW already)."""
         rw = initial_window(self.mss, self.iw_segments)
-        if self.cwnd > rw:
-            self.cwnd = rw
+        cwnd = self.cwnd
+        if cwnd <= rw:
+            return False
+        keep = cwnd * 3 // 4
+        if keep > self.ssthresh:
+            self.ssthresh = keep
+        self.cwnd = rw
+        return True
 
     def on_growth_resumed(self, paused: int) -> None:
         """ACKs grow cwnd again after ``paused`` ns in which they did not, as the sender

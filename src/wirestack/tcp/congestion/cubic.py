@@ -102,12 +102,14 @@ class Cubic(CongestionControl):
         self._cwnd_f = new * mss
         self.cwnd = int(self._cwnd_f)
 
-    def on_restart_after_idle(self) -> None:
+    def on_restart_after_idle(self) -> bool:
         # RFC 5681 §4.1's restart window; the congestion avoidance stage that follows
         # starts a curve of its own (an old epoch would make W_cubic(t) jump).
-        super().on_restart_after_idle()
+        if not super().on_restart_after_idle():
+            return False
         self._cwnd_f = float(self.cwnd)
         self.epoch = None
+        return True
 
     def on_growth_resumed(self, paused: int) -> None:
         # RFC 9438 §5.8: t must not count the time the flow did not use its window, or

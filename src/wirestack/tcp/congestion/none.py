@@ -45,5 +45,5 @@ class NoCongestionControl(CongestionControl):
     def on_rto(self, flight: int, now: int) -> None:
         pass
 
-    def on_restart_after_idle(self) -> None:
-        pass
+    def on_restart_after_idle(self) -> bool:
+        return False
