@@ -186,3 +186,21 @@ def test_a_restart_remembers_the_window_it_gave_up_in_ssthresh():
     cc.cwnd, cc.ssthresh = 40 * MSS, 50 * MSS
     assert cc.on_restart_after_idle() and cc.ssthresh == 50 * MSS     # already higher: kept
 
+
+def test_cubic_clock_skips_a_pause_shorter_than_the_rto():
+    """RFC 9438 §5.8 names idle periods too: a sender that filled its window, then paused for
+    less than the RTO (no restart), resumes on a curve moved on by the pause."""
+    wire, c, s = rr_pair(True, "cubic")
+    cc = s._conn.cc
+    cc.ssthresh = cc.cwnd                      # congestion avoidance from the start
+    pump(wire, s, c, bytes(40 * MSS), close=False)
+    end = wire.now                             # the last data left before this
+    wire.run(duration=250 * MS)                # every ACK in (a delayed one too)
+    epoch = cc.epoch
+    assert epoch is not None and s._conn.snd_una == s._conn.snd_max
+    wire.run(duration=500 * MS)                # in all below the RTO (1 s): no restart
+    resume = wire.now
+    pump(wire, s, c, bytes(10 * MSS), close=False)
+    assert s._conn.counters["tcp.idle_restarts"] == 0
+    # Moved on by the time since the last data left: the pause and the last round trip.
+    assert resume - end <= cc.epoch - epoch <= resume - end + 20 * MS

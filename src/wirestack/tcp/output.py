@@ -258,6 +258,12 @@ class Output(Tcb):
                 # min(IW, cwnd) rather than send a whole old window as one burst.
                 self.counters.incr("tcp.idle_restarts")
                 self.log_cwnd(now, "idle")
+            elif self.cwnd_idle_since is None and self.cfg.cwnd_validation:
+                # A shorter pause after a window that was used: no ACK was refused growth
+                # to count it (see _ack_new), yet it is not part of CUBIC's t either (RFC
+                # 9438 §5.8 names idle periods); the curve moves on by the time since the
+                # last data left.
+                cc.on_growth_resumed(idle)
         # Super-segments only when the device's cut (MTU - IP - TCP header with the
         # timestamp option) equals our MSS, i.e. the peer accepts full-size segments.
         gso = self.layer.gso_max
