@@ -8,7 +8,6 @@ the two TCP/IP stacks build and parse, and so the CPU they spend per megabyte.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -61,7 +60,7 @@ def _run(seed: int, offload: bool) -> OffloadRun:
     base = run_transfer(SIZE, seed=seed, offload=offload, rx_hold_us=RX_HOLD_US if offload else 0,
                         tcp=TCP, net_setup=setup, **LINK)
     cpu = time.process_time() - start
-    r = OffloadRun(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    r = base.extended(OffloadRun)
     r.offload, r.cpu_s = offload, cpu
     a, b = seen["a"].offload, seen["b"].offload
     if a is not None:

@@ -3,7 +3,6 @@ scaling, the size of the bottleneck queue (bufferbloat) and slow start after idl
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass, field
 
@@ -33,7 +32,7 @@ def _measured(size: int, **kw) -> MeasuredTransfer:
             depths.append(sum(1 for start in ab.waiting if start > now))
         wire.add_tap(tap)
     base = run_transfer(size, net_setup=setup, **kw)
-    r = MeasuredTransfer(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    r = base.extended(MeasuredTransfer)
     log = seen["net"].hosts["a"].host.log.entries
     r.rtt_ms = [e["rtt_ms"] for e in log if e["kind"] == "rtt"]
     r.rto_ms = [e["rto_ms"] for e in log if e["kind"] == "rtt"] + [e["rto"] / 1e6 for e in log if e["kind"] == "rto"]
@@ -203,7 +202,7 @@ def _idle_run(seed: int, restart: bool) -> IdleTransfer:
     base = run_transfer(2_000_000, seed=seed, tcp={"slow_start_after_idle": restart}, writes=2,
                         write_interval=PAUSE_S, delay_ms=20, jitter_ms=1, rate_mbps=10,
                         queue_limit=20, net_setup=setup)
-    r = IdleTransfer(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    r = base.extended(IdleTransfer)
     sends = seen["sends"]
     resumed = next((t for prev, t in zip(sends, sends[1:]) if t - prev > SEC), None)
     if resumed is not None:

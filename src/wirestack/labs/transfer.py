@@ -4,15 +4,20 @@ the benchmarks."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import random
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..iface import HostConfig
 from ..runtime.sim import Network
 from ..tcp import TcpConfig
 from ..units import SEC
 from . import observe
+
+
+R = TypeVar("R", bound="TransferResult")
 
 
 @dataclass
@@ -46,6 +51,11 @@ class TransferResult:
     @property
     def goodput_bps(self) -> float:
         return self.received * 8 / self.virtual_seconds if self.virtual_seconds else 0.0
+
+    def extended(self, cls: type[R]) -> R:
+        """This result as a ``cls``: a lab's subclass whose own fields (with defaults) it
+        then fills in from what it watched during the run."""
+        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
 def run_transfer(size: int, *, seed: int = 1, tcp: dict | None = None, server_tcp: dict | None = None,
