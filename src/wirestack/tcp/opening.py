@@ -64,7 +64,7 @@ class Opening(Timers):
 
     def set_iss(self, iss: int) -> None:
         self.iss = iss
-        self.snd_una = self.snd_nxt = self.snd_max = self.use_end = iss
+        self.snd_una = self.snd_nxt = self.snd_max = iss
         if not self.deferred:         # (else it is made from the new ISS)
             self.recovery.set_iss(iss)
         self.sbase = iss + 1

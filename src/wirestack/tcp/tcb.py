@@ -245,7 +245,7 @@ class Tcb:
 
         self.cwnd_full = False
         self.max_flight = 0
-        self.use_end = iss
+        self.use_end = 0               # (no window of data yet: the first send starts one)
         self.cwnd_idle_since = None
         self.last_send = now
 
