@@ -103,15 +103,29 @@ def test_a_receiver_limited_sender_stops_growing_cwnd_at_twice_its_flight(valida
         assert cwnd > 50 * 8192        # grown by nearly every byte acknowledged
 
 
+def cubic_in_avoidance() -> Cubic:
+    """A CUBIC controller after a loss at 100 segments, its congestion avoidance stage
+    begun at time 0 (W_max 100, cwnd 70 segments)."""
+    cc = Cubic(MSS)
+    cc.cwnd = 100 * MSS
+    cc.on_loss_sack(100 * MSS, 0)
+    cc.on_ack(MSS, 0, 10 * MS, 70 * MSS)       # the stage's epoch starts at 0
+    return cc
+
+
+def cubic_flow_in_avoidance():
+    """A CUBIC connection put in congestion avoidance from the start, then 40 segments from
+    the server: its stage has an epoch. (wire, client, server, the server's controller)"""
+    wire, c, s = rr_pair(True, "cubic")
+    cc = s._conn.cc
+    cc.ssthresh = cc.cwnd
+    pump(wire, s, c, bytes(40 * MSS), close=False)
+    return wire, c, s, cc
+
+
 def test_cubic_curve_resumes_where_it_paused():
     """RFC 9438 §5.8: the time a flow did not use its window is not part of t."""
-    def in_avoidance():
-        cc = Cubic(MSS)
-        cc.cwnd = 100 * MSS
-        cc.on_loss_sack(100 * MSS, 0)          # W_max 100, cwnd 70 segments
-        cc.on_ack(MSS, 0, 10 * MS, 70 * MSS)   # the stage's epoch starts at 0
-        return cc
-    steady, paused, unshifted = in_avoidance(), in_avoidance(), in_avoidance()
+    steady, paused, unshifted = cubic_in_avoidance(), cubic_in_avoidance(), cubic_in_avoidance()
     steady.on_ack(MSS, 1 * SEC, 10 * MS, 70 * MSS)
     paused.on_growth_resumed(30 * SEC)
     paused.on_ack(MSS, 31 * SEC, 10 * MS, 70 * MSS)
@@ -121,10 +135,7 @@ def test_cubic_curve_resumes_where_it_paused():
 
 
 def test_cubic_epoch_moves_on_by_the_time_its_window_went_unused():
-    wire, c, s = rr_pair(True, "cubic")
-    cc = s._conn.cc
-    cc.ssthresh = cc.cwnd                      # congestion avoidance from the start
-    pump(wire, s, c, bytes(40 * MSS), close=False)
+    wire, c, s, cc = cubic_flow_in_avoidance()
     epoch = cc.epoch
     assert epoch is not None                   # the stage began with the first ACK
     start = wire.now
@@ -159,10 +170,7 @@ def test_after_an_idle_rto_the_sender_restarts_from_the_initial_window(idle, swi
 
 
 def test_cubic_restarts_its_curve_after_idle():
-    cc = Cubic(MSS)
-    cc.cwnd = 100 * MSS
-    cc.on_loss_sack(100 * MSS, 0)
-    cc.on_ack(MSS, 0, 10 * MS, 70 * MSS)       # a congestion avoidance stage began at 0
+    cc = cubic_in_avoidance()
     assert cc.on_restart_after_idle()
     assert cc.cwnd == initial_window(MSS)
     assert cc.epoch is None                    # the next stage starts a curve of its own
@@ -190,10 +198,7 @@ def test_a_restart_remembers_the_window_it_gave_up_in_ssthresh():
 def test_cubic_clock_skips_a_pause_shorter_than_the_rto():
     """RFC 9438 §5.8 names idle periods too: a sender that filled its window, then paused for
     less than the RTO (no restart), resumes on a curve moved on by the pause."""
-    wire, c, s = rr_pair(True, "cubic")
-    cc = s._conn.cc
-    cc.ssthresh = cc.cwnd                      # congestion avoidance from the start
-    pump(wire, s, c, bytes(40 * MSS), close=False)
+    wire, c, s, cc = cubic_flow_in_avoidance()
     end = wire.now                             # the last data left before this
     wire.run(duration=250 * MS)                # every ACK in (a delayed one too)
     epoch = cc.epoch
