@@ -31,6 +31,12 @@ strips the header and reports, per frame, whether the kernel vouches for the che
 what a NIC driver passes up as CHECKSUM_PARTIAL / CHECKSUM_UNNECESSARY.  Frames we write
 carry an all-zero header (no offload requested: our checksums are complete), except TCP
 super-segments larger than the MTU, which carry a TSO request (see _vnet_header).
+
+With ``offload=True, tso=False`` only the checksum is offloaded (TUNSETOFFLOAD(TUN_F_CSUM)),
+the offload every NIC has: frames stay wire-size both ways, the kernel's TCP segments
+arrive with their checksum left to do (and vouched for, as above), and write_partial()
+hands over TCP segments whose checksum the kernel fills in (NEEDS_CSUM, GSO_NONE): the
+stack cuts its super-segments itself but sums no payload byte in Python.
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
 VIRTIO_NET_HDR_F_DATA_VALID = 2
 VIRTIO_NET_HDR_GSO_TCPV4 = 1
 _NO_VNET = bytes(VNET_HDR_LEN)  # flags 0, GSO_NONE: a finished frame
+# A TCP/IPv4 frame without IP options whose TCP checksum the kernel is to finish: it sums
+# from the TCP header (14 + 20) to the end, into the field at offset 16, which holds the
+# pseudo-header sum (as CHECKSUM_PARTIAL does).  No cut (GSO_NONE).
+_CSUM_VNET = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 16)
 OFFLOAD_BUFSIZE = VNET_HDR_LEN + 14 + 4 + 65535   # header + Ethernet (+ VLAN) + largest IP datagram
 
 IFNAMSIZ = 16  # <linux/if.h>, including the terminating NUL
@@ -109,7 +119,7 @@ class TapDevice:
 
     def __init__(self, name: str = "ws0", netns: Optional[str] = None,
                  bufsize: Optional[int] = None, tun: bool = False,
-                 offload: bool = False):
+                 offload: bool = False, tso: bool = True):
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name.strip() != name:
             raise TapError(f"invalid interface name {name!r} (1-15 characters, no '/' or spaces)")
         self.netns = netns
@@ -118,6 +128,8 @@ class TapDevice:
         if tun and offload:
             raise TapError("offloads are for TAP devices (virtio-net headers carry Ethernet frames)")
         self.offload = offload
+        # Only the checksum offloaded: wire-size frames both ways (see write_partial).
+        self.csum_only = offload and not tso
         self.mtu = DEFAULT_MTU   # the kernel side's MTU: where a TSO super-segment is cut
         self.bufsize = bufsize or (OFFLOAD_BUFSIZE if offload else _bufsize_for(DEFAULT_MTU))
         self.fd = -1
@@ -167,7 +179,7 @@ class TapDevice:
             if self.offload:
                 try:
                     fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
-                    fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+                    fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM if self.csum_only else TUN_F_CSUM | TUN_F_TSO4)
                 except OSError as e:
                     raise TapError(f"TAP device {name!r}: the kernel refused the offloads "
                                    f"(TUNSETOFFLOAD): {e.strerror}") from None
@@ -287,6 +299,27 @@ class TapDevice:
                 n += 1
         finally:
             self.tx_frames += n                 # what went out before a TapError, too
+        return n
+
+    def write_partial(self, pieces) -> int:
+        """TCP/IPv4 frames, each given as (headers, payload) with the TCP checksum left to
+        the kernel (its field holding the pseudo-header sum: ``Offload.segment_partial``),
+        on a device with checksum offload: one writev(2) each, the payload not copied.
+        Returns how many the kernel took."""
+        if not self.offload:
+            raise TapError(f"TAP {self.name!r} has no checksum offload (open it with offload=True)")
+        writev, fd, vnet = os.writev, self.fd, _CSUM_VNET
+        n = 0
+        try:
+            for headers, payload in pieces:
+                try:
+                    writev(fd, (vnet, headers, payload))
+                except OSError as e:
+                    self._write_failed(e)       # (raises when the device is gone)
+                    continue
+                n += 1
+        finally:
+            self.tx_frames += n
         return n
 
     def _write_failed(self, e: OSError) -> None:
