@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import struct
 
+from ..wire.bytes_like import BytesLike
 from ..wire.checksum import FoldPlan, fold_plan, internet_checksum, reduced_sum
 
 _IPV4 = b"\x08\x00"
@@ -66,10 +67,13 @@ def _header_mask(start: int) -> int:
     return _from_bytes(_MASK52 + bytes(2) + b"\xff" * (start - 54), "little")
 
 
-def _sums_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None) -> bool:
+def _sums_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None,
+             vouched: bool = False) -> bool:
     """The IP header checksum and the TCP checksum (``_tcp_sum_ok``) of a TCP/IPv4 frame
-    without IP options are both good."""
-    return not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF and _tcp_sum_ok(frame, end, addrs, plan)
+    without IP options are both good -- the TCP one taken as good when the device
+    ``vouched`` for it (it may hold only the pseudo-header sum: checksum offload)."""
+    return (not _from_bytes(frame[_ETH:_ETH + 20], "big") % 0xFFFF
+            and (vouched or _tcp_sum_ok(frame, end, addrs, plan)))
 
 
 def _tcp_sum_ok(frame: bytes, end: int, addrs: int, plan: FoldPlan | None = None) -> bool:
@@ -157,27 +161,11 @@ class Offload:
         other words (the sum does not depend on the order of the words, RFC 1071 §2(B), so
         a changed field is added on its own) and the piece's payload is the only per-byte
         work."""
-        if frame[12:14] != _IPV4 or frame[14] != 0x45 or frame[23] != 6 or frame[20] & 0xBF or frame[21]:
-            return None     # (a fragment: only DF may be set in the flags and offset)
-        total = _U16.unpack_from(frame, 16)[0]
-        thl = (frame[46] >> 4) * 4
-        start = _ETH + 20 + thl
-        mss = self.mtu - 20 - thl
-        if thl < 20 or mss <= 0 or _ETH + total > len(frame) or start > _ETH + total:
+        tpl = self._template(frame)
+        if tpl is None:
             return None
-        end = _ETH + total
+        hdr, start, end, mss, thl, seq, flags, ident, ip_mid, ack_off, window, addrs, ip_fixed = tpl
         n = end - start
-        if n <= mss:
-            return None     # nothing to cut
-        hdr = bytearray(frame[:start])
-        seq = _U32.unpack_from(hdr, 38)[0]
-        flags = hdr[47]
-        ident = _U16.unpack_from(hdr, 18)[0]
-        ip_mid, ack_off, window = bytes(hdr[20:24]), bytes(hdr[42:47]), bytes(hdr[48:50])
-        addrs = bytes(hdr[26:38])
-        for a, b in _PER_PIECE:         # zero what each piece sets, then sum the rest
-            hdr[a:b] = bytes(b - a)
-        ip_fixed = _from_bytes(hdr[_ETH:_ETH + 20], "big") + 20 + thl
         # ... and the pseudo-header (RFC 9293 §3.1) but for its TCP length, added per piece.
         tcp_fixed = _from_bytes(hdr[_ETH + 20:start], "big") + _from_bytes(hdr[26:34], "big") + 6 + thl
         pack = _PIECE_FIELDS.pack_into
@@ -221,9 +209,81 @@ class Offload:
         self.tso_frames += len(out)
         return out
 
+    def segment_partial(self, frame: bytes) -> list[tuple[bytes, memoryview]] | None:
+        """Like ``segment``, for a device that finishes TCP checksums itself (checksum
+        offload, what a NIC driver asks for with CHECKSUM_PARTIAL): each piece as (its
+        headers, its payload -- a view of ``frame``, not a copy), the IP header checksum
+        done and the TCP checksum field holding the pseudo-header sum only (addresses,
+        protocol, TCP length), from which the device sums the TCP header and payload. No
+        payload byte is read here. None when ``segment`` would return None."""
+        tpl = self._template(frame)
+        if tpl is None:
+            return None
+        hdr, start, end, mss, thl, seq, flags, ident, ip_mid, ack_off, window, addrs, ip_fixed = tpl
+        pseudo = _from_bytes(hdr[26:34], "big") + 6 + thl
+        pack = _PIECE_FIELDS.pack_into
+        view = memoryview(frame)
+        out: list[tuple[bytes, memoryview]] = []
+        append = out.append
+        seq0 = seq - start
+        f = flags & ~(_PSH | _FIN)      # PSH and FIN on the last piece only, CWR on the first
+        for pos in range(start, end, mss):
+            plen = end - pos if end - pos < mss else mss
+            if pos + plen == end:
+                f = flags & ~_CWR if pos != start else flags
+            sq = (seq0 + pos) & 0xFFFFFFFF
+            pack(hdr, 16, 20 + thl + plen, ident, ip_mid, 0xFFFF - ((ip_fixed + plen + ident) % 0xFFFF or 0xFFFF),
+                 addrs, sq, ack_off, f, window, (pseudo + plen) % 0xFFFF or 0xFFFF)
+            append((bytes(hdr), view[pos:pos + plen]))
+            ident = (ident + 1) & 0xFFFF
+            f &= ~_CWR
+        self.tso_super += 1
+        self.tso_frames += len(out)
+        return out
+
+    @staticmethod
+    def finish_partial(headers: bytes, payload: BytesLike) -> bytes:
+        """A piece of ``segment_partial`` as the device sends it: one frame, its TCP
+        checksum finished (summed from the TCP header on, the field's pseudo-header sum
+        included) -- for a capture, which should show what went on the wire."""
+        frame = bytearray(headers)
+        frame += payload
+        frame[_ETH + 36:_ETH + 38] = _U16.pack(internet_checksum(frame[_ETH + 20:]))
+        return bytes(frame)
+
+    def _template(self, frame: bytes):
+        """What cutting ``frame`` starts from, or None when it is not a super-segment the
+        NIC can cut (not TCP/IPv4, IP options, a fragment, a length that does not add up,
+        nothing to cut): its headers as a bytearray with the fields each piece sets zeroed,
+        where its payload starts and ends, the MSS, the TCP header length, its sequence
+        number, flags and IP id, the header bytes every piece copies (IP 20-24, TCP ack to
+        data offset, window, addresses and ports), and the sum of the IP header's fixed words
+        (with its own length, 20 + thl, in)."""
+        if frame[12:14] != _IPV4 or frame[14] != 0x45 or frame[23] != 6 or frame[20] & 0xBF or frame[21]:
+            return None     # (a fragment: only DF may be set in the flags and offset)
+        total = _U16.unpack_from(frame, 16)[0]
+        thl = (frame[46] >> 4) * 4
+        start = _ETH + 20 + thl
+        mss = self.mtu - 20 - thl
+        if thl < 20 or mss <= 0 or _ETH + total > len(frame) or start > _ETH + total:
+            return None
+        end = _ETH + total
+        if end - start <= mss:
+            return None     # nothing to cut
+        hdr = bytearray(frame[:start])
+        seq = _U32.unpack_from(hdr, 38)[0]
+        flags = hdr[47]
+        ident = _U16.unpack_from(hdr, 18)[0]
+        ip_mid, ack_off, window = bytes(hdr[20:24]), bytes(hdr[42:47]), bytes(hdr[48:50])
+        addrs = bytes(hdr[26:38])
+        for a, b in _PER_PIECE:         # zero what each piece sets, then sum the rest
+            hdr[a:b] = bytes(b - a)
+        ip_fixed = _from_bytes(hdr[_ETH:_ETH + 20], "big") + 20 + thl
+        return hdr, start, end, mss, thl, seq, flags, ident, ip_mid, ack_off, window, addrs, ip_fixed
+
     # -- receive: GRO -----------------------------------------------------------------------
 
-    def coalesce(self, frames: list[bytes]) -> list[tuple[bytes, bool, int]]:
+    def coalesce(self, frames: list[bytes], vouched: bool = False) -> list[tuple[bytes, bool, int]]:
         """One receive batch, in arrival order -> ``(frame, checksum_ok, first)`` to hand
         up, in order: ``first`` is the index in ``frames`` of the first frame it holds;
         ``checksum_ok`` says the NIC checked the TCP checksum of every piece.
@@ -231,7 +291,12 @@ class Offload:
         A frame joins the run being merged when its headers equal the run's first one
         outside the fields that differ from piece to piece (one integer comparison), it
         is the next in sequence, and its own IP and TCP checksums are good -- each checked
-        on its own: a sum over several frames would let two damaged ones cancel out."""
+        on its own: a sum over several frames would let two damaged ones cancel out.
+
+        ``vouched``: the device vouched for the TCP checksum of every frame of the batch
+        (checksum offload: a field may hold only the pseudo-header sum); then only the
+        IP header checksums are checked, the headers alone are read for the comparison,
+        and every frame goes up with ``checksum_ok``."""
         self.gro_frames += len(frames)
         out: list[tuple[bytes, bool, int]] = []
         run: list = []          # the run being merged: (frame, payload start, payload end)
@@ -260,10 +325,13 @@ class Offload:
                     c = cut if cut < end else end
                     lo = from_bytes(frame[:c], "little")
                     if lo & mask == head:
-                        v = lo + from_bytes(frame[c:end], "little")
-                        for k, m in plan:
-                            v = (v >> k) + (v & m)
-                        if not (v + tcp_fixed + (end << 8)) % 0xFFFF:
+                        good = vouched      # (then cut is the payload's start: lo is headers)
+                        if not good:
+                            v = lo + from_bytes(frame[c:end], "little")
+                            for k, m in plan:
+                                v = (v >> k) + (v & m)
+                            good = not (v + tcp_fixed + (end << 8)) % 0xFFFF
+                        if good:
                             run.append((frame, start, end))
                             nxt = (nxt + plen) & 0xFFFFFFFF
                             room -= plen
@@ -276,12 +344,13 @@ class Offload:
             if info is not None:
                 start, end = info
                 addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
-                if not _sums_ok(frame, end, addrs, self._plan(end - _ETH - 20)):
+                if not _sums_ok(frame, end, addrs, None if vouched else self._plan(end - _ETH - 20), vouched):
                     info = None
             if info is None:
-                # Not a data segment GRO may merge (or a damaged one): as it came.
+                # Not a data segment GRO may merge (or a damaged one): as it came -- with
+                # the device's word for its checksum when it vouched for the batch.
                 open_ = False
-                self._pass_up(frame, index, self._data_segment(frame), out)
+                self._pass_up(frame, index, (None, True) if vouched else self._data_segment(frame), out)
                 continue
             run, run_first = [(frame, start, end)], index
             open_ = not frame[47] & _PSH
@@ -291,8 +360,11 @@ class Offload:
             ip_fixed, tcp_fixed = _run_sums(frame, addrs)
             mask = _header_mask(start)
             head = from_bytes(frame[:start], "little") & mask
-            cut = start + ((plen >> 2) << 1)
-            plan = self._plan(cut)
+            if vouched:
+                cut, plan = start, ()
+            else:
+                cut = start + ((plen >> 2) << 1)
+                plan = self._plan(cut)
             nxt, size = (seq_of(frame, 38)[0] + plen) & 0xFFFFFFFF, plen
             room = _MAX_IP - (start - _ETH) - plen
         if run:
@@ -365,7 +437,7 @@ _ACK_MASK = _from_bytes(bytes(0 if i in (18, 19, 24, 25) or 42 <= i < 46 or 48 <
                               else 0xFF for i in range(58)), "little")
 
 
-def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
+def thin_acks(frames: list[bytes], vouched: bool = False) -> tuple[list[bytes], int]:
     """ACK filtering (RFC 3449 §5.2.1) within one receive batch: of consecutive pure ACKs of
     one connection, each acknowledging more than the one before, only the last is kept;
     returns (the frames to hand up, how many ACKs were left out).
@@ -380,7 +452,8 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
     nor a blind forgery (RFC 5961's attacker, who does not know the sequence numbers) can
     push a good ACK out. The sender then sees one stretch ACK where the wire carried
     several, as behind a receiver with GRO; its congestion control counts bytes (RFC 3465),
-    and HyStart++ grows by up to L·SMSS per ACK (RFC 9406 §4.2)."""
+    and HyStart++ grows by up to L·SMSS per ACK (RFC 9406 §4.2). ``vouched``: the device
+    vouched for every frame's TCP checksum (see ``Offload.coalesce``): only IP's is checked."""
     out: list[bytes] = []
     left_out = 0
     last_key = None     # flow and seq of out[-1] when it is a pure ACK a later one may replace
@@ -401,7 +474,7 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
             # tcp_fixed its end, 66: the mask compares the one, the length the other).
             ack = unpack_u32(frame, 42)[0]
             _, ident, ip_csum = len_id_csum(frame, 16)
-            if (ip_fixed + ident + ip_csum) % 0xFFFF or (v + tcp_fixed) % 0xFFFF:
+            if (ip_fixed + ident + ip_csum) % 0xFFFF or (not vouched and (v + tcp_fixed) % 0xFFFF):
                 out.append(frame)       # damaged: TCP counts it
                 last_key = None
                 last_len = 0
@@ -424,7 +497,7 @@ def thin_acks(frames: list[bytes]) -> tuple[list[bytes], int]:
                 key = frame[:12] + frame[26:42]     # MACs, addresses, ports and seq
                 ack = unpack_u32(frame, 42)[0]
                 addrs = from_bytes(frame[26:30], "big") + from_bytes(frame[30:34], "big") + 6
-                if not _sums_ok(frame, end, addrs):
+                if not _sums_ok(frame, end, addrs, vouched=vouched):
                     out.append(frame)           # damaged: TCP counts it
                     last_key = None
                     last_len = 0
