@@ -2,7 +2,7 @@
 
     sudo .venv/bin/python bench/tap_profile.py {up,down,rr,connect} [--size-mb 20]
                                                [--cprofile FILE] [--top 25]
-                                               [--offload] [--no-gro] [--no-gso]
+                                               [--offload [csum]] [--no-gro] [--no-gso]
 
 Starts `wirestack serve` (under cProfile with --cprofile), drives ONE workload from a Linux
 socket in its namespace -- up: Linux -> wirestack bulk into discard; down: chargen ->
@@ -41,7 +41,7 @@ def main() -> int:
     ap.add_argument("--py-spy", metavar="FILE", dest="pyspy",
                     help="sample the serve process with py-spy during the workload "
                          "(collapsed stacks: one 'stack count' line each)")
-    ap.add_argument("--offload", action="store_true", help="serve --offload")
+    ap.add_argument("--offload", nargs="?", const="all", choices=["all", "csum"], help="serve --offload [csum]")
     ap.add_argument("--no-gro", action="store_true", help="serve --no-gro")
     ap.add_argument("--no-gso", action="store_true", help="serve --no-gso")
     ap.add_argument("--top", type=int, default=25)
@@ -53,8 +53,9 @@ def main() -> int:
     argv += ["-m", "wirestack", "serve", "--netns", ns, "--tap", "wsprof0", "--ip",
              f"{tap_bench.WS_IP}/24", "--peer-ip", "198.18.0.1/24",
              "--echo", "7", "--discard", "9", "--chargen", "19"]
-    argv += [flag for flag, on in (("--offload", args.offload), ("--no-gro", args.no_gro),
-                                   ("--no-gso", args.no_gso)) if on]
+    if args.offload:
+        argv += ["--offload", args.offload]
+    argv += [flag for flag, on in (("--no-gro", args.no_gro), ("--no-gso", args.no_gso)) if on]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(HERE, "..", "src") + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -49,7 +49,7 @@ BAD = {
         ["--iperf3", "70000"], ["--udp-echo", "0"], ["--http", "99999"],
         ["--http", "8080:/nonexistent-wirestack-dir"], ["--pcap", MISSING_DIR + "/s.pcap"],
         ["--tap", "bad/name"], ["--ip", "x"], ["--gateway", "1.2.3"], ["--mac", "x"],
-        ["--netns", ".."], ["--peer-ip", "x"],
+        ["--netns", ".."], ["--peer-ip", "x"], ["--offload", "tso"],
         # refused before anything is created (no root needed to see it):
         ["--tap", "wstest0", "--ip", "198.18.9.2"],                                   # no prefix
         TAP + ["--peer-ip", "198.18.9.2/24"],                                          # same address
