@@ -83,30 +83,34 @@ def test_iperf3_server_tells_a_udp_client_it_does_tcp_only(netns):
             proc.wait()
 
 
-@pytest.mark.interop
-def test_serve_trace_with_offloads_shows_the_kernels_frames_not_malformed_ones(netns):
-    # With --offload the kernel hands over its segments (and takes ours) with the TCP
-    # checksum still to be done: the trace decodes them, as tcpdump on such a NIC would.
-    ns = netns("srvtro")
-    proc = subprocess.Popen(WIRESTACK + ["serve", "--netns", ns.name, "--tap", "wstro0", "--ip", "198.18.8.2/24",
-                                         "--peer-ip", "198.18.8.1/24", "--echo", "7", "--trace", "--offload"],
+def traced_echo(ns, tap: str, flags: list[str], client: str) -> list[str]:
+    """The frame lines `serve --trace` (and ``flags``) prints in ``ns`` while ``client``, a
+    Python program run in the namespace, talks to its echo port 7 at 198.18.8.2."""
+    proc = subprocess.Popen(WIRESTACK + ["serve", "--netns", ns.name, "--tap", tap, "--ip", "198.18.8.2/24",
+                                         "--peer-ip", "198.18.8.1/24", "--echo", "7", "--trace", *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while (line := proc.stdout.readline()) and line != "ready\n":
             pass
-        subprocess.run(["ip", "netns", "exec", ns.name, "python3", "-c",
-                        "import socket; s=socket.create_connection(('198.18.8.2', 7), 5); s.sendall(b'x' * 20000);"
-                        "s.shutdown(1); n = 0\nwhile (d := s.recv(65536)): n += len(d)\nassert n == 20000, n"],
-                       check=True, timeout=20)
+        subprocess.run(["ip", "netns", "exec", ns.name, "python3", "-c", client], check=True, timeout=20)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    frames = [line for line in out.splitlines() if " rx " in line or " tx " in line]
-    assert not [line for line in frames if "malformed" in line], out
-    assert any(" rx IP 198.18.8.1." in line and "Flags [S]" in line for line in frames), out
+    return [line for line in out.splitlines() if " rx " in line or " tx " in line]
+
+
+@pytest.mark.interop
+def test_serve_trace_with_offloads_shows_the_kernels_frames_not_malformed_ones(netns):
+    # With --offload the kernel hands over its segments (and takes ours) with the TCP
+    # checksum still to be done: the trace decodes them, as tcpdump on such a NIC would.
+    frames = traced_echo(netns("srvtro"), "wstro0", ["--offload"],
+                         "import socket; s=socket.create_connection(('198.18.8.2', 7), 5); s.sendall(b'x' * 20000);"
+                         "s.shutdown(1); n = 0\nwhile (d := s.recv(65536)): n += len(d)\nassert n == 20000, n")
+    assert not [line for line in frames if "malformed" in line], frames
+    assert any(" rx IP 198.18.8.1." in line and "Flags [S]" in line for line in frames), frames
     # A segment larger than the MTU each way: the kernel's (GRO/GSO) and ours (TSO).
     lengths = [(line.split()[1], int(line.rsplit("length ", 1)[1].split()[0])) for line in frames
                if " IP " in line and "length " in line]
@@ -117,23 +121,9 @@ def test_serve_trace_with_offloads_shows_the_kernels_frames_not_malformed_ones(n
 @pytest.mark.interop
 def test_serve_trace_lines_carry_timestamps_and_S_gives_absolute_seqs(netns):
     import re
-    ns = netns("srvtr")
-    proc = subprocess.Popen(WIRESTACK + ["serve", "--netns", ns.name, "--tap", "wstr0", "--ip", "198.18.8.2/24",
-                                         "--peer-ip", "198.18.8.1/24", "--echo", "7", "--trace", "-S"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        while (line := proc.stdout.readline()) and line != "ready\n":
-            pass
-        subprocess.run(["ip", "netns", "exec", ns.name, "python3", "-c",
-                        "import socket; s=socket.create_connection(('198.18.8.2', 7), 5); s.sendall(b'hi');"
-                        "s.shutdown(1); assert s.recv(10) == b'hi'; s.close()"], check=True, timeout=20)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    frames = [line for line in out.splitlines() if " rx " in line or " tx " in line]
+    frames = traced_echo(netns("srvtr"), "wstr0", ["-S"],
+                         "import socket; s=socket.create_connection(('198.18.8.2', 7), 5); s.sendall(b'hi');"
+                         "s.shutdown(1); assert s.recv(10) == b'hi'; s.close()")
     assert frames and all(re.match(r"^\d\d:\d\d:\d\d\.\d{6} (rx|tx) ", line) for line in frames), frames[:3]
     syn = next(line for line in frames if "Flags [S]" in line)
     assert ", seq 0," not in syn                       # -S: the ISN as it is on the wire
