@@ -160,8 +160,9 @@ class RealtimeHost(RuntimeHost):
         self.gso = [Offload(mtu) if gso and mtu else None for mtu in mtus]
         self.acks_thinned = 0        # pure ACKs GRO left out: a later one said more (thin_acks)
         for ifindex, cut in enumerate(self.gso):
-            if cut is not None or self.offloaded[ifindex]:
-                # TSO: the kernel behind an offloading TAP, or our GSO, cuts what TCP sends.
+            if cut is not None or (self.offloaded[ifindex] and not self.csum_only[ifindex]):
+                # TSO: the kernel behind an offloading TAP, or our GSO, cuts what TCP sends
+                # (not the kernel behind a checksum-only TAP: its frames stay wire-size).
                 host.enable_tso(ifindex)
         sends = [d.send for d in self.devices]
         driver_taps = self.taps
@@ -188,14 +189,15 @@ class RealtimeHost(RuntimeHost):
     def _sender(self, device: PolledDevice, cut: Offload | None):
         """The device's ``send`` for the driver, with GSO (``cut``) and the taps in front of
         it; the pieces of a super-segment go to the device in one call when it can take
-        several (``write_many``)."""
+        several (``write_many``). On a device that offloads only the checksum, the pieces
+        leave with their TCP checksum for it to finish (``write_partial``); a capture gets
+        them finished (a sum per piece, only while capturing)."""
         taps = self.taps
         send = device.send
         send_many = getattr(device, "write_many", None)
         limit = cut.mtu + 14 if cut is not None else 0
-        if cut is not None and getattr(device, "csum_only", False):
-            # Checksum offload: the pieces leave with their TCP checksum for the device to
-            # finish; a capture gets them finished (a sum per piece, only when capturing).
+        partial = cut is not None and getattr(device, "csum_only", False)
+        if partial:
             write_partial = device.write_partial
 
             def partial_send(frame: bytes) -> None:
@@ -225,7 +227,7 @@ class RealtimeHost(RuntimeHost):
             else:
                 for piece in pieces:
                     send(piece)
-        return partial_send if cut is not None and getattr(device, "csum_only", False) else gso_send
+        return partial_send if partial else gso_send
 
     def start(self) -> None:
         if not self._started:
