@@ -49,7 +49,7 @@ import struct
 import subprocess
 from typing import Optional
 
-from ..wire.checksum import internet_checksum
+from ..wire.checksum import finish_checksum
 from . import netns as _netns
 
 TUN_PATH = "/dev/net/tun"
@@ -251,7 +251,7 @@ class TapDevice:
                 if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM and not _is_ipv4_tcp(frame):
                     # Only TCP takes the "checksum vouched for" hint; for anything else
                     # (UDP) do what the kernel would do without the offload: fill it in.
-                    frame = _complete_checksum(frame, *VNET_HDR.unpack_from(data)[4:])
+                    frame = finish_checksum(frame, *VNET_HDR.unpack_from(data)[4:])
                     flags = 0
                 out.append((frame, bool(flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM
                                                  | VIRTIO_NET_HDR_F_DATA_VALID))))
@@ -430,20 +430,6 @@ class TapDevice:
 
 def _is_ipv4_tcp(frame: bytes) -> bool:
     return len(frame) >= 34 and frame[12:14] == b"\x08\x00" and frame[23] == 6
-
-
-def _complete_checksum(frame: bytes, csum_start: int, csum_offset: int) -> bytes:
-    """Finish a checksum the kernel left partial (NEEDS_CSUM): the field holds the
-    pseudo-header sum; the checksum is the ones'-complement of the sum of everything from
-    csum_start on, that field included (RFC 1071), as Linux's skb_checksum_help does.
-    A frame whose offsets do not fit is returned unchanged (the layer above counts it)."""
-    at = csum_start + csum_offset
-    if csum_start >= len(frame) or at + 2 > len(frame):
-        return frame
-    c = internet_checksum(memoryview(frame)[csum_start:])
-    if c == 0 and len(frame) >= 24 and frame[23] == 17:
-        c = 0xFFFF      # RFC 768: a computed zero is sent as all ones
-    return frame[:at] + c.to_bytes(2, "big") + frame[at + 2:]
 
 
 def _write_if_exists(fn: str, value: str) -> None:

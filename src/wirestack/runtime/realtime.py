@@ -53,6 +53,7 @@ import time
 from ..contracts import PolledDevice
 from ..iface import Host
 from ..sim.offload import Offload, thin_acks
+from ..wire.checksum import finish_checksum
 from .base import RuntimeHost
 from .driver import Driver
 
@@ -208,7 +209,7 @@ class RealtimeHost(RuntimeHost):
                 if taps:
                     now = time.monotonic_ns()
                     for headers, payload in pieces:
-                        finished = cut.finish_partial(headers, payload)
+                        finished = finish_checksum(headers + payload, 34, 16)
                         for tap in taps:
                             tap(now, "tx", finished)
                 write_partial(pieces)

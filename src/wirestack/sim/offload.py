@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import struct
 
-from ..wire.bytes_like import BytesLike
 from ..wire.checksum import FoldPlan, fold_plan, internet_checksum, reduced_sum
 
 _IPV4 = b"\x08\x00"
@@ -240,16 +239,6 @@ class Offload:
         self.tso_super += 1
         self.tso_frames += len(out)
         return out
-
-    @staticmethod
-    def finish_partial(headers: bytes, payload: BytesLike) -> bytes:
-        """A piece of ``segment_partial`` as the device sends it: one frame, its TCP
-        checksum finished (summed from the TCP header on, the field's pseudo-header sum
-        included) -- for a capture, which should show what went on the wire."""
-        frame = bytearray(headers)
-        frame += payload
-        frame[_ETH + 36:_ETH + 38] = _U16.pack(internet_checksum(frame[_ETH + 20:]))
-        return bytes(frame)
 
     def _template(self, frame: bytes):
         """What cutting ``frame`` starts from, or None when it is not a super-segment the

@@ -92,6 +92,22 @@ def verify(data: BytesLike, initial: int = 0) -> bool:
     return fold(word_sum(data) + initial) == 0xFFFF
 
 
+def finish_checksum(frame: bytes, csum_start: int, csum_offset: int) -> bytes:
+    """``frame`` with a checksum finished that a sender left partial (checksum offload:
+    virtio-net NEEDS_CSUM, CHECKSUM_PARTIAL): the field at ``csum_start + csum_offset``
+    holds the pseudo-header sum, and the checksum is the ones'-complement of the sum of
+    everything from ``csum_start`` on, that field included (RFC 1071), as Linux's
+    skb_checksum_help does. A frame whose offsets do not fit is returned unchanged (the
+    layer above counts it)."""
+    at = csum_start + csum_offset
+    if csum_start >= len(frame) or at + 2 > len(frame):
+        return frame
+    c = internet_checksum(memoryview(frame)[csum_start:])
+    if c == 0 and len(frame) >= 24 and frame[23] == 17:
+        c = 0xFFFF      # RFC 768: a computed zero is sent as all ones
+    return frame[:at] + c.to_bytes(2, "big") + frame[at + 2:]
+
+
 def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """Word sum of the IPv4 pseudo-header used by UDP and TCP (RFC 768, RFC 9293 §3.1)."""
     return _from_bytes(src, "big") + _from_bytes(dst, "big") + proto + length
