@@ -229,7 +229,7 @@ class Offload:
         for pos in range(start, end, mss):
             plen = end - pos if end - pos < mss else mss
             if pos + plen == end:
-                f = flags & ~_CWR if pos != start else flags
+                f = flags & ~_CWR       # (never the first: there is more than one piece)
             sq = (seq0 + pos) & 0xFFFFFFFF
             pack(hdr, 16, 20 + thl + plen, ident, ip_mid, 0xFFFF - ((ip_fixed + plen + ident) % 0xFFFF or 0xFFFF),
                  addrs, sq, ack_off, f, window, (pseudo + plen) % 0xFFFF or 0xFFFF)
