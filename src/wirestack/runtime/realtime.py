@@ -282,6 +282,8 @@ class RealtimeHost(RuntimeHost):
         # (The taps see the frames in the order they were read; syns_first may then change
         # the order in which the host takes them.)
         small = self.first_alone and len(frames) <= SMALL_BATCH
+        gro = self.gro[ifindex]
+        vouched = False     # the device vouched for the TCP checksum of every frame
         if offload:
             if taps:
                 for frame, _ in frames:
@@ -289,36 +291,33 @@ class RealtimeHost(RuntimeHost):
                         tap(now, "rx", frame)
             if small:
                 frames = syns_first(frames, self.layer3[ifindex], True)
-            gro = self.gro[ifindex]
-            if gro is not None and len(frames) > 1 and all(ok for _, ok in frames):
-                # Checksum offload only, and the kernel vouched for every frame (as it does
-                # for all it made itself): GRO and ACK thinning without summing payloads. A
-                # batch with a frame it did not vouch for goes up frame by frame instead.
-                kept, left_out = thin_acks([frame for frame, _ in frames], vouched=True)
-                self.acks_thinned += left_out
-                for frame, checksum_ok, _ in gro.coalesce(kept, vouched=True):
-                    receive(frame, now, ifindex, checksum_ok)
-            else:
+            if gro is None or not all(ok for _, ok in frames):
+                # The kernel's own GRO (full offloads), or a frame the kernel did not vouch
+                # for in a checksum-only batch: up as they came, each with its word.
                 for frame, checksum_ok in frames:
                     receive(frame, now, ifindex, checksum_ok)
-            self.driver.service()
-            self._after_tasks()
-            return
-        if taps:
-            for frame in frames:
-                for tap in taps:
-                    tap(now, "rx", frame)
-        if small:
-            frames = syns_first(frames, self.layer3[ifindex])
-        gro = self.gro[ifindex]
+                self.driver.service()
+                self._after_tasks()
+                return
+            # Checksum offload only, every frame vouched for (as the kernel does for all it
+            # made itself): our GRO and ACK filtering, without summing what it vouched for.
+            frames = [frame for frame, _ in frames]
+            vouched = True
+        else:
+            if taps:
+                for frame in frames:
+                    for tap in taps:
+                        tap(now, "rx", frame)
+            if small:
+                frames = syns_first(frames, self.layer3[ifindex])
         if gro is not None and len(frames) > 1:
-            frames, left_out = thin_acks(frames)
+            frames, left_out = thin_acks(frames, vouched)
             self.acks_thinned += left_out
-            for frame, checksum_ok, _ in gro.coalesce(frames):
+            for frame, checksum_ok, _ in gro.coalesce(frames, vouched):
                 receive(frame, now, ifindex, checksum_ok)
         else:
             for frame in frames:
-                receive(frame, now, ifindex)
+                receive(frame, now, ifindex, vouched)
         self.driver.service()
         self._after_tasks()
 
