@@ -287,19 +287,7 @@ class TapDevice:
         pieces of a segmented super-segment.  Returns how many the kernel took."""
         if self.offload:
             return sum(self.write(frame) for frame in frames)
-        write, fd = os.write, self.fd
-        n = 0
-        try:
-            for frame in frames:
-                try:
-                    write(fd, frame)
-                except OSError as e:
-                    self._write_failed(e)       # (raises when the device is gone)
-                    continue
-                n += 1
-        finally:
-            self.tx_frames += n                 # what went out before a TapError, too
-        return n
+        return self._write_each(os.write, frames)
 
     def write_partial(self, pieces) -> int:
         """TCP/IPv4 frames, each given as (headers, payload) with the TCP checksum left to
@@ -308,18 +296,24 @@ class TapDevice:
         Returns how many the kernel took."""
         if not self.offload:
             raise TapError(f"TAP {self.name!r} has no checksum offload (open it with offload=True)")
-        writev, fd, vnet = os.writev, self.fd, _CSUM_VNET
+        vnet = _CSUM_VNET
+        return self._write_each(os.writev, [(vnet, headers, payload) for headers, payload in pieces])
+
+    def _write_each(self, call, items) -> int:
+        """``call(fd, item)`` for each item, one frame each (os.write, os.writev); a refused
+        one counted or raised (``_write_failed``). Returns how many the kernel took."""
+        fd = self.fd
         n = 0
         try:
-            for headers, payload in pieces:
+            for item in items:
                 try:
-                    writev(fd, (vnet, headers, payload))
+                    call(fd, item)
                 except OSError as e:
                     self._write_failed(e)       # (raises when the device is gone)
                     continue
                 n += 1
         finally:
-            self.tx_frames += n
+            self.tx_frames += n                 # what went out before a TapError, too
         return n
 
     def _write_failed(self, e: OSError) -> None:
